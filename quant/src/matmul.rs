@@ -1,0 +1,288 @@
+//! Safe matrix-vector and matrix-matrix drivers over whole weight tensors: the
+//! unit the model calls. They check every buffer's length and alignment, then
+//! call the kernels chosen in [`Kernels`].
+//!
+//! Shapes follow ggml: a weight tensor of `rows` rows of `cols` values each
+//! (`ne0 = cols`), rows stored contiguously in the weight's block format.
+
+use crate::{cast, Error, GgmlType, Kernels};
+
+/// Bytes of one activation row of `cols` values in format `act`.
+pub fn act_row_bytes(act: GgmlType, cols: usize) -> Result<usize, Error> {
+    act.row_bytes(cols)
+        .ok_or(Error::NotBlockMultiple { ty: act, n: cols })
+}
+
+fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), Error> {
+    if expected != got {
+        return Err(Error::Length {
+            what,
+            expected,
+            got,
+        });
+    }
+    Ok(())
+}
+
+fn align_of_blocks(ty: GgmlType) -> usize {
+    match ty {
+        GgmlType::F32 | GgmlType::Q8_K => 4,
+        GgmlType::I8 => 1,
+        _ => 2,
+    }
+}
+
+fn check_align(what: &'static str, ty: GgmlType, bytes: &[u8]) -> Result<(), Error> {
+    let align = align_of_blocks(ty);
+    if bytes.as_ptr() as usize % align != 0 {
+        return Err(Error::Misaligned { what, align });
+    }
+    Ok(())
+}
+
+impl Kernels {
+    /// Quantizes one activation row `x` into `out`, in the format `act` that
+    /// pairs with some weight type (see [`GgmlType::vec_dot_type`]). For F32
+    /// this is a copy.
+    pub fn quantize_activations(
+        &self,
+        act: GgmlType,
+        x: &[f32],
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        let bytes = act_row_bytes(act, x.len())?;
+        check_len("activation buffer", bytes, out.len())?;
+        check_align("activation buffer", act, out)?;
+        if act == GgmlType::F32 {
+            cast::blocks_mut::<f32>("activation buffer", out)?.copy_from_slice(x);
+            return Ok(());
+        }
+        let q = self.quantizer(act).ok_or(Error::Unsupported(act))?;
+        // SAFETY: the table was built for this CPU; `out` holds exactly the
+        // aligned blocks for `x.len()` values (checked above).
+        unsafe { (q.quantize)(x, out) };
+        Ok(())
+    }
+
+    /// Dot product of one weight row (`w`, format `wty`) with one activation
+    /// row `a` already quantized to `wty.vec_dot_type()`, over `cols` values.
+    pub fn vec_dot(&self, wty: GgmlType, cols: usize, w: &[u8], a: &[u8]) -> Result<f32, Error> {
+        let (e, act) = self.entry(wty)?;
+        check_len(
+            "weight row",
+            wty.row_bytes(cols)
+                .ok_or(Error::NotBlockMultiple { ty: wty, n: cols })?,
+            w.len(),
+        )?;
+        check_len("activation row", act_row_bytes(act, cols)?, a.len())?;
+        check_align("weight row", wty, w)?;
+        check_align("activation row", act, a)?;
+        // SAFETY: table built for this CPU; buffers checked above.
+        Ok(unsafe { (e.vec_dot)(w, a) })
+    }
+
+    /// Matrix-vector product: `out[r] = W[r] · a` for the `out.len()` rows of `w`
+    /// (each `cols` values in format `wty`), with `a` quantized to the paired
+    /// format.
+    pub fn gemv(
+        &self,
+        wty: GgmlType,
+        cols: usize,
+        w: &[u8],
+        a: &[u8],
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        let (e, act) = self.entry(wty)?;
+        let row_bytes = wty
+            .row_bytes(cols)
+            .ok_or(Error::NotBlockMultiple { ty: wty, n: cols })?;
+        let total = row_bytes.checked_mul(out.len()).ok_or(Error::Length {
+            what: "weights",
+            expected: usize::MAX,
+            got: w.len(),
+        })?;
+        check_len("weights", total, w.len())?;
+        check_len("activation row", act_row_bytes(act, cols)?, a.len())?;
+        check_align("weights", wty, w)?;
+        check_align("activation row", act, a)?;
+        if row_bytes % align_of_blocks(wty) != 0 {
+            return Err(Error::Misaligned {
+                what: "weight rows",
+                align: align_of_blocks(wty),
+            });
+        }
+        if out.is_empty() || cols == 0 {
+            out.fill(0.0);
+            return Ok(());
+        }
+        // SAFETY: table built for this CPU; buffers checked above.
+        unsafe { (e.gemv)(w, row_bytes, a, out) };
+        Ok(())
+    }
+
+    /// Matrix-matrix product for `m` activation rows: `out[i * rows + r] =
+    /// W[r] · a_i`, where `acts` holds `m` activation rows back to back and `w`
+    /// holds `rows` weight rows. Weight rows are taken in tiles that stay in
+    /// cache while every activation row passes over them.
+    pub fn gemm(
+        &self,
+        wty: GgmlType,
+        cols: usize,
+        w: &[u8],
+        rows: usize,
+        acts: &[u8],
+        m: usize,
+        out: &mut [f32],
+    ) -> Result<(), Error> {
+        let (_, act) = self.entry(wty)?;
+        let row_bytes = wty
+            .row_bytes(cols)
+            .ok_or(Error::NotBlockMultiple { ty: wty, n: cols })?;
+        let act_bytes = act_row_bytes(act, cols)?;
+        check_len("weights", row_bytes.saturating_mul(rows), w.len())?;
+        check_len("activations", act_bytes.saturating_mul(m), acts.len())?;
+        check_len("output", rows.saturating_mul(m), out.len())?;
+        if rows == 0 || m == 0 {
+            return Ok(());
+        }
+        // About 32 KiB of weights per tile, at least 4 rows.
+        const TILE_BYTES: usize = 32 * 1024;
+        let tile = (TILE_BYTES / row_bytes.max(1)).clamp(4, 256);
+        let mut r0 = 0;
+        while r0 < rows {
+            let r1 = (r0 + tile).min(rows);
+            let wt = &w[r0 * row_bytes..r1 * row_bytes];
+            for i in 0..m {
+                let a = &acts[i * act_bytes..(i + 1) * act_bytes];
+                self.gemv(wty, cols, wt, a, &mut out[i * rows + r0..i * rows + r1])?;
+            }
+            r0 = r1;
+        }
+        Ok(())
+    }
+
+    fn entry(&self, wty: GgmlType) -> Result<(&crate::kernels::DotEntry, GgmlType), Error> {
+        let e = self.dot(wty).ok_or(Error::Unsupported(wty))?;
+        let act = wty.vec_dot_type().ok_or(Error::Unsupported(wty))?;
+        Ok((e, act))
+    }
+}
+
+/// Dequantizes `out.len()` values of type `ty` from `bytes` (which must hold
+/// exactly that many values) into f32. Supports every format with a module here.
+pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), Error> {
+    use crate::*;
+    let n = out.len();
+    check_len(
+        "tensor bytes",
+        ty.row_bytes(n).ok_or(Error::NotBlockMultiple { ty, n })?,
+        bytes.len(),
+    )?;
+    // Float and block data in a GGUF is only 2-aligned per row in general, so
+    // copy unaligned inputs through a small aligned chunk rather than failing.
+    macro_rules! blocks {
+        ($T:ty, $f:path) => {{
+            const CHUNK: usize = 64;
+            let size = core::mem::size_of::<$T>();
+            let per = ty.block_size();
+            let mut tmp = [<$T as bytemuck::Zeroable>::zeroed(); CHUNK];
+            for (bc, oc) in bytes.chunks(CHUNK * size).zip(out.chunks_mut(CHUNK * per)) {
+                let nb = bc.len() / size;
+                bytemuck::cast_slice_mut::<$T, u8>(&mut tmp[..nb]).copy_from_slice(bc);
+                $f(&tmp[..nb], oc);
+            }
+        }};
+    }
+    match ty {
+        GgmlType::F32 => {
+            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+        GgmlType::F16 => {
+            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = f16::from_le_bytes([b[0], b[1]]).to_f32();
+            }
+        }
+        GgmlType::BF16 => {
+            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = bf16::from_le_bytes([b[0], b[1]]).to_f32();
+            }
+        }
+        GgmlType::Q4_0 => blocks!(q4_0::BlockQ4_0, q4_0::dequantize),
+        GgmlType::Q4_1 => blocks!(q4_1::BlockQ4_1, q4_1::dequantize),
+        GgmlType::Q5_0 => blocks!(q5_0::BlockQ5_0, q5_0::dequantize),
+        GgmlType::Q5_1 => blocks!(q5_1::BlockQ5_1, q5_1::dequantize),
+        GgmlType::Q8_0 => blocks!(q8_0::BlockQ8_0, q8_0::dequantize),
+        GgmlType::Q8_1 => blocks!(q8_1::BlockQ8_1, q8_1::dequantize),
+        GgmlType::Q2_K => blocks!(q2_k::BlockQ2K, q2_k::dequantize),
+        GgmlType::Q3_K => blocks!(q3_k::BlockQ3K, q3_k::dequantize),
+        GgmlType::Q4_K => blocks!(q4_k::BlockQ4K, q4_k::dequantize),
+        GgmlType::Q5_K => blocks!(q5_k::BlockQ5K, q5_k::dequantize),
+        GgmlType::Q6_K => blocks!(q6_k::BlockQ6K, q6_k::dequantize),
+        GgmlType::Q8_K => blocks!(q8_k::BlockQ8K, q8_k::dequantize),
+        GgmlType::IQ4_NL => blocks!(iq4_nl::BlockIq4Nl, iq4_nl::dequantize),
+        _ => return Err(Error::Unsupported(ty)),
+    }
+    Ok(())
+}
+
+/// Quantizes `x` into `out` (exactly the bytes for `x.len()` values of `ty`)
+/// with the reference quantizer of `ty`. Supports F32, F16, BF16 and every
+/// block format with a `quantize_ref`.
+pub fn quantize(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
+    use crate::*;
+    let n = x.len();
+    check_len(
+        "output bytes",
+        ty.row_bytes(n).ok_or(Error::NotBlockMultiple { ty, n })?,
+        out.len(),
+    )?;
+    macro_rules! blocks {
+        ($T:ty, $f:path) => {{
+            const CHUNK: usize = 64;
+            let size = core::mem::size_of::<$T>();
+            let per = ty.block_size();
+            let mut tmp = [<$T as bytemuck::Zeroable>::zeroed(); CHUNK];
+            for (oc, xc) in out.chunks_mut(CHUNK * size).zip(x.chunks(CHUNK * per)) {
+                let nb = oc.len() / size;
+                $f(xc, &mut tmp[..nb]);
+                oc.copy_from_slice(bytemuck::cast_slice::<$T, u8>(&tmp[..nb]));
+            }
+        }};
+    }
+    match ty {
+        GgmlType::F32 => {
+            for (o, v) in out.chunks_exact_mut(4).zip(x) {
+                o.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        GgmlType::F16 => {
+            for (o, v) in out.chunks_exact_mut(2).zip(x) {
+                o.copy_from_slice(&f16::from_f32(*v).to_le_bytes());
+            }
+        }
+        GgmlType::BF16 => {
+            let mut tmp = [bf16::ZERO; 1];
+            for (o, v) in out.chunks_exact_mut(2).zip(x) {
+                floats::quantize_bf16(core::slice::from_ref(v), &mut tmp);
+                o.copy_from_slice(&tmp[0].to_le_bytes());
+            }
+        }
+        GgmlType::Q4_0 => blocks!(q4_0::BlockQ4_0, q4_0::quantize_ref),
+        GgmlType::Q4_1 => blocks!(q4_1::BlockQ4_1, q4_1::quantize_ref),
+        GgmlType::Q5_0 => blocks!(q5_0::BlockQ5_0, q5_0::quantize_ref),
+        GgmlType::Q5_1 => blocks!(q5_1::BlockQ5_1, q5_1::quantize_ref),
+        GgmlType::Q8_0 => blocks!(q8_0::BlockQ8_0, q8_0::quantize_ref),
+        GgmlType::Q8_1 => blocks!(q8_1::BlockQ8_1, q8_1::quantize_ref),
+        GgmlType::Q2_K => blocks!(q2_k::BlockQ2K, q2_k::quantize_ref),
+        GgmlType::Q3_K => blocks!(q3_k::BlockQ3K, q3_k::quantize_ref),
+        GgmlType::Q4_K => blocks!(q4_k::BlockQ4K, q4_k::quantize_ref),
+        GgmlType::Q5_K => blocks!(q5_k::BlockQ5K, q5_k::quantize_ref),
+        GgmlType::Q6_K => blocks!(q6_k::BlockQ6K, q6_k::quantize_ref),
+        GgmlType::Q8_K => blocks!(q8_k::BlockQ8K, q8_k::quantize_ref),
+        GgmlType::IQ4_NL => blocks!(iq4_nl::BlockIq4Nl, iq4_nl::quantize_ref),
+        _ => return Err(Error::Unsupported(ty)),
+    }
+    Ok(())
+}

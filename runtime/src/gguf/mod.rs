@@ -1,0 +1,2 @@
+//! GGUF reader (and, with `alloc`, writer). See the GGUF specification in
+//! ggml's `docs/gguf.md`.

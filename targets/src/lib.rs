@@ -1,0 +1,1 @@
+//! Board profiles and detection. (Filled in by the foundation work.)
