@@ -41,17 +41,9 @@ impl fmt::Display for Error {
                 write!(f, "tensor type {t} is not supported by ember's kernels")
             }
             Error::NotBlockMultiple { ty, n } => {
-                write!(
-                    f,
-                    "{n} values is not a whole number of {ty} blocks of {}",
-                    ty.block_size()
-                )
+                write!(f, "{n} values is not a whole number of {ty} blocks of {}", ty.block_size())
             }
-            Error::Length {
-                what,
-                expected,
-                got,
-            } => {
+            Error::Length { what, expected, got } => {
                 write!(f, "{what} has length {got}, expected {expected}")
             }
             Error::Misaligned { what, align } => {

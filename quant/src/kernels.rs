@@ -11,9 +11,7 @@
 //! `EMBER_KERNELS=generic|avx2|avx512|neon|dotprod` (with the `std` feature)
 //! forces a tier no higher than the one named.
 
-use crate::{
-    arch, bf16, f16, floats, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k,
-};
+use crate::{arch, bf16, f16, floats, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k};
 use crate::{iq4_nl, Error, GgmlType};
 use core::fmt;
 
@@ -46,15 +44,9 @@ impl Tier {
 
     /// Parses a tier name as `EMBER_KERNELS` spells it.
     pub fn from_name(s: &str) -> Option<Tier> {
-        [
-            Tier::Generic,
-            Tier::Avx2,
-            Tier::Avx512,
-            Tier::Neon,
-            Tier::Dotprod,
-        ]
-        .into_iter()
-        .find(|t| t.name().eq_ignore_ascii_case(s.trim()))
+        [Tier::Generic, Tier::Avx2, Tier::Avx512, Tier::Neon, Tier::Dotprod]
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s.trim()))
     }
 
     /// Whether this CPU (or, without `std` detection, this build's target
@@ -136,12 +128,7 @@ macro_rules! dot_entry {
                 *o = unsafe { $f(bytemuck::cast_slice(row), a) };
             }
         }
-        $crate::kernels::DotEntry {
-            tier: $tier,
-            vec_dot,
-            gemv_tier: $tier,
-            gemv,
-        }
+        $crate::kernels::DotEntry { tier: $tier, vec_dot, gemv_tier: $tier, gemv }
     }};
 }
 
@@ -156,10 +143,7 @@ macro_rules! quantize_entry {
             // SAFETY: the caller upholds `QuantizeFn`'s contract, which is `$f`'s.
             unsafe { $f(x, out) }
         }
-        $crate::kernels::QuantizeEntry {
-            tier: $tier,
-            quantize,
-        }
+        $crate::kernels::QuantizeEntry { tier: $tier, quantize }
     }};
 }
 
@@ -217,72 +201,17 @@ impl Kernels {
             f32: dot_entry!(G, f32, f32, floats::vec_dot_f32_generic),
             f16: dot_entry!(G, f16, f16, floats::vec_dot_f16_generic),
             bf16: dot_entry!(G, bf16, bf16, floats::vec_dot_bf16_generic),
-            q4_0: dot_entry!(
-                G,
-                q4_0::BlockQ4_0,
-                q8_0::BlockQ8_0,
-                q4_0::vec_dot_q4_0_q8_0_generic
-            ),
-            q4_1: dot_entry!(
-                G,
-                q4_1::BlockQ4_1,
-                q8_1::BlockQ8_1,
-                q4_1::vec_dot_q4_1_q8_1_generic
-            ),
-            q5_0: dot_entry!(
-                G,
-                q5_0::BlockQ5_0,
-                q8_0::BlockQ8_0,
-                q5_0::vec_dot_q5_0_q8_0_generic
-            ),
-            q5_1: dot_entry!(
-                G,
-                q5_1::BlockQ5_1,
-                q8_1::BlockQ8_1,
-                q5_1::vec_dot_q5_1_q8_1_generic
-            ),
-            q8_0: dot_entry!(
-                G,
-                q8_0::BlockQ8_0,
-                q8_0::BlockQ8_0,
-                q8_0::vec_dot_q8_0_q8_0_generic
-            ),
-            q2_k: dot_entry!(
-                G,
-                q2_k::BlockQ2K,
-                q8_k::BlockQ8K,
-                q2_k::vec_dot_q2_k_q8_k_generic
-            ),
-            q3_k: dot_entry!(
-                G,
-                q3_k::BlockQ3K,
-                q8_k::BlockQ8K,
-                q3_k::vec_dot_q3_k_q8_k_generic
-            ),
-            q4_k: dot_entry!(
-                G,
-                q4_k::BlockQ4K,
-                q8_k::BlockQ8K,
-                q4_k::vec_dot_q4_k_q8_k_generic
-            ),
-            q5_k: dot_entry!(
-                G,
-                q5_k::BlockQ5K,
-                q8_k::BlockQ8K,
-                q5_k::vec_dot_q5_k_q8_k_generic
-            ),
-            q6_k: dot_entry!(
-                G,
-                q6_k::BlockQ6K,
-                q8_k::BlockQ8K,
-                q6_k::vec_dot_q6_k_q8_k_generic
-            ),
-            iq4_nl: dot_entry!(
-                G,
-                iq4_nl::BlockIq4Nl,
-                q8_0::BlockQ8_0,
-                iq4_nl::vec_dot_iq4_nl_q8_0_generic
-            ),
+            q4_0: dot_entry!(G, q4_0::BlockQ4_0, q8_0::BlockQ8_0, q4_0::vec_dot_q4_0_q8_0_generic),
+            q4_1: dot_entry!(G, q4_1::BlockQ4_1, q8_1::BlockQ8_1, q4_1::vec_dot_q4_1_q8_1_generic),
+            q5_0: dot_entry!(G, q5_0::BlockQ5_0, q8_0::BlockQ8_0, q5_0::vec_dot_q5_0_q8_0_generic),
+            q5_1: dot_entry!(G, q5_1::BlockQ5_1, q8_1::BlockQ8_1, q5_1::vec_dot_q5_1_q8_1_generic),
+            q8_0: dot_entry!(G, q8_0::BlockQ8_0, q8_0::BlockQ8_0, q8_0::vec_dot_q8_0_q8_0_generic),
+            q2_k: dot_entry!(G, q2_k::BlockQ2K, q8_k::BlockQ8K, q2_k::vec_dot_q2_k_q8_k_generic),
+            q3_k: dot_entry!(G, q3_k::BlockQ3K, q8_k::BlockQ8K, q3_k::vec_dot_q3_k_q8_k_generic),
+            q4_k: dot_entry!(G, q4_k::BlockQ4K, q8_k::BlockQ8K, q4_k::vec_dot_q4_k_q8_k_generic),
+            q5_k: dot_entry!(G, q5_k::BlockQ5K, q8_k::BlockQ8K, q5_k::vec_dot_q5_k_q8_k_generic),
+            q6_k: dot_entry!(G, q6_k::BlockQ6K, q8_k::BlockQ8K, q6_k::vec_dot_q6_k_q8_k_generic),
+            iq4_nl: dot_entry!(G, iq4_nl::BlockIq4Nl, q8_0::BlockQ8_0, iq4_nl::vec_dot_iq4_nl_q8_0_generic),
             quantize_f16: quantize_entry!(G, f16, floats::quantize_f16),
             quantize_bf16: quantize_entry!(G, bf16, floats::quantize_bf16),
             quantize_q8_0: quantize_entry!(G, q8_0::BlockQ8_0, q8_0::quantize_ref),
@@ -298,9 +227,8 @@ impl Kernels {
     pub fn detect() -> Result<Kernels, Error> {
         match std::env::var("EMBER_KERNELS") {
             Ok(name) if !name.trim().is_empty() => {
-                let tier = Tier::from_name(&name).ok_or(Error::Tier(
-                    "EMBER_KERNELS must be one of generic, avx2, avx512, neon, dotprod",
-                ))?;
+                let tier = Tier::from_name(&name)
+                    .ok_or(Error::Tier("EMBER_KERNELS must be one of generic, avx2, avx512, neon, dotprod"))?;
                 Kernels::with_tier(tier)
             }
             _ => Ok(Kernels::best()),
@@ -320,9 +248,7 @@ impl Kernels {
     /// Fails if this CPU cannot run `max`.
     pub fn with_tier(max: Tier) -> Result<Kernels, Error> {
         if !max.is_available() {
-            return Err(Error::Tier(
-                "the requested kernel tier is not available on this CPU",
-            ));
+            return Err(Error::Tier("the requested kernel tier is not available on this CPU"));
         }
         let mut k = Kernels::generic();
         arch::plug_available(&mut k, Some(max));
@@ -393,23 +319,13 @@ impl fmt::Display for Describe<'_> {
         let mut sep = " (";
         for ty in GgmlType::ALL {
             if let Some(e) = k.dot(ty) {
-                write!(
-                    f,
-                    "{sep}{}={}",
-                    ty.name().to_ascii_lowercase_str(),
-                    e.gemv_tier
-                )?;
+                write!(f, "{sep}{}={}", ty.name().to_ascii_lowercase_str(), e.gemv_tier)?;
                 sep = " ";
             }
         }
         for act in [GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K] {
             if let Some(q) = k.quantizer(act) {
-                write!(
-                    f,
-                    " quantize_{}={}",
-                    act.name().to_ascii_lowercase_str(),
-                    q.tier
-                )?;
+                write!(f, " quantize_{}={}", act.name().to_ascii_lowercase_str(), q.tier)?;
             }
         }
         f.write_str(")")

@@ -9,17 +9,12 @@ use crate::{cast, Error, GgmlType, Kernels};
 
 /// Bytes of one activation row of `cols` values in format `act`.
 pub fn act_row_bytes(act: GgmlType, cols: usize) -> Result<usize, Error> {
-    act.row_bytes(cols)
-        .ok_or(Error::NotBlockMultiple { ty: act, n: cols })
+    act.row_bytes(cols).ok_or(Error::NotBlockMultiple { ty: act, n: cols })
 }
 
 fn check_len(what: &'static str, expected: usize, got: usize) -> Result<(), Error> {
     if expected != got {
-        return Err(Error::Length {
-            what,
-            expected,
-            got,
-        });
+        return Err(Error::Length { what, expected, got });
     }
     Ok(())
 }
@@ -44,12 +39,7 @@ impl Kernels {
     /// Quantizes one activation row `x` into `out`, in the format `act` that
     /// pairs with some weight type (see [`GgmlType::vec_dot_type`]). For F32
     /// this is a copy.
-    pub fn quantize_activations(
-        &self,
-        act: GgmlType,
-        x: &[f32],
-        out: &mut [u8],
-    ) -> Result<(), Error> {
+    pub fn quantize_activations(&self, act: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
         let bytes = act_row_bytes(act, x.len())?;
         check_len("activation buffer", bytes, out.len())?;
         check_align("activation buffer", act, out)?;
@@ -68,12 +58,7 @@ impl Kernels {
     /// row `a` already quantized to `wty.vec_dot_type()`, over `cols` values.
     pub fn vec_dot(&self, wty: GgmlType, cols: usize, w: &[u8], a: &[u8]) -> Result<f32, Error> {
         let (e, act) = self.entry(wty)?;
-        check_len(
-            "weight row",
-            wty.row_bytes(cols)
-                .ok_or(Error::NotBlockMultiple { ty: wty, n: cols })?,
-            w.len(),
-        )?;
+        check_len("weight row", wty.row_bytes(cols).ok_or(Error::NotBlockMultiple { ty: wty, n: cols })?, w.len())?;
         check_len("activation row", act_row_bytes(act, cols)?, a.len())?;
         check_align("weight row", wty, w)?;
         check_align("activation row", act, a)?;
@@ -84,18 +69,9 @@ impl Kernels {
     /// Matrix-vector product: `out[r] = W[r] · a` for the `out.len()` rows of `w`
     /// (each `cols` values in format `wty`), with `a` quantized to the paired
     /// format.
-    pub fn gemv(
-        &self,
-        wty: GgmlType,
-        cols: usize,
-        w: &[u8],
-        a: &[u8],
-        out: &mut [f32],
-    ) -> Result<(), Error> {
+    pub fn gemv(&self, wty: GgmlType, cols: usize, w: &[u8], a: &[u8], out: &mut [f32]) -> Result<(), Error> {
         let (e, act) = self.entry(wty)?;
-        let row_bytes = wty
-            .row_bytes(cols)
-            .ok_or(Error::NotBlockMultiple { ty: wty, n: cols })?;
+        let row_bytes = wty.row_bytes(cols).ok_or(Error::NotBlockMultiple { ty: wty, n: cols })?;
         let total = row_bytes.checked_mul(out.len()).ok_or(Error::Length {
             what: "weights",
             expected: usize::MAX,
@@ -106,10 +82,7 @@ impl Kernels {
         check_align("weights", wty, w)?;
         check_align("activation row", act, a)?;
         if row_bytes % align_of_blocks(wty) != 0 {
-            return Err(Error::Misaligned {
-                what: "weight rows",
-                align: align_of_blocks(wty),
-            });
+            return Err(Error::Misaligned { what: "weight rows", align: align_of_blocks(wty) });
         }
         if out.is_empty() || cols == 0 {
             out.fill(0.0);
@@ -135,9 +108,7 @@ impl Kernels {
         out: &mut [f32],
     ) -> Result<(), Error> {
         let (_, act) = self.entry(wty)?;
-        let row_bytes = wty
-            .row_bytes(cols)
-            .ok_or(Error::NotBlockMultiple { ty: wty, n: cols })?;
+        let row_bytes = wty.row_bytes(cols).ok_or(Error::NotBlockMultiple { ty: wty, n: cols })?;
         let act_bytes = act_row_bytes(act, cols)?;
         check_len("weights", row_bytes.saturating_mul(rows), w.len())?;
         check_len("activations", act_bytes.saturating_mul(m), acts.len())?;
@@ -173,11 +144,7 @@ impl Kernels {
 pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), Error> {
     use crate::*;
     let n = out.len();
-    check_len(
-        "tensor bytes",
-        ty.row_bytes(n).ok_or(Error::NotBlockMultiple { ty, n })?,
-        bytes.len(),
-    )?;
+    check_len("tensor bytes", ty.row_bytes(n).ok_or(Error::NotBlockMultiple { ty, n })?, bytes.len())?;
     // Float and block data in a GGUF is only 2-aligned per row in general, so
     // copy unaligned inputs through a small aligned chunk rather than failing.
     macro_rules! blocks {
@@ -233,11 +200,7 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), Err
 pub fn quantize(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), Error> {
     use crate::*;
     let n = x.len();
-    check_len(
-        "output bytes",
-        ty.row_bytes(n).ok_or(Error::NotBlockMultiple { ty, n })?,
-        out.len(),
-    )?;
+    check_len("output bytes", ty.row_bytes(n).ok_or(Error::NotBlockMultiple { ty, n })?, out.len())?;
     macro_rules! blocks {
         ($T:ty, $f:path) => {{
             const CHUNK: usize = 64;

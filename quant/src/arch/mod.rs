@@ -65,12 +65,7 @@ pub(crate) fn plug_available(k: &mut Kernels, max: Option<Tier>) {
 
 /// Plugs the tiers enabled at compile time (`-C target-feature`), the no_std path.
 pub(crate) fn plug_compile_time(k: &mut Kernels) {
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    ))]
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma", target_feature = "f16c"))]
     // SAFETY: the binary was compiled for these features, so every CPU running it has them.
     unsafe {
         x86_64::plug_avx2(k)

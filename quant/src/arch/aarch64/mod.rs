@@ -13,8 +13,7 @@ pub(crate) fn tier_available(tier: Tier) -> bool {
             Tier::Generic => true,
             Tier::Neon => std::arch::is_aarch64_feature_detected!("neon"),
             Tier::Dotprod => {
-                std::arch::is_aarch64_feature_detected!("neon")
-                    && std::arch::is_aarch64_feature_detected!("dotprod")
+                std::arch::is_aarch64_feature_detected!("neon") && std::arch::is_aarch64_feature_detected!("dotprod")
             }
             _ => false,
         }

@@ -28,16 +28,10 @@ pub(crate) fn tier_available(tier: Tier) -> bool {
     {
         match tier {
             Tier::Generic => true,
-            Tier::Avx2 => cfg!(all(
-                target_feature = "avx2",
-                target_feature = "fma",
-                target_feature = "f16c"
-            )),
-            Tier::Avx512 => cfg!(all(
-                target_feature = "avx512f",
-                target_feature = "avx512bw",
-                target_feature = "avx512vl"
-            )),
+            Tier::Avx2 => cfg!(all(target_feature = "avx2", target_feature = "fma", target_feature = "f16c")),
+            Tier::Avx512 => {
+                cfg!(all(target_feature = "avx512f", target_feature = "avx512bw", target_feature = "avx512vl"))
+            }
             _ => false,
         }
     }
