@@ -9,6 +9,7 @@ extern crate std;
 pub mod arch;
 pub mod cast;
 mod error;
+mod k_common;
 pub mod floats;
 pub mod kernels;
 pub mod matmul;
