@@ -1,7 +1,31 @@
 //! x86_64 kernels: AVX2 (+FMA, F16C) and AVX-512 (F, BW, VL; VNNI where it pays).
 //! One file per format and ISA, e.g. `q4_0_avx2.rs`.
+//!
+//! Each quantized format has a one-row kernel (`vec_dot_*`) and a four-row one
+//! (`vec_dot4_*`) that streams four weight rows against one pass over the
+//! activation; [`rows_entry!`] turns the pair into a [`DotEntry`] whose `gemv`
+//! takes rows four at a time and the remaining one to three singly.
 
-use crate::{Kernels, Tier};
+use crate::kernels::{DotEntry, Tier};
+use crate::{iq4_nl, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k};
+use crate::{quantize_entry, Kernels};
+use half::{bf16, f16};
+
+mod avx2;
+mod floats_avx2;
+mod iq4_nl_avx2;
+mod q2_k_avx2;
+mod q3_k_avx2;
+mod q4_0_avx2;
+mod q4_1_avx2;
+mod q4_k_avx2;
+mod q5_0_avx2;
+mod q5_1_avx2;
+mod q5_k_avx2;
+mod q6_k_avx2;
+mod q8_0_avx2;
+mod q8_1_avx2;
+mod q8_k_avx2;
 
 /// Whether this CPU runs `tier` (run-time detection with `std`, compile-time
 /// target features without).
@@ -29,12 +53,47 @@ pub(crate) fn tier_available(tier: Tier) -> bool {
         match tier {
             Tier::Generic => true,
             Tier::Avx2 => cfg!(all(target_feature = "avx2", target_feature = "fma", target_feature = "f16c")),
-            Tier::Avx512 => {
-                cfg!(all(target_feature = "avx512f", target_feature = "avx512bw", target_feature = "avx512vl"))
-            }
+            Tier::Avx512 => cfg!(all(
+                target_feature = "avx2",
+                target_feature = "fma",
+                target_feature = "f16c",
+                target_feature = "avx512f",
+                target_feature = "avx512bw",
+                target_feature = "avx512vl"
+            )),
             _ => false,
         }
     }
+}
+
+/// A [`DotEntry`] from a one-row kernel `$one(&[W], &[A]) -> f32` and a
+/// four-row kernel `$four([&[W]; 4], &[A]) -> [f32; 4]`.
+macro_rules! rows_entry {
+    ($tier:expr, $W:ty, $A:ty, $one:path, $four:path) => {{
+        unsafe fn vec_dot(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: the caller upholds `VecDotFn`'s contract (CPU tier, whole
+            // aligned blocks of the same count), which is `$one`'s.
+            unsafe { $one(bytemuck::cast_slice(w), bytemuck::cast_slice(a)) }
+        }
+        unsafe fn gemv(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
+            let a: &[$A] = bytemuck::cast_slice(a);
+            let row = |r: usize| -> &[$W] { bytemuck::cast_slice(&w[r * row_bytes..(r + 1) * row_bytes]) };
+            let mut r = 0;
+            while r + 4 <= out.len() {
+                // SAFETY: `GemvFn`'s contract: the CPU has the tier and every row is
+                // `row_bytes` of whole aligned blocks matching `a`.
+                let v = unsafe { $four([row(r), row(r + 1), row(r + 2), row(r + 3)], a) };
+                out[r..r + 4].copy_from_slice(&v);
+                r += 4;
+            }
+            while r < out.len() {
+                // SAFETY: as above, for one row.
+                out[r] = unsafe { $one(row(r), a) };
+                r += 1;
+            }
+        }
+        DotEntry { tier: $tier, vec_dot, gemv_tier: $tier, gemv }
+    }};
 }
 
 /// Replaces table entries with their AVX2 versions.
@@ -42,7 +101,91 @@ pub(crate) fn tier_available(tier: Tier) -> bool {
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
-    k.tier = Tier::Avx2;
+    use Tier::Avx2 as T;
+    k.tier = T;
+    k.f32 = crate::dot_entry!(T, f32, f32, floats_avx2::vec_dot_f32_avx2);
+    k.f16 = crate::dot_entry!(T, f16, f16, floats_avx2::vec_dot_f16_avx2);
+    k.bf16 = crate::dot_entry!(T, bf16, bf16, floats_avx2::vec_dot_bf16_avx2);
+    k.q4_0 = rows_entry!(
+        T,
+        q4_0::BlockQ4_0,
+        q8_0::BlockQ8_0,
+        q4_0_avx2::vec_dot_q4_0_q8_0_avx2,
+        q4_0_avx2::vec_dot4_q4_0_q8_0_avx2
+    );
+    k.q4_1 = rows_entry!(
+        T,
+        q4_1::BlockQ4_1,
+        q8_1::BlockQ8_1,
+        q4_1_avx2::vec_dot_q4_1_q8_1_avx2,
+        q4_1_avx2::vec_dot4_q4_1_q8_1_avx2
+    );
+    k.q5_0 = rows_entry!(
+        T,
+        q5_0::BlockQ5_0,
+        q8_0::BlockQ8_0,
+        q5_0_avx2::vec_dot_q5_0_q8_0_avx2,
+        q5_0_avx2::vec_dot4_q5_0_q8_0_avx2
+    );
+    k.q5_1 = rows_entry!(
+        T,
+        q5_1::BlockQ5_1,
+        q8_1::BlockQ8_1,
+        q5_1_avx2::vec_dot_q5_1_q8_1_avx2,
+        q5_1_avx2::vec_dot4_q5_1_q8_1_avx2
+    );
+    k.q8_0 = rows_entry!(
+        T,
+        q8_0::BlockQ8_0,
+        q8_0::BlockQ8_0,
+        q8_0_avx2::vec_dot_q8_0_q8_0_avx2,
+        q8_0_avx2::vec_dot4_q8_0_q8_0_avx2
+    );
+    k.iq4_nl = rows_entry!(
+        T,
+        iq4_nl::BlockIq4Nl,
+        q8_0::BlockQ8_0,
+        iq4_nl_avx2::vec_dot_iq4_nl_q8_0_avx2,
+        iq4_nl_avx2::vec_dot4_iq4_nl_q8_0_avx2
+    );
+    k.q2_k = rows_entry!(
+        T,
+        q2_k::BlockQ2K,
+        q8_k::BlockQ8K,
+        q2_k_avx2::vec_dot_q2_k_q8_k_avx2,
+        q2_k_avx2::vec_dot4_q2_k_q8_k_avx2
+    );
+    k.q3_k = rows_entry!(
+        T,
+        q3_k::BlockQ3K,
+        q8_k::BlockQ8K,
+        q3_k_avx2::vec_dot_q3_k_q8_k_avx2,
+        q3_k_avx2::vec_dot4_q3_k_q8_k_avx2
+    );
+    k.q4_k = rows_entry!(
+        T,
+        q4_k::BlockQ4K,
+        q8_k::BlockQ8K,
+        q4_k_avx2::vec_dot_q4_k_q8_k_avx2,
+        q4_k_avx2::vec_dot4_q4_k_q8_k_avx2
+    );
+    k.q5_k = rows_entry!(
+        T,
+        q5_k::BlockQ5K,
+        q8_k::BlockQ8K,
+        q5_k_avx2::vec_dot_q5_k_q8_k_avx2,
+        q5_k_avx2::vec_dot4_q5_k_q8_k_avx2
+    );
+    k.q6_k = rows_entry!(
+        T,
+        q6_k::BlockQ6K,
+        q8_k::BlockQ8K,
+        q6_k_avx2::vec_dot_q6_k_q8_k_avx2,
+        q6_k_avx2::vec_dot4_q6_k_q8_k_avx2
+    );
+    k.quantize_q8_0 = quantize_entry!(T, q8_0::BlockQ8_0, q8_0_avx2::quantize_q8_0_avx2);
+    k.quantize_q8_1 = quantize_entry!(T, q8_1::BlockQ8_1, q8_1_avx2::quantize_q8_1_avx2);
+    k.quantize_q8_k = quantize_entry!(T, q8_k::BlockQ8K, q8_k_avx2::quantize_q8_k_avx2);
 }
 
 /// Replaces table entries with their AVX-512 versions.

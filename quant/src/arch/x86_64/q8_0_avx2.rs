@@ -1,0 +1,118 @@
+//! Q8_0 with AVX2: the Q8_0 · Q8_0 dot product (one row or four rows per pass
+//! over the activation) and the f32 → Q8_0 activation quantizer.
+
+use super::avx2::*;
+use crate::q8_0::BlockQ8_0;
+use core::arch::x86_64::*;
+use half::f16;
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_rows<const R: usize>(w: [&[BlockQ8_0]; R], a: &[BlockQ8_0]) -> [f32; R] {
+    let n = a.len();
+    let w = w.map(|r| &r[..n]);
+    let mut acc = [_mm256_setzero_ps(); R];
+    for (i, ab) in a.iter().enumerate() {
+        let qa = load32(&ab.qs);
+        let da = f16_to_f32(ab.d);
+        for r in 0..R {
+            let wb = &w[r][i];
+            let p = dot_i8(load32(&wb.qs), qa);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(wb.d) * da), _mm256_cvtepi32_ps(p), acc[r]);
+        }
+    }
+    hsum_rows(acc)
+}
+
+/// Q8_0 weights · Q8_0 activations.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C. `w` and `a` hold the same number of blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot_q8_0_q8_0_avx2(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
+    dot_rows([w], a)[0]
+}
+
+/// Four Q8_0 weight rows · one Q8_0 activation row, in one pass over the activation.
+///
+/// # Safety
+/// As [`vec_dot_q8_0_q8_0_avx2`], for every row.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn vec_dot4_q8_0_q8_0_avx2(w: [&[BlockQ8_0]; 4], a: &[BlockQ8_0]) -> [f32; 4] {
+    dot_rows(w, a)
+}
+
+/// The largest |x| of 32 values.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn amax32(v: &[__m256; 4]) -> f32 {
+    let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let m = _mm256_max_ps(_mm256_and_ps(v[0], abs), _mm256_and_ps(v[1], abs));
+    let m = _mm256_max_ps(m, _mm256_max_ps(_mm256_and_ps(v[2], abs), _mm256_and_ps(v[3], abs)));
+    let m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+    let m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)))
+}
+
+/// Loads 32 f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn load_f32x32(x: &[f32; 32]) -> [__m256; 4] {
+    // SAFETY: `x` is 32 readable f32; `loadu` needs no alignment.
+    unsafe { [0, 8, 16, 24].map(|o| _mm256_loadu_ps(x.as_ptr().add(o))) }
+}
+
+/// `roundf` (half away from zero) of every lane, as i32: exact for |v| < 2^31.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn round_away_epi32(v: __m256) -> __m256i {
+    let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+    let frac = _mm256_sub_ps(v, t); // exact
+    let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let up = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_and_ps(frac, abs), _mm256_set1_ps(0.5));
+    // ±1 with the sign of v where the fraction is at least one half.
+    let one = _mm256_or_ps(_mm256_set1_ps(1.0), _mm256_andnot_ps(abs, v));
+    _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, one)))
+}
+
+/// Packs 4 × 8 i32 (each in -128..=127) into 32 i8 in lane order.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn pack_i32x32(i: [__m256i; 4]) -> __m256i {
+    let a = _mm256_packs_epi32(i[0], i[1]); // 0..4 8..12 | 4..8 12..16
+    let b = _mm256_packs_epi32(i[2], i[3]); // 16..20 24..28 | 20..24 28..32
+    let c = _mm256_packs_epi16(a, b); // 0..4 8..12 16..20 24..28 | 4..8 12..16 20..24 28..32
+    _mm256_permutevar8x32_epi32(c, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+}
+
+/// Stores 32 i8.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn store_i8x32(out: &mut [i8; 32], v: __m256i) {
+    // SAFETY: `out` is 32 writable bytes; `storeu` needs no alignment.
+    unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), v) }
+}
+
+/// One block of ggml's reference Q8_0 rounding: `d = amax / 127`,
+/// `q = roundf(x * (1 / d))`. Returns the quantized lanes and `d`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn quantize_block(x: &[f32; 32]) -> ([__m256i; 4], f32) {
+    let v = load_f32x32(x);
+    let d = amax32(&v) / 127.0;
+    let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+    (v.map(|v| round_away_epi32(_mm256_mul_ps(v, id))), d)
+}
+
+/// f32 → Q8_0, byte-identical to ggml's `quantize_row_q8_0_ref`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C. `x.len() == 32 * out.len()`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn quantize_q8_0_avx2(x: &[f32], out: &mut [BlockQ8_0]) {
+    for (xb, ob) in x.chunks_exact(32).zip(out.iter_mut()) {
+        let (q, d) = quantize_block(xb.try_into().unwrap());
+        ob.d = f16::from_f32(d);
+        store_i8x32(&mut ob.qs, pack_i32x32(q));
+    }
+}
