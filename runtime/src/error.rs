@@ -1,3 +1,7 @@
+//! The crate's one error enum. `no_std`: no variant owns heap memory; names
+//! of tensors and keys travel in fixed-size [`ShortStr`](crate::gguf::ShortStr)s.
+
+use crate::gguf::{GgufError, Location};
 use core::fmt;
 
 /// Every error of the `ember` crate. no_std-friendly: no heap in any variant.
@@ -6,12 +10,37 @@ use core::fmt;
 pub enum Error {
     /// A kernel-level error (sizes, unsupported tensor types).
     Quant(ember_quant::Error),
+    /// A malformed GGUF file. `Display` prints one sentence naming the problem,
+    /// the metadata key or tensor (`at`), and the byte `offset` where it was found.
+    Gguf {
+        /// Byte offset in the file of the field that is wrong.
+        offset: u64,
+        /// The header, metadata entry or tensor the problem is in.
+        at: Location,
+        /// The problem.
+        kind: GgufError,
+    },
+    /// An I/O error while opening or mapping a model file (feature `std`).
+    #[cfg(feature = "std")]
+    Io {
+        /// What failed (`"open"`, `"mmap"`, `"stat"`).
+        op: &'static str,
+        /// The I/O error kind.
+        kind: std::io::ErrorKind,
+        /// The OS error code, if there is one.
+        os_code: Option<i32>,
+    },
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Quant(e) => write!(f, "{e}"),
+            Error::Gguf { offset, at, kind } => crate::gguf::describe_error(f, *offset, at, kind),
+            #[cfg(feature = "std")]
+            Error::Io { op, kind, os_code: Some(code) } => write!(f, "{op} failed: {kind} (os error {code})"),
+            #[cfg(feature = "std")]
+            Error::Io { op, kind, os_code: None } => write!(f, "{op} failed: {kind}"),
         }
     }
 }
@@ -21,5 +50,13 @@ impl core::error::Error for Error {}
 impl From<ember_quant::Error> for Error {
     fn from(e: ember_quant::Error) -> Self {
         Error::Quant(e)
+    }
+}
+
+#[cfg(feature = "std")]
+impl Error {
+    /// Wraps an I/O error from operation `op`.
+    pub fn io(op: &'static str, e: &std::io::Error) -> Error {
+        Error::Io { op, kind: e.kind(), os_code: e.raw_os_error() }
     }
 }

@@ -6,10 +6,10 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
-#[cfg(feature = "std")]
-pub mod cache;
 mod error;
 pub mod gguf;
+mod loader;
 
 pub use ember_quant as quant;
 pub use error::Error;
+pub use loader::Model;
