@@ -89,6 +89,16 @@ pub struct Writer<'d> {
     names: BTreeMap<String, u64>,
 }
 
+impl core::fmt::Debug for Writer<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Writer")
+            .field("alignment", &self.alignment)
+            .field("metadata", &self.keys.len())
+            .field("tensors", &self.tensors.len())
+            .finish()
+    }
+}
+
 impl Default for Writer<'_> {
     fn default() -> Self {
         Self::new()
