@@ -21,6 +21,53 @@ pub(crate) fn nearest_int(fval: f32) -> i32 {
     (i & 0x007f_ffff) - 0x0040_0000
 }
 
+/// Correctly rounded single-precision square root (IEEE 754, like C's
+/// `sqrtf`), computed with integers so that it exists without `std` (core
+/// has no `f32::sqrt`) and gives the same bits on every target.
+pub(crate) fn sqrt_f32(x: f32) -> f32 {
+    if x.is_nan() || x < 0.0 {
+        return f32::NAN;
+    }
+    if x == 0.0 || x == f32::INFINITY {
+        return x; // sqrt(-0) = -0
+    }
+    let bits = x.to_bits();
+    let mut exp = (bits >> 23) as i32;
+    let mut man = (bits & 0x7f_ffff) as u64;
+    if exp == 0 {
+        // Subnormal: bring the leading one to bit 23.
+        let shift = man.leading_zeros() - 40;
+        man <<= shift;
+        exp = 1 - shift as i32;
+    } else {
+        man |= 1 << 23;
+    }
+    // x = man * 2^e with man in [2^23, 2^24); make e even.
+    let mut e = exp - 150;
+    if e & 1 != 0 {
+        man <<= 1;
+        e -= 1;
+    }
+    // sqrt(x) = sqrt(man * 2^38) * 2^((e - 38) / 2), with man * 2^38 < 2^63.
+    let n = man << 38;
+    let r = n.isqrt(); // floor, 31 or 32 bits
+    let sticky = r * r != n;
+    let drop = (64 - r.leading_zeros()) - 24;
+    let mut q = r >> drop;
+    let rest = r & ((1 << drop) - 1);
+    let half = 1u64 << (drop - 1);
+    if rest > half || (rest == half && (sticky || q & 1 == 1)) {
+        q += 1;
+    }
+    let mut s = drop as i32 + (e - 38) / 2;
+    if q == 1 << 24 {
+        q >>= 1;
+        s += 1;
+    }
+    // q in [2^23, 2^24): the result q * 2^s is a normal float.
+    f32::from_bits((((s + 150) as u32) << 23) | (q as u32 & 0x7f_ffff))
+}
+
 /// ggml's `make_qx_quants` for the reference quantizers: symmetric levels
 /// `L[i] in 0..2*nmax` around `nmax`, the scale refined over 18 candidate
 /// inverse scales with weights `x*x` (`rmse_type == 1`, no importance matrix).
@@ -292,6 +339,34 @@ mod tests {
         assert_eq!(nearest_int(-2.4), -2);
         assert_eq!(nearest_int(4194303.0), 4194303);
         assert_eq!(nearest_int(-4194303.0), -4194303);
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn sqrt_f32_is_correctly_rounded() {
+        let check = |x: f32| {
+            let (got, want) = (sqrt_f32(x), x.sqrt());
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "sqrt({x:e}) = {got:e}, want {want:e}"
+            );
+        };
+        // Every 61st bit pattern (all exponents, subnormals, NaNs, negatives).
+        let mut b = 0u32;
+        while let Some(next) = b.checked_add(61) {
+            check(f32::from_bits(b));
+            b = next;
+        }
+        for x in [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE, f32::MAX, 1e-45, 2.0, 4.0, 0.25] {
+            check(x);
+        }
+        // Perfect squares and their neighbours.
+        for i in 1u32..5000 {
+            let sq = (i * i) as f32;
+            for x in [sq, f32::from_bits(sq.to_bits() + 1), f32::from_bits(sq.to_bits() - 1)] {
+                check(x);
+            }
+        }
     }
 
     #[test]

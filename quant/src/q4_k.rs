@@ -6,7 +6,7 @@
 //! `dequantize_row_q4_K`, `quantize_row_q4_K_ref` (ggml-quants.c) and
 //! `ggml_vec_dot_q4_K_q8_K_generic` (ggml-cpu/quants.c).
 
-use crate::k_common::{get_scale_min_k4, make_qkx2_quants, nearest_int, pack_scale_min_k4, scales_mins_k4};
+use crate::k_common::{get_scale_min_k4, make_qkx2_quants, nearest_int, pack_scale_min_k4, scales_mins_k4, sqrt_f32};
 use crate::q8_k::BlockQ8K;
 use crate::QK_K;
 use half::f16;
@@ -71,7 +71,7 @@ pub fn quantize_ref(x: &[f32], out: &mut [BlockQ4K]) {
             for &v in xg {
                 sum_x2 += v * v;
             }
-            let av_x = (sum_x2 / 32.0).sqrt();
+            let av_x = sqrt_f32(sum_x2 / 32.0);
             for (w, &v) in weights.iter_mut().zip(xg) {
                 *w = av_x + v.abs();
             }
