@@ -195,7 +195,7 @@ pub(crate) fn describe(f: &mut fmt::Formatter<'_>, offset: u64, at: &Location, k
         BadUtf8 => write!(f, "{at}: string is not valid UTF-8")?,
         UnknownValueType(t) => write!(f, "{at} has unknown value type id {t}")?,
         ArrayTooLong { len, max } => {
-            write!(f, "{at}: array length {len} is more than the rest of the file can hold ({max} elements)")?
+            write!(f, "{at}: array length {len} is more than the rest of the file can hold ({max} elements): truncated or corrupt file")?
         }
         NestedTooDeep { max } => write!(f, "{at}: arrays nested deeper than {max} levels")?,
         BadBool(b) => write!(f, "{at}: bool value {b} is neither 0 nor 1")?,
