@@ -1,9 +1,51 @@
 //! aarch64 kernels: NEON (every aarch64 CPU, e.g. a Pi 4's Cortex-A72) and
 //! dotprod (SDOT, e.g. a Pi 5's Cortex-A76, through a small `asm!` wrapper
 //! because `vdotq_s32` is unstable on the pinned toolchain). SDOT is never
-//! gated on `neon` alone. One file per format and ISA.
+//! gated on `neon` alone: the `sdot!` macro only assembles inside functions
+//! enabled for `dotprod`, and those are plugged only after detecting it.
+//! One file per format and ISA; the model is ggml's `arch/arm/quants.c`.
+//!
+//! | format | NEON | dotprod |
+//! |---|---|---|
+//! | F32, F16 | yes | (NEON) |
+//! | Q4_0, Q4_1, Q5_0, Q8_0 | yes | yes |
+//! | Q5_1, IQ4_NL | yes | (NEON) |
+//! | Q2_K, Q3_K, Q5_K | yes | (NEON) |
+//! | Q4_K, Q6_K | yes | yes |
+//!
+//! | quantize Q8_0, Q8_1, Q8_K | yes | (NEON) |
+//!
+//! "(NEON)" means the dotprod table keeps the NEON kernel for that format
+//! (the quantizers have no dot product to speed up). BF16 stays generic.
 
-use crate::{Kernels, Tier};
+use crate::{dot_entry, f16, quantize_entry, Kernels, Tier};
+use crate::{iq4_nl, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k};
+
+mod simd;
+
+mod floats_neon;
+mod iq4_nl_neon;
+mod q2_k_neon;
+mod q3_k_neon;
+mod q4_0_dotprod;
+mod q4_0_neon;
+mod q4_1_dotprod;
+mod q4_1_neon;
+mod q4_k_dotprod;
+mod q4_k_neon;
+mod q5_0_dotprod;
+mod q5_0_neon;
+mod q5_1_neon;
+mod q5_k_neon;
+mod q6_k_dotprod;
+mod q6_k_neon;
+mod q8_0_dotprod;
+mod q8_0_neon;
+mod q8_1_neon;
+mod q8_k_neon;
+
+#[cfg(test)]
+mod tests;
 
 /// Whether this CPU runs `tier`.
 pub(crate) fn tier_available(tier: Tier) -> bool {
@@ -34,7 +76,24 @@ pub(crate) fn tier_available(tier: Tier) -> bool {
 /// # Safety
 /// The CPU must support NEON.
 pub(crate) unsafe fn plug_neon(k: &mut Kernels) {
-    k.tier = Tier::Neon;
+    use Tier::Neon as N;
+    k.f32 = dot_entry!(N, f32, f32, floats_neon::vec_dot_f32_neon);
+    k.f16 = dot_entry!(N, f16, f16, floats_neon::vec_dot_f16_neon);
+    k.q4_0 = dot_entry!(N, q4_0::BlockQ4_0, q8_0::BlockQ8_0, q4_0_neon::vec_dot_q4_0_q8_0_neon);
+    k.q4_1 = dot_entry!(N, q4_1::BlockQ4_1, q8_1::BlockQ8_1, q4_1_neon::vec_dot_q4_1_q8_1_neon);
+    k.q5_0 = dot_entry!(N, q5_0::BlockQ5_0, q8_0::BlockQ8_0, q5_0_neon::vec_dot_q5_0_q8_0_neon);
+    k.q5_1 = dot_entry!(N, q5_1::BlockQ5_1, q8_1::BlockQ8_1, q5_1_neon::vec_dot_q5_1_q8_1_neon);
+    k.q8_0 = dot_entry!(N, q8_0::BlockQ8_0, q8_0::BlockQ8_0, q8_0_neon::vec_dot_q8_0_q8_0_neon);
+    k.iq4_nl = dot_entry!(N, iq4_nl::BlockIq4Nl, q8_0::BlockQ8_0, iq4_nl_neon::vec_dot_iq4_nl_q8_0_neon);
+    k.q2_k = dot_entry!(N, q2_k::BlockQ2K, q8_k::BlockQ8K, q2_k_neon::vec_dot_q2_k_q8_k_neon);
+    k.q3_k = dot_entry!(N, q3_k::BlockQ3K, q8_k::BlockQ8K, q3_k_neon::vec_dot_q3_k_q8_k_neon);
+    k.q4_k = dot_entry!(N, q4_k::BlockQ4K, q8_k::BlockQ8K, q4_k_neon::vec_dot_q4_k_q8_k_neon);
+    k.q5_k = dot_entry!(N, q5_k::BlockQ5K, q8_k::BlockQ8K, q5_k_neon::vec_dot_q5_k_q8_k_neon);
+    k.q6_k = dot_entry!(N, q6_k::BlockQ6K, q8_k::BlockQ8K, q6_k_neon::vec_dot_q6_k_q8_k_neon);
+    k.quantize_q8_0 = quantize_entry!(N, q8_0::BlockQ8_0, q8_0_neon::quantize_q8_0_neon);
+    k.quantize_q8_1 = quantize_entry!(N, q8_1::BlockQ8_1, q8_1_neon::quantize_q8_1_neon);
+    k.quantize_q8_k = quantize_entry!(N, q8_k::BlockQ8K, q8_k_neon::quantize_q8_k_neon);
+    k.tier = N;
 }
 
 /// Replaces table entries with their dotprod (SDOT) versions.
@@ -42,5 +101,12 @@ pub(crate) unsafe fn plug_neon(k: &mut Kernels) {
 /// # Safety
 /// The CPU must support NEON and the dot-product extension.
 pub(crate) unsafe fn plug_dotprod(k: &mut Kernels) {
-    k.tier = Tier::Dotprod;
+    use Tier::Dotprod as D;
+    k.q4_0 = dot_entry!(D, q4_0::BlockQ4_0, q8_0::BlockQ8_0, q4_0_dotprod::vec_dot_q4_0_q8_0_dotprod);
+    k.q4_1 = dot_entry!(D, q4_1::BlockQ4_1, q8_1::BlockQ8_1, q4_1_dotprod::vec_dot_q4_1_q8_1_dotprod);
+    k.q5_0 = dot_entry!(D, q5_0::BlockQ5_0, q8_0::BlockQ8_0, q5_0_dotprod::vec_dot_q5_0_q8_0_dotprod);
+    k.q8_0 = dot_entry!(D, q8_0::BlockQ8_0, q8_0::BlockQ8_0, q8_0_dotprod::vec_dot_q8_0_q8_0_dotprod);
+    k.q4_k = dot_entry!(D, q4_k::BlockQ4K, q8_k::BlockQ8K, q4_k_dotprod::vec_dot_q4_k_q8_k_dotprod);
+    k.q6_k = dot_entry!(D, q6_k::BlockQ6K, q8_k::BlockQ8K, q6_k_dotprod::vec_dot_q6_k_q8_k_dotprod);
+    k.tier = D;
 }
