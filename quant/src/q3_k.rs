@@ -135,8 +135,8 @@ pub fn quantize_ref(x: &[f32], out: &mut [BlockQ3K]) {
         }
         for (q, l) in y.qs.chunks_exact_mut(32).zip(l_all.chunks_exact(128)) {
             let u = |i: usize| l[i] as u8;
-            for i in 0..32 {
-                q[i] = u(i) | (u(i + 32) << 2) | (u(i + 64) << 4) | (u(i + 96) << 6);
+            for (i, q) in q.iter_mut().enumerate() {
+                *q = u(i) | (u(i + 32) << 2) | (u(i + 64) << 4) | (u(i + 96) << 6);
             }
         }
     }

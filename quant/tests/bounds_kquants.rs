@@ -240,7 +240,7 @@ fn non_block_multiple_lengths_are_errors() {
                 assert!(matches!(k.gemv(ty, n, &w, a, &mut out), Err(Error::NotBlockMultiple { .. })));
                 let mut o = vec![0.0f32; n];
                 assert!(matches!(matmul::dequantize(ty, &w, &mut o), Err(Error::NotBlockMultiple { .. })));
-                assert!(matches!(matmul::quantize(ty, &x, &mut vec![0u8; 64]), Err(Error::NotBlockMultiple { .. })));
+                assert!(matches!(matmul::quantize(ty, &x, &mut [0u8; 64]), Err(Error::NotBlockMultiple { .. })));
             }
         }
     }
