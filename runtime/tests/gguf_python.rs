@@ -2,7 +2,8 @@
 //! reader (`gguf.GGUFReader` from llama.cpp's gguf-py, via
 //! `tests/gguf_python_check.py`) with the same values, types, tensors and
 //! offsets. Needs `python3` with the `gguf` package (the README's test command
-//! installs it); the test fails, loudly, if it is missing.
+//! installs it); the test fails, loudly, if it is missing. The other
+//! direction too: a file written by gguf-py's `GGUFWriter` is read by ember.
 
 use ember::gguf::{File, MetaValue, ValueType, Writer};
 use ember::quant::GgmlType;
@@ -167,5 +168,50 @@ fn llama_cpp_python_reader_accepts_ember_files() {
             let o = ours.tensor(t.name).unwrap();
             assert_eq!(abs, ours.data_offset() as u64 + o.offset);
         }
+    }
+}
+
+#[test]
+fn ember_reads_files_written_by_llama_cpp_python_writer() {
+    let dir = std::env::temp_dir().join(format!("ember-gguf-pywrite-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("py.gguf");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gguf_python_check.py");
+    let out = Command::new("python3").arg(script).arg("write").arg(&path).output().expect("python3 with `gguf`");
+    assert!(out.status.success(), "gguf-py writer failed: {}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let f = File::parse(&bytes).unwrap();
+    assert_eq!(f.version(), 3);
+    assert_eq!(f.alignment(), 64);
+    assert_eq!(f.get_str("general.architecture"), Some("llama"));
+    assert_eq!(f.get("t.u8"), Some(ember::gguf::Value::U8(7)));
+    assert_eq!(f.get("t.i16"), Some(ember::gguf::Value::I16(-300)));
+    assert_eq!(f.get_u64("t.u32"), Some(123456));
+    assert_eq!(f.get("t.i64"), Some(ember::gguf::Value::I64(-(1 << 40))));
+    assert_eq!(f.get("t.f32"), Some(ember::gguf::Value::F32(0.5)));
+    assert_eq!(f.get("t.f64"), Some(ember::gguf::Value::F64(1.25)));
+    assert_eq!(f.get_bool("t.bool"), Some(false));
+    assert_eq!(f.get_str("t.str"), Some("日本語"));
+    let toks: Vec<&str> = f.get_array("tokenizer.ggml.tokens").unwrap().strings().unwrap().collect();
+    assert_eq!(toks, ["<unk>", "▁hi", "!"]);
+    let scores: Vec<f32> = f.get_array("tokenizer.ggml.scores").unwrap().f32_iter().unwrap().collect();
+    assert_eq!(scores, [0.0, -1.25, -2.5]);
+    let ints: Vec<i64> = f.get_array("t.ints").unwrap().int_iter().unwrap().collect();
+    assert_eq!(ints, [4, 5, 6]);
+
+    assert_eq!(f.tensor_count(), 3);
+    let a = f.tensor("a.weight").unwrap();
+    assert_eq!((a.ty, a.shape()), (GgmlType::F32, &[4u64, 3][..]), "numpy (3, 4) is ggml [4, 3]");
+    let vals: Vec<f32> = a.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    assert_eq!(vals, (0..12).map(|i| i as f32).collect::<Vec<_>>());
+    let b = f.tensor("b.weight").unwrap();
+    assert_eq!((b.ty, b.shape(), b.data.len()), (GgmlType::F16, &[5u64][..], 10));
+    let c = f.tensor("c.weight").unwrap();
+    assert_eq!((c.ty, c.shape()), (GgmlType::Q8_0, &[32u64, 2][..]));
+    assert_eq!(c.data, (0..68).map(|i| i as u8).collect::<Vec<_>>());
+    for t in f.tensors() {
+        assert_eq!((f.data_offset() as u64 + t.offset) % 64, 0, "{}", t.name);
     }
 }
