@@ -1,0 +1,122 @@
+//! The kernel tier ember picks for this CPU is the right one.
+//!
+//! With `EMBER_EXPECT_TIER` set (by `scripts/test-aarch64.sh`: `neon` under
+//! `qemu -cpu cortex-a72`, a Pi 4; `dotprod` under `-cpu max`), the best table
+//! must be exactly that tier, every higher tier of the architecture must be
+//! unavailable and refused, and every lower one must still be usable.
+//! Without it, the tiers are checked against the standard library's feature
+//! detection (`is_x86_feature_detected!` / `is_aarch64_feature_detected!`).
+//! On an architecture with neither, the tests fail and say so: nothing passes
+//! without checking something.
+//!
+//! No test name here contains "dotprod": the Cortex-A72 run filters those out
+//! with `--skip dotprod` (they need SDOT), and these must run there.
+
+use ember_quant::{Kernels, Tier};
+
+const ALL: [Tier; 5] = [Tier::Generic, Tier::Avx2, Tier::Avx512, Tier::Neon, Tier::Dotprod];
+
+/// The tier named by `EMBER_EXPECT_TIER`, if set (panics on an unknown name).
+fn expected() -> Option<Tier> {
+    let name = std::env::var("EMBER_EXPECT_TIER").ok().filter(|s| !s.trim().is_empty())?;
+    Some(Tier::from_name(&name).unwrap_or_else(|| panic!("EMBER_EXPECT_TIER={name:?} names no tier")))
+}
+
+/// Whether `t` belongs to the architecture this test was built for.
+fn this_arch(t: Tier) -> bool {
+    match t {
+        Tier::Generic => true,
+        Tier::Avx2 | Tier::Avx512 => cfg!(target_arch = "x86_64"),
+        Tier::Neon | Tier::Dotprod => cfg!(target_arch = "aarch64"),
+    }
+}
+
+/// The best tier according to the standard library's detection macros.
+#[allow(unreachable_code)]
+fn detected_by_std() -> Tier {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx2 =
+            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
+        let avx512 = avx2
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl");
+        return if avx512 {
+            Tier::Avx512
+        } else if avx2 {
+            Tier::Avx2
+        } else {
+            Tier::Generic
+        };
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let neon = std::arch::is_aarch64_feature_detected!("neon");
+        let sdot = neon && std::arch::is_aarch64_feature_detected!("dotprod");
+        return if sdot {
+            Tier::Dotprod
+        } else if neon {
+            Tier::Neon
+        } else {
+            Tier::Generic
+        };
+    }
+    panic!("no SIMD tier is defined for this architecture and EMBER_EXPECT_TIER is not set: nothing to check");
+}
+
+#[test]
+fn best_tier_is_the_expected_one() {
+    let best = Kernels::best();
+    let (want, source) = match expected() {
+        Some(t) => (t, "EMBER_EXPECT_TIER"),
+        None => (detected_by_std(), "std feature detection"),
+    };
+    eprintln!("best kernel table: {} (expected {want} from {source})", best.describe());
+    assert_eq!(best.tier(), want, "Kernels::best() picked {}, {source} says {want}", best.tier());
+    assert!(want.is_available(), "{want} is expected but Tier::is_available says no");
+}
+
+#[test]
+fn higher_tiers_are_refused_lower_ones_usable() {
+    let best = match expected() {
+        Some(t) => t,
+        None => detected_by_std(),
+    };
+    for t in ALL {
+        let ok = this_arch(t) && t <= best;
+        assert_eq!(t.is_available(), ok, "{t}.is_available() with best tier {best}");
+        match Kernels::with_tier(t) {
+            Ok(k) => {
+                assert!(ok, "with_tier({t}) accepted on a CPU whose best tier is {best}");
+                assert_eq!(k.tier(), t, "with_tier({t}) built a {} table", k.tier());
+            }
+            Err(e) => assert!(!ok, "with_tier({t}) refused ({e}) although {t} <= {best} here"),
+        }
+    }
+}
+
+/// A Pi 4's Cortex-A72 has no SDOT: the dotprod tier must say it is
+/// unavailable there (executing SDOT would be SIGILL). Under qemu the CPU
+/// model comes from `QEMU_CPU`; `EMBER_EXPECT_TIER=neon` means the same.
+/// Elsewhere, the tier's availability must match std's detection.
+#[test]
+fn sdot_tier_unavailable_on_cortex_a72() {
+    let qemu_cpu = std::env::var("QEMU_CPU").unwrap_or_default();
+    let a72 = qemu_cpu.eq_ignore_ascii_case("cortex-a72") || expected() == Some(Tier::Neon);
+    if a72 {
+        assert!(
+            !Tier::Dotprod.is_available(),
+            "the dotprod tier reports available on a Cortex-A72 (QEMU_CPU={qemu_cpu:?}), which has no SDOT"
+        );
+        assert!(Kernels::with_tier(Tier::Dotprod).is_err(), "with_tier(dotprod) accepted on a Cortex-A72");
+        assert_ne!(Kernels::best().tier(), Tier::Dotprod);
+        eprintln!("Cortex-A72: dotprod tier unavailable, as it must be");
+    } else {
+        assert_eq!(
+            Tier::Dotprod.is_available(),
+            detected_by_std() == Tier::Dotprod,
+            "dotprod availability disagrees with std feature detection"
+        );
+    }
+}
