@@ -274,7 +274,7 @@ impl<'a> File<'a> {
         #[cfg(feature = "alloc")]
         checks::duplicate_keys(&keys)?;
         #[cfg(not(feature = "alloc"))]
-        checks::duplicate_keys(&file)?;
+        checks::duplicate_keys_chunked(&file)?;
         file.check_tensor_data()?;
         Ok(file)
     }
@@ -302,7 +302,7 @@ impl<'a> File<'a> {
         #[cfg(feature = "alloc")]
         return checks::tensors(&infos, in_order);
         #[cfg(not(feature = "alloc"))]
-        return checks::tensors(self, in_order);
+        return checks::tensors_chunked(self, in_order);
     }
 
     /// Re-views bytes already validated by [`File::parse`] with the [`Layout`]
@@ -535,12 +535,12 @@ mod checks {
     }
 
     /// Items held on the stack at a time by the pairwise checks.
-    #[cfg(not(feature = "alloc"))]
+    #[cfg(any(not(feature = "alloc"), test))]
     const CHUNK: usize = 32;
 
     /// The first pair `(i, j)`, `i < j`, for which `conflict` holds, holding
     /// [`CHUNK`] items at a time: `n / CHUNK` passes over `items()`.
-    #[cfg(not(feature = "alloc"))]
+    #[cfg(any(not(feature = "alloc"), test))]
     fn find_pair<T: Copy + Default, I: Iterator<Item = T>>(
         n: usize,
         items: impl Fn() -> I,
@@ -566,8 +566,8 @@ mod checks {
         None
     }
 
-    #[cfg(not(feature = "alloc"))]
-    pub(super) fn duplicate_keys(file: &File<'_>) -> Result<(), Error> {
+    #[cfg(any(not(feature = "alloc"), test))]
+    pub(super) fn duplicate_keys_chunked(file: &File<'_>) -> Result<(), Error> {
         let items = || file.entries().map(|(pos, k, _)| (k, pos));
         match find_pair(file.layout.n_kv, items, |a, b| a.0 == b.0) {
             Some((first, i)) => {
@@ -578,8 +578,8 @@ mod checks {
         }
     }
 
-    #[cfg(not(feature = "alloc"))]
-    pub(super) fn tensors(file: &File<'_>, in_order: bool) -> Result<(), Error> {
+    #[cfg(any(not(feature = "alloc"), test))]
+    pub(super) fn tensors_chunked(file: &File<'_>, in_order: bool) -> Result<(), Error> {
         let base = file.bytes.as_ptr() as usize;
         let items = || {
             file.tensors().map(move |t| {
@@ -607,5 +607,96 @@ mod checks {
             return Err(overlap_err(b, eb.name, pos_of(b), a, ea.name));
         }
         Ok(())
+    }
+}
+
+/// The no-alloc checks (chunked pairwise) against the alloc ones (sorting):
+/// on files with one conflict each, both must report the same error.
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use super::*;
+    use crate::gguf::Writer;
+    use alloc::format;
+    use alloc::vec::Vec;
+
+    const N: usize = 100; // > 3 chunks
+
+    fn file() -> Vec<u8> {
+        let mut w = Writer::new();
+        for i in 0..N {
+            w.add_u32(&format!("k{i:03}"), i as u32).unwrap();
+        }
+        for i in 0..N {
+            w.add_tensor(
+                &format!("t{i:03}"),
+                GgmlType::F32,
+                &[1 + (i as u64 % 3)],
+                alloc::vec![i as u8; 4 * (1 + i % 3)],
+            )
+            .unwrap();
+        }
+        w.to_bytes()
+    }
+
+    /// Positions of the key and tensor-name bytes and of each tensor's offset field.
+    fn positions(b: &[u8]) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+        let f = File::parse(b).unwrap();
+        let keys = f.entries().map(|(pos, _, _)| pos + 8).collect();
+        let mut c = Cursor::new(b, f.layout.tensor_info_offset);
+        let (mut names, mut offsets) = (Vec::new(), Vec::new());
+        for i in 0..N as u64 {
+            let start = c.pos;
+            let info = read_tensor_info(&mut c, i, f.alignment()).unwrap();
+            names.push(start + 8);
+            offsets.push(start + 8 + info.name.len() + 4 + 8 * info.n_dims + 4);
+        }
+        (keys, names, offsets)
+    }
+
+    fn both(b: &[u8], layout: Layout) -> (Result<(), Error>, Result<(), Error>) {
+        let sorted = File::parse(b).map(|_| ());
+        let f = File::with_layout(b, layout);
+        let chunked = checks::duplicate_keys_chunked(&f).and_then(|_| checks::tensors_chunked(&f, false));
+        (sorted, chunked)
+    }
+
+    #[test]
+    fn chunked_and_sorted_checks_agree() {
+        let base = file();
+        let layout = File::parse(&base).unwrap().layout();
+        let (keys, names, offsets) = positions(&base);
+        let (s, c) = both(&base, layout);
+        assert!(s.is_ok() && c.is_ok());
+
+        let mut cases: Vec<(Vec<u8>, &str)> = Vec::new();
+        for (i, j) in [(5, 77), (0, 1), (31, 32), (40, 99), (64, 96)] {
+            let mut b = base.clone();
+            let k = format!("k{i:03}");
+            b[keys[j]..keys[j] + 4].copy_from_slice(k.as_bytes());
+            cases.push((b, "duplicate metadata key"));
+            let mut b = base.clone();
+            let t = format!("t{i:03}");
+            b[names[j]..names[j] + 4].copy_from_slice(t.as_bytes());
+            cases.push((b, "duplicate tensor"));
+            let mut b = base.clone();
+            let o: [u8; 8] = b[offsets[i]..offsets[i] + 8].try_into().unwrap();
+            b[offsets[j]..offsets[j] + 8].copy_from_slice(&o);
+            cases.push((b, "overlaps the data of tensor"));
+        }
+        // Out of order but disjoint: two same-size tensors swap places.
+        let mut b = base.clone();
+        let (o3, o93): ([u8; 8], [u8; 8]) =
+            (b[offsets[3]..offsets[3] + 8].try_into().unwrap(), b[offsets[93]..offsets[93] + 8].try_into().unwrap());
+        b[offsets[3]..offsets[3] + 8].copy_from_slice(&o93);
+        b[offsets[93]..offsets[93] + 8].copy_from_slice(&o3);
+        let (s, c) = both(&b, layout);
+        assert!(s.is_ok() && c.is_ok(), "{s:?} {c:?}");
+
+        for (b, what) in &cases {
+            let (s, c) = both(b, layout);
+            let s = s.unwrap_err();
+            assert!(s.to_string().contains(what), "{s}");
+            assert_eq!(Err(s), c, "{what}");
+        }
     }
 }
