@@ -1,1 +1,369 @@
-//! Shared helpers for the benches.
+//! Shared pieces of ember's kernel benchmarks: the plain memory-read
+//! benchmark that every kernel figure is compared with, weight matrices at the
+//! real shapes of SmolLM2 and Gemma 3, and a timer for matrix-vector products.
+//!
+//! Matrix-vector work streams the weights once per token, so it is bandwidth
+//! bound; the figure that matters is bytes of weights per second, as a share
+//! of what a plain SIMD read of memory achieves on the same thread. To measure
+//! streaming from DRAM rather than from the last-level cache, a matrix is held
+//! in a pool of copies as large as the read benchmark's buffer, and successive
+//! products walk through the copies.
+
+use ember_quant::matmul::act_row_bytes;
+use ember_quant::{GgmlType, Kernels, Tier};
+use std::time::Duration;
+
+/// A point in time for the benches: this thread's CPU time on Linux (so time
+/// spent descheduled by other processes on a shared machine does not count),
+/// the wall clock elsewhere or when `EMBER_BENCH_WALL=1`.
+#[derive(Clone, Copy)]
+pub struct Clock(Duration);
+
+impl Clock {
+    /// Now.
+    pub fn now() -> Clock {
+        #[cfg(target_os = "linux")]
+        if !wall_clock() {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: `ts` is a valid, writable timespec for the call.
+            if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0 {
+                return Clock(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+            }
+        }
+        Clock(epoch().elapsed())
+    }
+
+    /// Time since `self`.
+    pub fn elapsed(self) -> Duration {
+        Clock::now().0.saturating_sub(self.0)
+    }
+}
+
+/// Whether the benches time with the wall clock (`EMBER_BENCH_WALL=1`).
+pub fn wall_clock() -> bool {
+    static WALL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WALL.get_or_init(|| std::env::var("EMBER_BENCH_WALL").is_ok_and(|v| v == "1"))
+}
+
+fn epoch() -> std::time::Instant {
+    static T0: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *T0.get_or_init(std::time::Instant::now)
+}
+
+/// What [`Clock`] measures, for reports.
+pub fn clock_name() -> &'static str {
+    if cfg!(target_os = "linux") && !wall_clock() {
+        "thread CPU time"
+    } else {
+        "wall-clock time"
+    }
+}
+
+/// Bytes of the read benchmark's buffer and of each weight pool: far beyond
+/// any last-level cache this runs on (32 MiB on the EPYC it was tuned on).
+pub const POOL_BYTES: usize = 256 << 20;
+
+/// A matrix shape of a real model: `cols` values per row (ggml's `ne0`, the
+/// activation length), `rows` output values.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    /// The model the shape comes from.
+    pub model: &'static str,
+    /// Which tensors have it.
+    pub tensors: &'static str,
+    /// Values per row (`ne0`).
+    pub cols: usize,
+    /// Rows (`ne1`).
+    pub rows: usize,
+}
+
+impl Shape {
+    /// `cols×rows` as the issue writes shapes (the output projection, whose
+    /// rows are the vocabulary, is written `rows×cols` there: `49152×576`).
+    pub fn label(&self) -> String {
+        if self.rows == 49152 {
+            format!("{}×{}", self.rows, self.cols)
+        } else {
+            format!("{}×{}", self.cols, self.rows)
+        }
+    }
+}
+
+/// The shapes of SmolLM2-135M and Gemma 3 270M benchmarked.
+pub const SHAPES: [Shape; 7] = [
+    Shape { model: "SmolLM2", tensors: "attn q/o", cols: 576, rows: 576 },
+    Shape { model: "SmolLM2", tensors: "ffn gate/up", cols: 576, rows: 1536 },
+    Shape { model: "SmolLM2", tensors: "ffn down", cols: 1536, rows: 576 },
+    Shape { model: "SmolLM2", tensors: "output (vocab)", cols: 576, rows: 49152 },
+    Shape { model: "Gemma 3", tensors: "attn q", cols: 640, rows: 1024 },
+    Shape { model: "Gemma 3", tensors: "ffn gate/up", cols: 640, rows: 2048 },
+    Shape { model: "Gemma 3", tensors: "ffn down", cols: 2048, rows: 640 },
+];
+
+/// The shape actually run for format `ty`: the shape itself when its rows are
+/// whole blocks; for the 256-value k-quants on the 576-wide output
+/// projection, the same number of values as 768-wide rows (llama.cpp itself
+/// falls back to another type for such tensors, so no real file has them, but
+/// the issue's bandwidth target is stated at that size); `None` otherwise.
+pub fn shape_for(shape: Shape, ty: GgmlType) -> Option<(usize, usize)> {
+    if shape.cols % ty.block_size() == 0 {
+        return Some((shape.cols, shape.rows));
+    }
+    if shape.rows == 49152 && 768 % ty.block_size() == 0 {
+        return Some((768, shape.rows * shape.cols / 768));
+    }
+    None
+}
+
+/// Every weight format with a dot product, in table order.
+pub const FORMATS: [GgmlType; 14] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::IQ4_NL,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::F32,
+];
+
+/// Every kernel tier this CPU runs, generic first.
+pub fn tiers() -> Vec<Tier> {
+    [Tier::Generic, Tier::Avx2, Tier::Avx512, Tier::Neon, Tier::Dotprod]
+        .into_iter()
+        .filter(|t| t.is_available())
+        .collect()
+}
+
+/// Sum of a buffer as u64 lanes, with the widest loads this CPU has: the
+/// plain memory-read benchmark.
+pub fn sum_u64(buf: &[u64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F detected just above.
+            return unsafe { x86::sum_avx512(buf) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 detected just above.
+            return unsafe { x86::sum_avx2(buf) };
+        }
+    }
+    sum_portable(buf)
+}
+
+/// Eight independent u64 accumulators; compilers vectorize this with the
+/// baseline SIMD (SSE2, NEON).
+fn sum_portable(buf: &[u64]) -> u64 {
+    let mut acc = [0u64; 8];
+    let mut chunks = buf.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a = a.wrapping_add(*v);
+        }
+    }
+    chunks.remainder().iter().fold(acc.iter().fold(0u64, |s, v| s.wrapping_add(*v)), |s, v| s.wrapping_add(*v))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// Four 256-bit loads per step into four accumulators.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn sum_avx2(buf: &[u64]) -> u64 {
+        let body = buf.len() / 16 * 16;
+        let mut acc = [_mm256_setzero_si256(); 4];
+        let p = buf.as_ptr();
+        let mut i = 0;
+        while i < body {
+            for (k, a) in acc.iter_mut().enumerate() {
+                // SAFETY: i + 4k + 4 <= body <= buf.len(); loadu needs no alignment.
+                *a = _mm256_add_epi64(*a, unsafe { _mm256_loadu_si256(p.add(i + 4 * k).cast()) });
+            }
+            i += 16;
+        }
+        let s = _mm256_add_epi64(_mm256_add_epi64(acc[0], acc[1]), _mm256_add_epi64(acc[2], acc[3]));
+        let mut lanes = [0u64; 4];
+        // SAFETY: `lanes` is 32 writable bytes.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), s) };
+        lanes.iter().chain(&buf[body..]).fold(0u64, |s, v| s.wrapping_add(*v))
+    }
+
+    /// Four 512-bit loads per step into four accumulators.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn sum_avx512(buf: &[u64]) -> u64 {
+        let body = buf.len() / 32 * 32;
+        let mut acc = [_mm512_setzero_si512(); 4];
+        let p = buf.as_ptr();
+        let mut i = 0;
+        while i < body {
+            for (k, a) in acc.iter_mut().enumerate() {
+                // SAFETY: i + 8k + 8 <= body <= buf.len(); loadu needs no alignment.
+                *a = _mm512_add_epi64(*a, unsafe { _mm512_loadu_si512(p.add(i + 8 * k).cast()) });
+            }
+            i += 32;
+        }
+        let s = _mm512_add_epi64(_mm512_add_epi64(acc[0], acc[1]), _mm512_add_epi64(acc[2], acc[3]));
+        buf[body..].iter().fold(_mm512_reduce_add_epi64(s) as u64, |s, v| s.wrapping_add(*v))
+    }
+}
+
+/// The read benchmark's buffer: [`POOL_BYTES`] of non-zero words, every page touched.
+pub fn read_buffer() -> Vec<u64> {
+    (0..POOL_BYTES / 8).map(|i| i as u64 | 1).collect()
+}
+
+/// Median of `v` (sorted in place).
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// GB/s of the plain read of `buf`: the median of `rounds` full passes.
+pub fn read_bandwidth(buf: &[u64], rounds: usize) -> f64 {
+    let bytes = std::mem::size_of_val(buf) as f64;
+    let mut rates: Vec<f64> = (0..rounds.max(1))
+        .map(|_| {
+            let t = Clock::now();
+            std::hint::black_box(sum_u64(std::hint::black_box(buf)));
+            bytes / t.elapsed().as_secs_f64() / 1e9
+        })
+        .collect();
+    median(&mut rates)
+}
+
+/// A weight matrix of one format and shape, repeated in a pool of copies at
+/// least [`POOL_BYTES`] large, and an activation row to multiply it with.
+pub struct WeightPool {
+    /// Weight format.
+    pub ty: GgmlType,
+    /// Values per row.
+    pub cols: usize,
+    /// Rows.
+    pub rows: usize,
+    /// Bytes of one matrix.
+    pub matrix_bytes: usize,
+    stride_words: usize,
+    copies: usize,
+    words: Vec<u64>,
+    act: Vec<u64>,
+    act_bytes: usize,
+}
+
+impl WeightPool {
+    /// Quantizes random weights (one matrix, with the reference quantizer)
+    /// and copies them to fill the pool; the activation is quantized with the
+    /// generic quantizer.
+    pub fn new(ty: GgmlType, cols: usize, rows: usize, seed: u64) -> WeightPool {
+        let row_bytes = ty.row_bytes(cols).expect("cols is a whole number of blocks");
+        let matrix_bytes = row_bytes * rows;
+        let stride_words = matrix_bytes.div_ceil(64) * 8; // keep each copy 64-byte aligned
+        let copies = POOL_BYTES.div_ceil(matrix_bytes).max(1);
+        let mut words = vec![0u64; stride_words * copies];
+        let mut rng = Lcg(seed);
+        {
+            let first: &mut [u8] = &mut bytemuck::cast_slice_mut(&mut words[..stride_words])[..matrix_bytes];
+            // Quantize row band by row band to bound the f32 scratch.
+            let band = (1 << 20) / cols.max(1) + 1;
+            let mut x = vec![0.0f32; band * cols];
+            for chunk in first.chunks_mut(band * row_bytes) {
+                let n = chunk.len() / row_bytes;
+                for v in &mut x[..n * cols] {
+                    *v = rng.normal();
+                }
+                ember_quant::matmul::quantize(ty, &x[..n * cols], chunk).expect("quantize weights");
+            }
+        }
+        let (head, tail) = words.split_at_mut(stride_words);
+        for c in tail.chunks_exact_mut(stride_words) {
+            c.copy_from_slice(head);
+        }
+        let act_ty = ty.vec_dot_type().expect("a format with a dot product");
+        let act_bytes = act_row_bytes(act_ty, cols).unwrap();
+        let mut act = vec![0u64; act_bytes.div_ceil(8)];
+        let xa: Vec<f32> = (0..cols).map(|_| rng.normal()).collect();
+        Kernels::generic()
+            .quantize_activations(act_ty, &xa, &mut bytemuck::cast_slice_mut(&mut act)[..act_bytes])
+            .expect("quantize activation");
+        WeightPool { ty, cols, rows, matrix_bytes, stride_words, copies, words, act, act_bytes }
+    }
+
+    /// How many copies of the matrix the pool holds.
+    pub fn copies(&self) -> usize {
+        self.copies
+    }
+
+    /// Copy `i` (modulo the pool) of the matrix.
+    pub fn matrix(&self, i: usize) -> &[u8] {
+        let i = i % self.copies;
+        &bytemuck::cast_slice(&self.words[i * self.stride_words..(i + 1) * self.stride_words])[..self.matrix_bytes]
+    }
+
+    /// The activation row, quantized to the format paired with the weights.
+    pub fn activation(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.act)[..self.act_bytes]
+    }
+
+    /// One matrix-vector product with copy `i` of the matrix.
+    pub fn gemv(&self, k: &Kernels, i: usize, out: &mut [f32]) {
+        k.gemv(self.ty, self.cols, self.matrix(i), self.activation(), out).expect("gemv");
+    }
+
+    /// Runs `iters` products, walking the copies from `start`; returns the time taken.
+    pub fn run(&self, k: &Kernels, start: usize, iters: u64, out: &mut [f32]) -> Duration {
+        let t = Clock::now();
+        for i in 0..iters as usize {
+            self.gemv(k, start + i, out);
+            std::hint::black_box(&mut *out);
+        }
+        t.elapsed()
+    }
+
+    /// GB/s of weights over `rounds` rounds of about `round_time` each (after
+    /// one warm-up pass over the pool): the median round. `hot` multiplies
+    /// the same copy every time (cache-resident when it fits) instead of
+    /// walking the pool.
+    pub fn throughput(&self, k: &Kernels, round_time: Duration, rounds: usize, hot: bool) -> f64 {
+        let mut out = vec![0.0f32; self.rows];
+        let stride = if hot { 0 } else { 1 };
+        let walk = |n: usize, out: &mut [f32]| {
+            let t = Clock::now();
+            for i in 0..n {
+                self.gemv(k, i * stride, out);
+                std::hint::black_box(&mut *out);
+            }
+            t.elapsed()
+        };
+        // Warm-up over the whole pool, and a calibration of the iteration count.
+        let t = walk(self.copies, &mut out);
+        let per = t.as_secs_f64() / self.copies as f64;
+        let n = ((round_time.as_secs_f64() / per.max(1e-9)) as usize).max(1);
+        let mut rates: Vec<f64> = (0..rounds.max(1))
+            .map(|_| (n * self.matrix_bytes) as f64 / walk(n, &mut out).as_secs_f64() / 1e9)
+            .collect();
+        median(&mut rates)
+    }
+}
+
+/// A small deterministic generator (the benches need no statistical quality).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 11
+    }
+    fn uniform(&mut self) -> f32 {
+        (self.next() as f64 / (1u64 << 53) as f64) as f32
+    }
+    /// Roughly normal (sum of four uniforms, centred and scaled).
+    fn normal(&mut self) -> f32 {
+        (self.uniform() + self.uniform() + self.uniform() + self.uniform() - 2.0) * 1.7
+    }
+}

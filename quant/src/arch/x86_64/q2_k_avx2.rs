@@ -21,6 +21,7 @@ fn dot_rows<const R: usize>(w: [&[BlockQ2K]; R], a: &[BlockQ8K]) -> [f32; R] {
         let bsums = load_i16x16(&ab.bsums);
         for r in 0..R {
             let wb = &w[r][i];
+            prefetch_block(wb);
             let d = ab.d * f16_to_f32(wb.d);
             let dmin = ab.d * f16_to_f32(wb.dmin);
             let raw = load16(&wb.scales);

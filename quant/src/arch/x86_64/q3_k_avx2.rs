@@ -41,6 +41,7 @@ fn dot_rows<const R: usize>(w: [&[BlockQ3K]; R], a: &[BlockQ8K]) -> [f32; R] {
         let bsums = load_i16x16(&ab.bsums);
         for r in 0..R {
             let wb = &w[r][i];
+            prefetch_block(wb);
             let d = ab.d * f16_to_f32(wb.d);
             let raw = q3_scales(&wb.scales);
             let sc8 = _mm_sub_epi8(load16(&raw), _mm_set1_epi8(32));

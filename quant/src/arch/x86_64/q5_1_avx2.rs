@@ -1,8 +1,9 @@
 //! Q5_1 · Q8_1 with AVX2, one row or four rows per pass over the activation:
-//! `d*da * sum(q*a) + m * s` as for Q4_1, with 5-bit `q`.
+//! `d*da * sum(q*a) + m * s` as for Q4_1, with 5-bit `q`. Two blocks per step,
+//! laid out as in Q4_0; a last odd block goes through the generic kernel.
 
 use super::avx2::*;
-use crate::q5_1::BlockQ5_1;
+use crate::q5_1::{vec_dot_q5_1_q8_1_generic, BlockQ5_1};
 use crate::q8_1::BlockQ8_1;
 use core::arch::x86_64::*;
 
@@ -11,23 +12,34 @@ use core::arch::x86_64::*;
 fn dot_rows<const R: usize>(w: [&[BlockQ5_1]; R], a: &[BlockQ8_1]) -> [f32; R] {
     let n = a.len();
     let w = w.map(|r| &r[..n]);
+    let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); R];
-    let mut mins = [0.0f32; R];
-    for (i, ab) in a.iter().enumerate() {
-        let qa = load32(&ab.qs);
-        let da = f16_to_f32(ab.d);
-        let sa = f16_to_f32(ab.s);
+    for p in 0..n / 2 {
+        let (a0, a1) = (&a[2 * p], &a[2 * p + 1]);
+        let (alo, ahi) = act_pair(&a0.qs, &a1.qs);
+        let da = f16x2_halves(a0.d, a1.d);
+        let sa = f16x2_once(a0.s, a1.s);
         for r in 0..R {
-            let wb = &w[r][i];
-            let q = _mm256_or_si256(nibbles32(&wb.qs), bit4_from_bits32(&wb.qh));
-            let p = _mm256_cvtepi32_ps(dot_u8i8(q, qa));
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(wb.d) * da), p, acc[r]);
-            mins[r] += f16_to_f32(wb.m) * sa;
+            let (w0, w1) = (&w[r][2 * p], &w[r][2 * p + 1]);
+            prefetch_ahead(w0, PREFETCH);
+            let (lo, hi) = nibbles_pair(&w0.qs, &w1.qs);
+            let (blo, bhi) = bit4_pair(&w0.qh, &w1.qh);
+            let (lo, hi) = (_mm256_or_si256(lo, blo), _mm256_or_si256(hi, bhi));
+            // Unsigned 0..=31 times -127..=127: the products are summed in i32.
+            let p32 = _mm256_add_epi32(
+                _mm256_madd_epi16(_mm256_maddubs_epi16(lo, alo), ones),
+                _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ahi), ones),
+            );
+            let (dw, mw) = f16x2x2_halves(w0.d, w0.m, w1.d, w1.m);
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(p32), acc[r]);
+            acc[r] = _mm256_fmadd_ps(mw, sa, acc[r]);
         }
     }
     let mut out = hsum_rows(acc);
-    for (o, m) in out.iter_mut().zip(mins) {
-        *o += m;
+    if n % 2 == 1 {
+        for r in 0..R {
+            out[r] += vec_dot_q5_1_q8_1_generic(&w[r][n - 1..], &a[n - 1..]);
+        }
     }
     out
 }

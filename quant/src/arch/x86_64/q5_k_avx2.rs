@@ -21,6 +21,7 @@ fn dot_rows<const R: usize>(w: [&[BlockQ5K]; R], a: &[BlockQ8K]) -> [f32; R] {
         let bsums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256::<1>(bs));
         for r in 0..R {
             let wb = &w[r][i];
+            prefetch_block(wb);
             let d = ab.d * f16_to_f32(wb.d);
             let dmin = ab.d * f16_to_f32(wb.dmin);
             let (sc, mn) = k4_scales_mins(&wb.scales);

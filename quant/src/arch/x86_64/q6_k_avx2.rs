@@ -19,6 +19,7 @@ fn dot_rows<const R: usize>(w: [&[BlockQ6K]; R], a: &[BlockQ8K]) -> [f32; R] {
         let bsums = load_i16x16(&ab.bsums);
         for r in 0..R {
             let wb = &w[r][i];
+            prefetch_block(wb);
             let d = ab.d * f16_to_f32(wb.d);
             let sc16 = _mm256_cvtepi8_epi16(load16(&wb.scales));
             // 32 * sum_g(sc_g * bsum_g), to subtract.

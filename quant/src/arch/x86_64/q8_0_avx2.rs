@@ -17,6 +17,7 @@ fn dot_rows<const R: usize>(w: [&[BlockQ8_0]; R], a: &[BlockQ8_0]) -> [f32; R] {
         let da = f16_to_f32(ab.d);
         for r in 0..R {
             let wb = &w[r][i];
+            prefetch_ahead(wb, PREFETCH);
             let p = dot_i8(load32(&wb.qs), qa);
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(wb.d) * da), _mm256_cvtepi32_ps(p), acc[r]);
         }
