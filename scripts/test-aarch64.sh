@@ -47,7 +47,7 @@ run() {
   local log
   log=$(mktemp)
   local status=0
-  QEMU_CPU=$cpu EMBER_EXPECT_TIER=$tier cargo test --no-fail-fast -p ember-quant --target "$TARGET" -- "$@" 2>QEMU_CPU=$cpu EMBER_EXPECT_TIER=$tier cargo test -p ember-quant --target "$TARGET" -- "$@" 2>&1 | tee "$log" ||1 | tee "$log" ||
+  QEMU_CPU=$cpu EMBER_EXPECT_TIER=$tier cargo test --no-fail-fast -p ember-quant --target "$TARGET" -- "$@" 2>&1 | tee "$log" ||
     status=$?
   local passed failed filtered
   passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s += $1} END {print s + 0}')

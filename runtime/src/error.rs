@@ -30,6 +30,32 @@ pub enum Error {
         /// The OS error code, if there is one.
         os_code: Option<i32>,
     },
+    /// Tokenizer metadata in a GGUF file is missing, has the wrong type or is inconsistent.
+    Tokenizer {
+        /// The metadata key.
+        key: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// The GGUF names a tokenizer model or pre-tokenizer that ember does not implement.
+    UnsupportedTokenizer {
+        /// `tokenizer.ggml.model` or `tokenizer.ggml.pre`.
+        key: &'static str,
+        /// The name in the file.
+        name: crate::gguf::ShortStr,
+    },
+    /// Text needs a byte-fallback token (`<0xXX>`) the vocabulary does not have.
+    NoByteToken {
+        /// The byte.
+        byte: u8,
+    },
+    /// A token id is not in the vocabulary.
+    TokenOutOfRange {
+        /// The id.
+        token: u32,
+        /// Vocabulary size.
+        n_vocab: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -41,6 +67,16 @@ impl fmt::Display for Error {
             Error::Io { op, kind, os_code: Some(code) } => write!(f, "{op} failed: {kind} (os error {code})"),
             #[cfg(feature = "std")]
             Error::Io { op, kind, os_code: None } => write!(f, "{op} failed: {kind}"),
+            Error::Tokenizer { key, problem } => write!(f, "tokenizer metadata `{key}` {problem}"),
+            Error::UnsupportedTokenizer { key, name } => {
+                write!(f, "`{key}` = `{name}` is not supported by ember's tokenizer")
+            }
+            Error::NoByteToken { byte } => {
+                write!(f, "the vocabulary has no token for byte {byte:#04x} (byte fallback)")
+            }
+            Error::TokenOutOfRange { token, n_vocab } => {
+                write!(f, "token id {token} is outside the vocabulary of {n_vocab} tokens")
+            }
         }
     }
 }

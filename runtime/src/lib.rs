@@ -11,6 +11,8 @@ pub mod cache;
 mod error;
 pub mod gguf;
 mod loader;
+#[cfg(feature = "alloc")]
+pub mod tokenizer;
 
 pub use ember_quant as quant;
 pub use error::Error;

@@ -6,6 +6,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 const EMPTY: u32 = u32::MAX;
+/// An empty [`StrTable`] slot.
+const EMPTY_SLOT: u64 = u64::MAX;
 
 /// Folded 64×64→128 multiply: mixes every input bit into the low bits used as the slot index.
 #[inline]
@@ -40,7 +42,9 @@ pub(crate) struct StrTable {
     bytes: Vec<u8>,
     /// `offsets[i]..offsets[i + 1]` is string `i` in `bytes`.
     offsets: Vec<u32>,
-    slots: Vec<u32>,
+    /// Open addressing, linear probing: `hash tag << 32 | id`, so a probe that
+    /// misses is decided without touching the strings.
+    slots: Vec<u64>,
 }
 
 impl StrTable {
@@ -48,7 +52,7 @@ impl StrTable {
     pub fn with_capacity(n: usize, total_bytes: usize) -> StrTable {
         let mut offsets = Vec::with_capacity(n + 1);
         offsets.push(0);
-        StrTable { bytes: Vec::with_capacity(total_bytes), offsets, slots: vec![EMPTY; slot_count(n)] }
+        StrTable { bytes: Vec::with_capacity(total_bytes), offsets, slots: vec![EMPTY_SLOT; slot_count(n)] }
     }
 
     /// Number of strings.
@@ -70,14 +74,16 @@ impl StrTable {
     #[inline]
     pub fn find(&self, s: &[u8]) -> Option<u32> {
         let mask = self.slots.len() - 1;
-        let mut i = hash_bytes(s) as usize & mask;
+        let h = hash_bytes(s);
+        let tag = h >> 32;
+        let mut i = h as usize & mask;
         loop {
-            let id = self.slots[i];
-            if id == EMPTY {
+            let slot = self.slots[i];
+            if slot == EMPTY_SLOT {
                 return None;
             }
-            if self.get(id) == s {
-                return Some(id);
+            if slot >> 32 == tag && self.get(slot as u32) == s {
+                return Some(slot as u32);
             }
             i = (i + 1) & mask;
         }
@@ -103,15 +109,16 @@ impl StrTable {
 
     fn place(&mut self, id: u32) {
         let mask = self.slots.len() - 1;
-        let mut i = hash_bytes(self.get(id)) as usize & mask;
-        while self.slots[i] != EMPTY {
+        let h = hash_bytes(self.get(id));
+        let mut i = h as usize & mask;
+        while self.slots[i] != EMPTY_SLOT {
             i = (i + 1) & mask;
         }
-        self.slots[i] = id;
+        self.slots[i] = (h >> 32) << 32 | id as u64;
     }
 
     fn rehash(&mut self, n_slots: usize) {
-        self.slots = vec![EMPTY; n_slots];
+        self.slots = vec![EMPTY_SLOT; n_slots];
         for id in 0..self.len() as u32 {
             self.place(id);
         }
@@ -119,7 +126,7 @@ impl StrTable {
 
     /// Bytes held (arena + index), for size reports.
     pub fn heap_bytes(&self) -> usize {
-        self.bytes.capacity() + 4 * (self.offsets.capacity() + self.slots.capacity())
+        self.bytes.capacity() + 4 * self.offsets.capacity() + 8 * self.slots.capacity()
     }
 }
 
