@@ -2,7 +2,7 @@
 //! one `tbl` each, then the Q8_0 dot as usual; two blocks per step, an odd
 //! last block through [`iq4_nl::vec_dot_iq4_nl_q8_0_generic`].
 
-use super::simd::{dot_i8, h2f, ld_s8, ld_u8, two_block_sum};
+use super::simd::{dot_i8, h2f, ld_s8, ld_u8, two_block_sum, two_block_sum4};
 use crate::iq4_nl::{self, BlockIq4Nl};
 use crate::q8_0::BlockQ8_0;
 use core::arch::aarch64::*;
@@ -29,4 +29,15 @@ fn block(acc: float32x4_t, x: &BlockIq4Nl, y: &BlockQ8_0) -> float32x4_t {
 #[target_feature(enable = "neon")]
 pub(crate) unsafe fn vec_dot_iq4_nl_q8_0_neon(w: &[BlockIq4Nl], a: &[BlockQ8_0]) -> f32 {
     two_block_sum!(w, a, block, iq4_nl::vec_dot_iq4_nl_q8_0_generic)
+}
+
+/// Four weight rows against one activation row: `[vec_dot_iq4_nl_q8_0_neon(rows[r], a); 4]`
+/// bit for bit, each activation block loaded once for the four rows.
+///
+/// # Safety
+/// As for [`vec_dot_iq4_nl_q8_0_neon`]; each row must hold at least `a.len()` blocks (it
+/// panics otherwise).
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn vec_dot4_iq4_nl_q8_0_neon(rows: [&[BlockIq4Nl]; 4], a: &[BlockQ8_0]) -> [f32; 4] {
+    two_block_sum4!(rows, a, block, iq4_nl::vec_dot_iq4_nl_q8_0_generic)
 }

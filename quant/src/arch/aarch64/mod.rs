@@ -12,12 +12,17 @@
 //! | Q5_1, IQ4_NL | yes | (NEON) |
 //! | Q2_K, Q3_K, Q5_K | yes | (NEON) |
 //! | Q4_K, Q6_K | yes | yes |
-//!
 //! | quantize Q8_0, Q8_1, Q8_K | yes | (NEON) |
+//!
+//! Every quantized format has a one-row kernel (`vec_dot_*`) and a four-row
+//! one (`vec_dot4_*`) that loads each activation block once for four weight
+//! rows and gives each row the same bits as the one-row kernel; see
+//! `rows_entry!`. F32 and F16 go row by row.
 //!
 //! "(NEON)" means the dotprod table keeps the NEON kernel for that format
 //! (the quantizers have no dot product to speed up). BF16 stays generic.
 
+use crate::kernels::DotEntry;
 use crate::{dot_entry, f16, quantize_entry, Kernels, Tier};
 use crate::{iq4_nl, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k};
 
@@ -46,6 +51,39 @@ mod q8_k_neon;
 
 #[cfg(test)]
 mod tests;
+
+/// A [`DotEntry`] from a one-row kernel `$one(&[W], &[A]) -> f32` and a
+/// four-row kernel `$four([&[W]; 4], &[A]) -> [f32; 4]` giving the same bits
+/// per row: `gemv` takes rows four at a time (one pass over the activation
+/// per four rows) and the last one to three singly, so a row's value does not
+/// depend on how rows are grouped or split across threads.
+macro_rules! rows_entry {
+    ($tier:expr, $W:ty, $A:ty, $one:path, $four:path) => {{
+        unsafe fn vec_dot(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: the caller upholds `VecDotFn`'s contract (CPU tier, whole
+            // aligned blocks, same count), which is `$one`'s.
+            unsafe { $one(bytemuck::cast_slice(w), bytemuck::cast_slice(a)) }
+        }
+        unsafe fn gemv(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
+            let a: &[$A] = bytemuck::cast_slice(a);
+            let row = |r: usize| -> &[$W] { bytemuck::cast_slice(&w[r * row_bytes..(r + 1) * row_bytes]) };
+            let mut r = 0;
+            while r + 4 <= out.len() {
+                // SAFETY: `GemvFn`'s contract: the CPU has the tier, every row is
+                // `row_bytes` of whole aligned blocks, as many as `a` holds.
+                let v = unsafe { $four([row(r), row(r + 1), row(r + 2), row(r + 3)], a) };
+                out[r..r + 4].copy_from_slice(&v);
+                r += 4;
+            }
+            while r < out.len() {
+                // SAFETY: as above, for one row.
+                out[r] = unsafe { $one(row(r), a) };
+                r += 1;
+            }
+        }
+        DotEntry { tier: $tier, vec_dot, gemv_tier: $tier, gemv }
+    }};
+}
 
 /// Whether this CPU runs `tier`.
 pub(crate) fn tier_available(tier: Tier) -> bool {
@@ -79,17 +117,83 @@ pub(crate) unsafe fn plug_neon(k: &mut Kernels) {
     use Tier::Neon as N;
     k.f32 = dot_entry!(N, f32, f32, floats_neon::vec_dot_f32_neon);
     k.f16 = dot_entry!(N, f16, f16, floats_neon::vec_dot_f16_neon);
-    k.q4_0 = dot_entry!(N, q4_0::BlockQ4_0, q8_0::BlockQ8_0, q4_0_neon::vec_dot_q4_0_q8_0_neon);
-    k.q4_1 = dot_entry!(N, q4_1::BlockQ4_1, q8_1::BlockQ8_1, q4_1_neon::vec_dot_q4_1_q8_1_neon);
-    k.q5_0 = dot_entry!(N, q5_0::BlockQ5_0, q8_0::BlockQ8_0, q5_0_neon::vec_dot_q5_0_q8_0_neon);
-    k.q5_1 = dot_entry!(N, q5_1::BlockQ5_1, q8_1::BlockQ8_1, q5_1_neon::vec_dot_q5_1_q8_1_neon);
-    k.q8_0 = dot_entry!(N, q8_0::BlockQ8_0, q8_0::BlockQ8_0, q8_0_neon::vec_dot_q8_0_q8_0_neon);
-    k.iq4_nl = dot_entry!(N, iq4_nl::BlockIq4Nl, q8_0::BlockQ8_0, iq4_nl_neon::vec_dot_iq4_nl_q8_0_neon);
-    k.q2_k = dot_entry!(N, q2_k::BlockQ2K, q8_k::BlockQ8K, q2_k_neon::vec_dot_q2_k_q8_k_neon);
-    k.q3_k = dot_entry!(N, q3_k::BlockQ3K, q8_k::BlockQ8K, q3_k_neon::vec_dot_q3_k_q8_k_neon);
-    k.q4_k = dot_entry!(N, q4_k::BlockQ4K, q8_k::BlockQ8K, q4_k_neon::vec_dot_q4_k_q8_k_neon);
-    k.q5_k = dot_entry!(N, q5_k::BlockQ5K, q8_k::BlockQ8K, q5_k_neon::vec_dot_q5_k_q8_k_neon);
-    k.q6_k = dot_entry!(N, q6_k::BlockQ6K, q8_k::BlockQ8K, q6_k_neon::vec_dot_q6_k_q8_k_neon);
+    k.q4_0 = rows_entry!(
+        N,
+        q4_0::BlockQ4_0,
+        q8_0::BlockQ8_0,
+        q4_0_neon::vec_dot_q4_0_q8_0_neon,
+        q4_0_neon::vec_dot4_q4_0_q8_0_neon
+    );
+    k.q4_1 = rows_entry!(
+        N,
+        q4_1::BlockQ4_1,
+        q8_1::BlockQ8_1,
+        q4_1_neon::vec_dot_q4_1_q8_1_neon,
+        q4_1_neon::vec_dot4_q4_1_q8_1_neon
+    );
+    k.q5_0 = rows_entry!(
+        N,
+        q5_0::BlockQ5_0,
+        q8_0::BlockQ8_0,
+        q5_0_neon::vec_dot_q5_0_q8_0_neon,
+        q5_0_neon::vec_dot4_q5_0_q8_0_neon
+    );
+    k.q5_1 = rows_entry!(
+        N,
+        q5_1::BlockQ5_1,
+        q8_1::BlockQ8_1,
+        q5_1_neon::vec_dot_q5_1_q8_1_neon,
+        q5_1_neon::vec_dot4_q5_1_q8_1_neon
+    );
+    k.q8_0 = rows_entry!(
+        N,
+        q8_0::BlockQ8_0,
+        q8_0::BlockQ8_0,
+        q8_0_neon::vec_dot_q8_0_q8_0_neon,
+        q8_0_neon::vec_dot4_q8_0_q8_0_neon
+    );
+    k.iq4_nl = rows_entry!(
+        N,
+        iq4_nl::BlockIq4Nl,
+        q8_0::BlockQ8_0,
+        iq4_nl_neon::vec_dot_iq4_nl_q8_0_neon,
+        iq4_nl_neon::vec_dot4_iq4_nl_q8_0_neon
+    );
+    k.q2_k = rows_entry!(
+        N,
+        q2_k::BlockQ2K,
+        q8_k::BlockQ8K,
+        q2_k_neon::vec_dot_q2_k_q8_k_neon,
+        q2_k_neon::vec_dot4_q2_k_q8_k_neon
+    );
+    k.q3_k = rows_entry!(
+        N,
+        q3_k::BlockQ3K,
+        q8_k::BlockQ8K,
+        q3_k_neon::vec_dot_q3_k_q8_k_neon,
+        q3_k_neon::vec_dot4_q3_k_q8_k_neon
+    );
+    k.q4_k = rows_entry!(
+        N,
+        q4_k::BlockQ4K,
+        q8_k::BlockQ8K,
+        q4_k_neon::vec_dot_q4_k_q8_k_neon,
+        q4_k_neon::vec_dot4_q4_k_q8_k_neon
+    );
+    k.q5_k = rows_entry!(
+        N,
+        q5_k::BlockQ5K,
+        q8_k::BlockQ8K,
+        q5_k_neon::vec_dot_q5_k_q8_k_neon,
+        q5_k_neon::vec_dot4_q5_k_q8_k_neon
+    );
+    k.q6_k = rows_entry!(
+        N,
+        q6_k::BlockQ6K,
+        q8_k::BlockQ8K,
+        q6_k_neon::vec_dot_q6_k_q8_k_neon,
+        q6_k_neon::vec_dot4_q6_k_q8_k_neon
+    );
     k.quantize_q8_0 = quantize_entry!(N, q8_0::BlockQ8_0, q8_0_neon::quantize_q8_0_neon);
     k.quantize_q8_1 = quantize_entry!(N, q8_1::BlockQ8_1, q8_1_neon::quantize_q8_1_neon);
     k.quantize_q8_k = quantize_entry!(N, q8_k::BlockQ8K, q8_k_neon::quantize_q8_k_neon);
@@ -102,11 +206,47 @@ pub(crate) unsafe fn plug_neon(k: &mut Kernels) {
 /// The CPU must support NEON and the dot-product extension.
 pub(crate) unsafe fn plug_dotprod(k: &mut Kernels) {
     use Tier::Dotprod as D;
-    k.q4_0 = dot_entry!(D, q4_0::BlockQ4_0, q8_0::BlockQ8_0, q4_0_dotprod::vec_dot_q4_0_q8_0_dotprod);
-    k.q4_1 = dot_entry!(D, q4_1::BlockQ4_1, q8_1::BlockQ8_1, q4_1_dotprod::vec_dot_q4_1_q8_1_dotprod);
-    k.q5_0 = dot_entry!(D, q5_0::BlockQ5_0, q8_0::BlockQ8_0, q5_0_dotprod::vec_dot_q5_0_q8_0_dotprod);
-    k.q8_0 = dot_entry!(D, q8_0::BlockQ8_0, q8_0::BlockQ8_0, q8_0_dotprod::vec_dot_q8_0_q8_0_dotprod);
-    k.q4_k = dot_entry!(D, q4_k::BlockQ4K, q8_k::BlockQ8K, q4_k_dotprod::vec_dot_q4_k_q8_k_dotprod);
-    k.q6_k = dot_entry!(D, q6_k::BlockQ6K, q8_k::BlockQ8K, q6_k_dotprod::vec_dot_q6_k_q8_k_dotprod);
+    k.q4_0 = rows_entry!(
+        D,
+        q4_0::BlockQ4_0,
+        q8_0::BlockQ8_0,
+        q4_0_dotprod::vec_dot_q4_0_q8_0_dotprod,
+        q4_0_dotprod::vec_dot4_q4_0_q8_0_dotprod
+    );
+    k.q4_1 = rows_entry!(
+        D,
+        q4_1::BlockQ4_1,
+        q8_1::BlockQ8_1,
+        q4_1_dotprod::vec_dot_q4_1_q8_1_dotprod,
+        q4_1_dotprod::vec_dot4_q4_1_q8_1_dotprod
+    );
+    k.q5_0 = rows_entry!(
+        D,
+        q5_0::BlockQ5_0,
+        q8_0::BlockQ8_0,
+        q5_0_dotprod::vec_dot_q5_0_q8_0_dotprod,
+        q5_0_dotprod::vec_dot4_q5_0_q8_0_dotprod
+    );
+    k.q8_0 = rows_entry!(
+        D,
+        q8_0::BlockQ8_0,
+        q8_0::BlockQ8_0,
+        q8_0_dotprod::vec_dot_q8_0_q8_0_dotprod,
+        q8_0_dotprod::vec_dot4_q8_0_q8_0_dotprod
+    );
+    k.q4_k = rows_entry!(
+        D,
+        q4_k::BlockQ4K,
+        q8_k::BlockQ8K,
+        q4_k_dotprod::vec_dot_q4_k_q8_k_dotprod,
+        q4_k_dotprod::vec_dot4_q4_k_q8_k_dotprod
+    );
+    k.q6_k = rows_entry!(
+        D,
+        q6_k::BlockQ6K,
+        q8_k::BlockQ8K,
+        q6_k_dotprod::vec_dot_q6_k_q8_k_dotprod,
+        q6_k_dotprod::vec_dot4_q6_k_q8_k_dotprod
+    );
     k.tier = D;
 }

@@ -2,7 +2,7 @@
 //! `d·d_a · Σ_g sc_g · Σ q·a − dmin·d_a · Σ_g m_g · bsums_g` with 2-bit `q`
 //! and 4-bit scale `sc_g` / minimum `m_g` per group of 16.
 
-use super::simd::{dot_i8, h2f, ld_s16, ld_s8, ld_u8};
+use super::simd::{block_sum, block_sum4, dot_i8, h2f, ld_s16, ld_s8, ld_u8};
 use crate::q2_k::BlockQ2K;
 use crate::q8_k::BlockQ8K;
 use core::arch::aarch64::*;
@@ -52,6 +52,16 @@ fn block(x: &BlockQ2K, y: &BlockQ8K) -> f32 {
 /// the common prefix is used).
 #[target_feature(enable = "neon")]
 pub(crate) unsafe fn vec_dot_q2_k_q8_k_neon(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
-    debug_assert_eq!(w.len(), a.len());
-    w.iter().zip(a).map(|(x, y)| block(x, y)).sum()
+    block_sum!(w, a, block)
+}
+
+/// Four weight rows against one activation row: `[vec_dot_q2_k_q8_k_neon(rows[r], a); 4]`
+/// bit for bit, each activation block loaded once for the four rows.
+///
+/// # Safety
+/// As for [`vec_dot_q2_k_q8_k_neon`]; each row must hold at least `a.len()` blocks (it
+/// panics otherwise).
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn vec_dot4_q2_k_q8_k_neon(rows: [&[BlockQ2K]; 4], a: &[BlockQ8K]) -> [f32; 4] {
+    block_sum4!(rows, a, block)
 }

@@ -1,7 +1,7 @@
 //! Q3_K · Q8_K with plain NEON, one 256-value super-block per step. Values
 //! are `(2 low bits) − 4·(1 − high bit)`, in −4..=3; 16 signed 6-bit scales.
 
-use super::simd::{dot_i8, h2f, ld_s8, ld_u8};
+use super::simd::{block_sum, block_sum4, dot_i8, h2f, ld_s8, ld_u8};
 use crate::q3_k::BlockQ3K;
 use crate::q8_k::BlockQ8K;
 use core::arch::aarch64::*;
@@ -56,6 +56,16 @@ fn block(x: &BlockQ3K, y: &BlockQ8K) -> f32 {
 /// the common prefix is used).
 #[target_feature(enable = "neon")]
 pub(crate) unsafe fn vec_dot_q3_k_q8_k_neon(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
-    debug_assert_eq!(w.len(), a.len());
-    w.iter().zip(a).map(|(x, y)| block(x, y)).sum()
+    block_sum!(w, a, block)
+}
+
+/// Four weight rows against one activation row: `[vec_dot_q3_k_q8_k_neon(rows[r], a); 4]`
+/// bit for bit, each activation block loaded once for the four rows.
+///
+/// # Safety
+/// As for [`vec_dot_q3_k_q8_k_neon`]; each row must hold at least `a.len()` blocks (it
+/// panics otherwise).
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn vec_dot4_q3_k_q8_k_neon(rows: [&[BlockQ3K]; 4], a: &[BlockQ8K]) -> [f32; 4] {
+    block_sum4!(rows, a, block)
 }

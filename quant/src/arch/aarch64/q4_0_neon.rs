@@ -3,7 +3,7 @@
 //! [`q4_0::vec_dot_q4_0_q8_0_generic`]. Model: ggml's `ggml_vec_dot_q4_0_q8_0`
 //! in `arch/arm/quants.c`.
 
-use super::simd::{dot_i8, h2f, ld_s8, ld_u8, two_block_sum};
+use super::simd::{dot_i8, h2f, ld_s8, ld_u8, two_block_sum, two_block_sum4};
 use crate::q4_0::{self, BlockQ4_0};
 use crate::q8_0::BlockQ8_0;
 use core::arch::aarch64::*;
@@ -36,4 +36,15 @@ fn block(acc: float32x4_t, x: &BlockQ4_0, y: &BlockQ8_0) -> float32x4_t {
 #[target_feature(enable = "neon")]
 pub(crate) unsafe fn vec_dot_q4_0_q8_0_neon(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     two_block_sum!(w, a, block, q4_0::vec_dot_q4_0_q8_0_generic)
+}
+
+/// Four weight rows against one activation row: `[vec_dot_q4_0_q8_0_neon(rows[r], a); 4]`
+/// bit for bit, each activation block loaded once for the four rows.
+///
+/// # Safety
+/// As for [`vec_dot_q4_0_q8_0_neon`]; each row must hold at least `a.len()` blocks (it
+/// panics otherwise).
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn vec_dot4_q4_0_q8_0_neon(rows: [&[BlockQ4_0]; 4], a: &[BlockQ8_0]) -> [f32; 4] {
+    two_block_sum4!(rows, a, block, q4_0::vec_dot_q4_0_q8_0_generic)
 }

@@ -2,7 +2,7 @@
 //! [`q4_1::vec_dot_q4_1_q8_1_generic`].
 
 use super::q4_1_neon::{accumulate_with_min, unpack};
-use super::simd::{h2f, ld_s8, sdot, two_block_sum};
+use super::simd::{h2f, ld_s8, sdot, two_block_sum, two_block_sum4};
 use crate::q4_1::{self, BlockQ4_1};
 use crate::q8_1::BlockQ8_1;
 use core::arch::aarch64::*;
@@ -23,4 +23,15 @@ fn block(acc: float32x4_t, x: &BlockQ4_1, y: &BlockQ8_1) -> float32x4_t {
 #[target_feature(enable = "neon,dotprod")]
 pub(crate) unsafe fn vec_dot_q4_1_q8_1_dotprod(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
     two_block_sum!(w, a, block, q4_1::vec_dot_q4_1_q8_1_generic)
+}
+
+/// Four weight rows against one activation row: `[vec_dot_q4_1_q8_1_dotprod(rows[r], a); 4]`
+/// bit for bit, each activation block loaded once for the four rows.
+///
+/// # Safety
+/// As for [`vec_dot_q4_1_q8_1_dotprod`]; each row must hold at least `a.len()` blocks (it
+/// panics otherwise).
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) unsafe fn vec_dot4_q4_1_q8_1_dotprod(rows: [&[BlockQ4_1]; 4], a: &[BlockQ8_1]) -> [f32; 4] {
+    two_block_sum4!(rows, a, block, q4_1::vec_dot_q4_1_q8_1_generic)
 }

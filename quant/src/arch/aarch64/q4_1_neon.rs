@@ -2,7 +2,7 @@
 //! through [`q4_1::vec_dot_q4_1_q8_1_generic`]. Per block:
 //! `d_w · d_a · Σ q · a + m_w · s_a` (Q8_1's `s = d_a · Σ a` folds the minimum in).
 
-use super::simd::{dot_i8, h2f, ld_s8, ld_u8, two_block_sum};
+use super::simd::{dot_i8, h2f, ld_s8, ld_u8, two_block_sum, two_block_sum4};
 use crate::q4_1::{self, BlockQ4_1};
 use crate::q8_1::BlockQ8_1;
 use core::arch::aarch64::*;
@@ -40,4 +40,15 @@ fn block(acc: float32x4_t, x: &BlockQ4_1, y: &BlockQ8_1) -> float32x4_t {
 #[target_feature(enable = "neon")]
 pub(crate) unsafe fn vec_dot_q4_1_q8_1_neon(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
     two_block_sum!(w, a, block, q4_1::vec_dot_q4_1_q8_1_generic)
+}
+
+/// Four weight rows against one activation row: `[vec_dot_q4_1_q8_1_neon(rows[r], a); 4]`
+/// bit for bit, each activation block loaded once for the four rows.
+///
+/// # Safety
+/// As for [`vec_dot_q4_1_q8_1_neon`]; each row must hold at least `a.len()` blocks (it
+/// panics otherwise).
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn vec_dot4_q4_1_q8_1_neon(rows: [&[BlockQ4_1]; 4], a: &[BlockQ8_1]) -> [f32; 4] {
+    two_block_sum4!(rows, a, block, q4_1::vec_dot_q4_1_q8_1_generic)
 }

@@ -2,7 +2,7 @@
 //! handling as [`super::q4_k_neon`]).
 
 use super::q4_k_neon::{mins_dot, scales_mins, unpack_chunk};
-use super::simd::{h2f, ld_s8, sdot};
+use super::simd::{block_sum, block_sum4, h2f, ld_s8, sdot};
 use crate::q4_k::BlockQ4K;
 use crate::q8_k::BlockQ8K;
 use core::arch::aarch64::*;
@@ -33,6 +33,16 @@ fn block(x: &BlockQ4K, y: &BlockQ8K) -> f32 {
 /// should have the same length (only the common prefix is used).
 #[target_feature(enable = "neon,dotprod")]
 pub(crate) unsafe fn vec_dot_q4_k_q8_k_dotprod(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
-    debug_assert_eq!(w.len(), a.len());
-    w.iter().zip(a).map(|(x, y)| block(x, y)).sum()
+    block_sum!(w, a, block)
+}
+
+/// Four weight rows against one activation row: `[vec_dot_q4_k_q8_k_dotprod(rows[r], a); 4]`
+/// bit for bit, each activation block loaded once for the four rows.
+///
+/// # Safety
+/// As for [`vec_dot_q4_k_q8_k_dotprod`]; each row must hold at least `a.len()` blocks (it
+/// panics otherwise).
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) unsafe fn vec_dot4_q4_k_q8_k_dotprod(rows: [&[BlockQ4K]; 4], a: &[BlockQ8K]) -> [f32; 4] {
+    block_sum4!(rows, a, block)
 }

@@ -2,7 +2,7 @@
 //! `d·d_a · Σ_g sc_g · Σ q·a − dmin·d_a · Σ_g m_g · (bsums of group g)`, where the
 //! minimum term uses Q8_K's precomputed sums of 16 activations.
 
-use super::simd::{dot_i8, h2f, ld_s16, ld_s8, ld_u8, ld_u8x8};
+use super::simd::{block_sum, block_sum4, dot_i8, h2f, ld_s16, ld_s8, ld_u8, ld_u8x8};
 use crate::q4_k::BlockQ4K;
 use crate::q8_k::BlockQ8K;
 use core::arch::aarch64::*;
@@ -75,6 +75,16 @@ fn block(x: &BlockQ4K, y: &BlockQ8K) -> f32 {
 /// the common prefix is used).
 #[target_feature(enable = "neon")]
 pub(crate) unsafe fn vec_dot_q4_k_q8_k_neon(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
-    debug_assert_eq!(w.len(), a.len());
-    w.iter().zip(a).map(|(x, y)| block(x, y)).sum()
+    block_sum!(w, a, block)
+}
+
+/// Four weight rows against one activation row: `[vec_dot_q4_k_q8_k_neon(rows[r], a); 4]`
+/// bit for bit, each activation block loaded once for the four rows.
+///
+/// # Safety
+/// As for [`vec_dot_q4_k_q8_k_neon`]; each row must hold at least `a.len()` blocks (it
+/// panics otherwise).
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn vec_dot4_q4_k_q8_k_neon(rows: [&[BlockQ4K]; 4], a: &[BlockQ8K]) -> [f32; 4] {
+    block_sum4!(rows, a, block)
 }

@@ -2,7 +2,7 @@
 //! through [`q5_0::vec_dot_q5_0_q8_0_generic`]. The fifth bits are spread to
 //! bytes with a table lookup and a bit test (no 256-entry tables as in ggml).
 
-use super::simd::{dot_i8, h2f, ld_s8, ld_u8, two_block_sum};
+use super::simd::{dot_i8, h2f, ld_s8, ld_u8, two_block_sum, two_block_sum4};
 use crate::q5_0::{self, BlockQ5_0};
 use crate::q8_0::BlockQ8_0;
 use core::arch::aarch64::*;
@@ -60,4 +60,15 @@ fn block(acc: float32x4_t, x: &BlockQ5_0, y: &BlockQ8_0) -> float32x4_t {
 #[target_feature(enable = "neon")]
 pub(crate) unsafe fn vec_dot_q5_0_q8_0_neon(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
     two_block_sum!(w, a, block, q5_0::vec_dot_q5_0_q8_0_generic)
+}
+
+/// Four weight rows against one activation row: `[vec_dot_q5_0_q8_0_neon(rows[r], a); 4]`
+/// bit for bit, each activation block loaded once for the four rows.
+///
+/// # Safety
+/// As for [`vec_dot_q5_0_q8_0_neon`]; each row must hold at least `a.len()` blocks (it
+/// panics otherwise).
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn vec_dot4_q5_0_q8_0_neon(rows: [&[BlockQ5_0]; 4], a: &[BlockQ8_0]) -> [f32; 4] {
+    two_block_sum4!(rows, a, block, q5_0::vec_dot_q5_0_q8_0_generic)
 }

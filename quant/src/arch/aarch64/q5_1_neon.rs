@@ -4,7 +4,7 @@
 
 use super::q4_1_neon::accumulate_with_min;
 use super::q5_0_neon::unpack_unsigned;
-use super::simd::{dot_i8, h2f, ld_s8, two_block_sum};
+use super::simd::{dot_i8, h2f, ld_s8, two_block_sum, two_block_sum4};
 use crate::q5_1::{self, BlockQ5_1};
 use crate::q8_1::BlockQ8_1;
 use core::arch::aarch64::*;
@@ -26,4 +26,15 @@ fn block(acc: float32x4_t, x: &BlockQ5_1, y: &BlockQ8_1) -> float32x4_t {
 #[target_feature(enable = "neon")]
 pub(crate) unsafe fn vec_dot_q5_1_q8_1_neon(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
     two_block_sum!(w, a, block, q5_1::vec_dot_q5_1_q8_1_generic)
+}
+
+/// Four weight rows against one activation row: `[vec_dot_q5_1_q8_1_neon(rows[r], a); 4]`
+/// bit for bit, each activation block loaded once for the four rows.
+///
+/// # Safety
+/// As for [`vec_dot_q5_1_q8_1_neon`]; each row must hold at least `a.len()` blocks (it
+/// panics otherwise).
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn vec_dot4_q5_1_q8_1_neon(rows: [&[BlockQ5_1]; 4], a: &[BlockQ8_1]) -> [f32; 4] {
+    two_block_sum4!(rows, a, block, q5_1::vec_dot_q5_1_q8_1_generic)
 }

@@ -3,7 +3,7 @@
 //! taken from `qh` (chunk j of 64 values uses bits 2j and 2j+1 of `qh[l]`).
 
 use super::q4_k_neon::{mins_dot, scales_mins};
-use super::simd::{dot_i8, h2f, ld_s8, ld_u8};
+use super::simd::{block_sum, block_sum4, dot_i8, h2f, ld_s8, ld_u8};
 use crate::q5_k::BlockQ5K;
 use crate::q8_k::BlockQ8K;
 use core::arch::aarch64::*;
@@ -42,6 +42,16 @@ fn block(x: &BlockQ5K, y: &BlockQ8K) -> f32 {
 /// the common prefix is used).
 #[target_feature(enable = "neon")]
 pub(crate) unsafe fn vec_dot_q5_k_q8_k_neon(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
-    debug_assert_eq!(w.len(), a.len());
-    w.iter().zip(a).map(|(x, y)| block(x, y)).sum()
+    block_sum!(w, a, block)
+}
+
+/// Four weight rows against one activation row: `[vec_dot_q5_k_q8_k_neon(rows[r], a); 4]`
+/// bit for bit, each activation block loaded once for the four rows.
+///
+/// # Safety
+/// As for [`vec_dot_q5_k_q8_k_neon`]; each row must hold at least `a.len()` blocks (it
+/// panics otherwise).
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn vec_dot4_q5_k_q8_k_neon(rows: [&[BlockQ5K]; 4], a: &[BlockQ8K]) -> [f32; 4] {
+    block_sum4!(rows, a, block)
 }

@@ -3,7 +3,7 @@
 //! once per block through Q8_K's group sums: `Σ sc·(q−32)·a = Σ sc·q·a −
 //! 32 · Σ_g sc_g · bsums_g`.
 
-use super::simd::{dot_i8, h2f, ld_s16, ld_s8, ld_u8};
+use super::simd::{block_sum, block_sum4, dot_i8, h2f, ld_s16, ld_s8, ld_u8};
 use crate::q6_k::BlockQ6K;
 use crate::q8_k::BlockQ8K;
 use core::arch::aarch64::*;
@@ -70,6 +70,16 @@ fn block(x: &BlockQ6K, y: &BlockQ8K) -> f32 {
 /// the common prefix is used).
 #[target_feature(enable = "neon")]
 pub(crate) unsafe fn vec_dot_q6_k_q8_k_neon(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
-    debug_assert_eq!(w.len(), a.len());
-    w.iter().zip(a).map(|(x, y)| block(x, y)).sum()
+    block_sum!(w, a, block)
+}
+
+/// Four weight rows against one activation row: `[vec_dot_q6_k_q8_k_neon(rows[r], a); 4]`
+/// bit for bit, each activation block loaded once for the four rows.
+///
+/// # Safety
+/// As for [`vec_dot_q6_k_q8_k_neon`]; each row must hold at least `a.len()` blocks (it
+/// panics otherwise).
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn vec_dot4_q6_k_q8_k_neon(rows: [&[BlockQ6K]; 4], a: &[BlockQ8K]) -> [f32; 4] {
+    block_sum4!(rows, a, block)
 }

@@ -1,7 +1,7 @@
 //! Q8_0 · Q8_0 with SDOT, two blocks per step; an odd last block goes through
 //! [`q8_0::vec_dot_q8_0_q8_0_generic`].
 
-use super::simd::{h2f, ld_s8, sdot, two_block_sum};
+use super::simd::{h2f, ld_s8, sdot, two_block_sum, two_block_sum4};
 use crate::q8_0::{self, BlockQ8_0};
 use core::arch::aarch64::*;
 
@@ -21,4 +21,15 @@ fn block(acc: float32x4_t, x: &BlockQ8_0, y: &BlockQ8_0) -> float32x4_t {
 #[target_feature(enable = "neon,dotprod")]
 pub(crate) unsafe fn vec_dot_q8_0_q8_0_dotprod(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     two_block_sum!(w, a, block, q8_0::vec_dot_q8_0_q8_0_generic)
+}
+
+/// Four weight rows against one activation row: `[vec_dot_q8_0_q8_0_dotprod(rows[r], a); 4]`
+/// bit for bit, each activation block loaded once for the four rows.
+///
+/// # Safety
+/// As for [`vec_dot_q8_0_q8_0_dotprod`]; each row must hold at least `a.len()` blocks (it
+/// panics otherwise).
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) unsafe fn vec_dot4_q8_0_q8_0_dotprod(rows: [&[BlockQ8_0]; 4], a: &[BlockQ8_0]) -> [f32; 4] {
+    two_block_sum4!(rows, a, block, q8_0::vec_dot_q8_0_q8_0_generic)
 }

@@ -2,7 +2,7 @@
 //! blocks per step, an odd last block through [`q8_0::vec_dot_q8_0_q8_0_generic`])
 //! and the Q8_0 activation quantizer.
 
-use super::simd::{dot_i8, h2f, ld_f32, ld_s8, narrow_i32x16, st_s8, two_block_sum};
+use super::simd::{dot_i8, h2f, ld_f32, ld_s8, narrow_i32x16, st_s8, two_block_sum, two_block_sum4};
 use crate::q8_0::{self, BlockQ8_0};
 use core::arch::aarch64::*;
 use half::f16;
@@ -23,6 +23,17 @@ fn block(acc: float32x4_t, x: &BlockQ8_0, y: &BlockQ8_0) -> float32x4_t {
 #[target_feature(enable = "neon")]
 pub(crate) unsafe fn vec_dot_q8_0_q8_0_neon(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     two_block_sum!(w, a, block, q8_0::vec_dot_q8_0_q8_0_generic)
+}
+
+/// Four weight rows against one activation row: `[vec_dot_q8_0_q8_0_neon(rows[r], a); 4]`
+/// bit for bit, each activation block loaded once for the four rows.
+///
+/// # Safety
+/// As for [`vec_dot_q8_0_q8_0_neon`]; each row must hold at least `a.len()` blocks (it
+/// panics otherwise).
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn vec_dot4_q8_0_q8_0_neon(rows: [&[BlockQ8_0]; 4], a: &[BlockQ8_0]) -> [f32; 4] {
+    two_block_sum4!(rows, a, block, q8_0::vec_dot_q8_0_q8_0_generic)
 }
 
 /// One block of Q8_0 activations from 32 values, exactly as

@@ -189,3 +189,76 @@ macro_rules! two_block_sum {
     }};
 }
 pub(super) use two_block_sum;
+
+/// [`two_block_sum`] for four weight rows against one activation row, each
+/// row's result bit-identical to `two_block_sum` on that row alone (same
+/// accumulators, same order of operations), so a row's value never depends
+/// on which rows share its `gemv` call (or thread). Each activation block is
+/// loaded once for the four rows. Rows must hold at least `a.len()` blocks.
+macro_rules! two_block_sum4 {
+    ($rows:expr, $a:expr, $block:ident, $generic:path) => {{
+        let a = $a;
+        let n = a.len();
+        let [w0, w1, w2, w3] = $rows.map(|r| &r[..n]);
+        let even = n & !1;
+        let z = vdupq_n_f32(0.0);
+        // Written out for the four rows (a loop over an array of accumulators
+        // is not unrolled by LLVM here and spills them to the stack).
+        let (mut e0, mut e1, mut e2, mut e3) = (z, z, z, z);
+        let (mut o0, mut o1, mut o2, mut o3) = (z, z, z, z);
+        for i in (0..even).step_by(2) {
+            let (ye, yo) = (&a[i], &a[i + 1]);
+            e0 = $block(e0, &w0[i], ye);
+            e1 = $block(e1, &w1[i], ye);
+            e2 = $block(e2, &w2[i], ye);
+            e3 = $block(e3, &w3[i], ye);
+            o0 = $block(o0, &w0[i + 1], yo);
+            o1 = $block(o1, &w1[i + 1], yo);
+            o2 = $block(o2, &w2[i + 1], yo);
+            o3 = $block(o3, &w3[i + 1], yo);
+        }
+        let finish = |e, o, w: &[_]| {
+            let mut sum = vaddvq_f32(vaddq_f32(e, o));
+            if even < n {
+                sum += $generic(&w[even..n], &a[even..n]);
+            }
+            sum
+        };
+        [finish(e0, o0, w0), finish(e1, o1, w1), finish(e2, o2, w2), finish(e3, o3, w3)]
+    }};
+}
+pub(super) use two_block_sum4;
+
+/// The loop of the 256-value formats: `Σ $block(&w[i], &a[i]) -> f32` in
+/// block order, over the common prefix of `$w` and `$a`.
+macro_rules! block_sum {
+    ($w:expr, $a:expr, $block:ident) => {{
+        let (w, a) = ($w, $a);
+        debug_assert_eq!(w.len(), a.len());
+        let mut sum = 0.0f32;
+        for (x, y) in w.iter().zip(a) {
+            sum += $block(x, y);
+        }
+        sum
+    }};
+}
+pub(super) use block_sum;
+
+/// [`block_sum`] for four weight rows against one activation row, each row's
+/// result bit-identical to `block_sum` on that row alone. Rows must hold at
+/// least `a.len()` blocks.
+macro_rules! block_sum4 {
+    ($rows:expr, $a:expr, $block:ident) => {{
+        let a = $a;
+        let [w0, w1, w2, w3] = $rows.map(|r| &r[..a.len()]);
+        let (mut s0, mut s1, mut s2, mut s3) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
+        for (i, y) in a.iter().enumerate() {
+            s0 += $block(&w0[i], y);
+            s1 += $block(&w1[i], y);
+            s2 += $block(&w2[i], y);
+            s3 += $block(&w3[i], y);
+        }
+        [s0, s1, s2, s3]
+    }};
+}
+pub(super) use block_sum4;

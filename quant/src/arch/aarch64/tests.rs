@@ -364,3 +364,57 @@ fn best_table_gemv_matches_generic_table() {
         }
     }
 }
+
+/// `gemv` of a table entry against `vec_dot` row by row, bit for bit, for row
+/// counts around the four-row step (1, 3, 4, 5, 8, 9): a row's value must not
+/// depend on which rows share the call (thread splits stay deterministic).
+fn check_rows_bitwise<W: Random + Pod, A: Random + Pod>(name: &str, e: &crate::kernels::DotEntry) {
+    let mut r = SmallRng::seed_from_u64(0xfeed ^ name.len() as u64);
+    for &nb in &[1usize, 2, 3, 6] {
+        for rows in [1usize, 3, 4, 5, 8, 9] {
+            let w: Vec<W> = random_vec(&mut r, rows * nb);
+            let a: Vec<A> = random_vec(&mut r, nb);
+            let (wb, ab): (&[u8], &[u8]) = (bytemuck::cast_slice(&w), bytemuck::cast_slice(&a));
+            let row_bytes = nb * core::mem::size_of::<W>();
+            let mut out = vec![f32::NAN; rows];
+            // SAFETY: the caller checked the entry's tier; `w` is `rows` rows of
+            // `nb` aligned blocks and `a` holds `nb` aligned blocks.
+            unsafe { (e.gemv)(wb, row_bytes, ab, &mut out) };
+            for (i, got) in out.iter().enumerate() {
+                // SAFETY: as above, one row.
+                let one = unsafe { (e.vec_dot)(&wb[i * row_bytes..(i + 1) * row_bytes], ab) };
+                assert_eq!(
+                    got.to_bits(),
+                    one.to_bits(),
+                    "{name}: row {i} of {rows} ({nb} blocks): gemv {got} vs vec_dot {one}"
+                );
+            }
+        }
+    }
+}
+
+fn check_table_rows(k: &Kernels) {
+    check_rows_bitwise::<q4_0::BlockQ4_0, q8_0::BlockQ8_0>("q4_0", &k.q4_0);
+    check_rows_bitwise::<q4_1::BlockQ4_1, q8_1::BlockQ8_1>("q4_1", &k.q4_1);
+    check_rows_bitwise::<q5_0::BlockQ5_0, q8_0::BlockQ8_0>("q5_0", &k.q5_0);
+    check_rows_bitwise::<q5_1::BlockQ5_1, q8_1::BlockQ8_1>("q5_1", &k.q5_1);
+    check_rows_bitwise::<q8_0::BlockQ8_0, q8_0::BlockQ8_0>("q8_0", &k.q8_0);
+    check_rows_bitwise::<iq4_nl::BlockIq4Nl, q8_0::BlockQ8_0>("iq4_nl", &k.iq4_nl);
+    check_rows_bitwise::<q2_k::BlockQ2K, q8_k::BlockQ8K>("q2_k", &k.q2_k);
+    check_rows_bitwise::<q3_k::BlockQ3K, q8_k::BlockQ8K>("q3_k", &k.q3_k);
+    check_rows_bitwise::<q4_k::BlockQ4K, q8_k::BlockQ8K>("q4_k", &k.q4_k);
+    check_rows_bitwise::<q5_k::BlockQ5K, q8_k::BlockQ8K>("q5_k", &k.q5_k);
+    check_rows_bitwise::<q6_k::BlockQ6K, q8_k::BlockQ8K>("q6_k", &k.q6_k);
+}
+
+#[test]
+fn neon_gemv_rows_equal_vec_dot_bitwise() {
+    require(Tier::Neon);
+    check_table_rows(&Kernels::with_tier(Tier::Neon).expect("NEON is available"));
+}
+
+#[test]
+fn dotprod_gemv_rows_equal_vec_dot_bitwise() {
+    require(Tier::Dotprod);
+    check_table_rows(&Kernels::with_tier(Tier::Dotprod).expect("dotprod is available"));
+}
