@@ -1,6 +1,10 @@
 //! [`Writer`]: builds GGUF v3 files (feature `alloc`), laid out as llama.cpp
 //! and the `gguf` Python package write them: header, metadata, tensor infos,
 //! padding to the alignment, then each tensor's data padded to the alignment.
+//!
+//! Tensor data is either handed over with the tensor ([`Writer::add_tensor`])
+//! or streamed by the caller after the header ([`Writer::add_tensor_info`] +
+//! [`Writer::write_header_to`]), so a large file need not be held in memory.
 
 use super::error::{GgufError, Location};
 use super::file::ALIGNMENT_KEY;
@@ -63,6 +67,15 @@ struct PendingTensor<'d> {
     dims: [u64; MAX_DIMS],
     n_dims: usize,
     data: Cow<'d, [u8]>,
+    /// Declared with [`Writer::add_tensor_info`]: `data` is empty and the
+    /// caller streams these many bytes after [`Writer::write_header_to`].
+    streamed: Option<u64>,
+}
+
+impl PendingTensor<'_> {
+    fn nbytes(&self) -> u64 {
+        self.streamed.unwrap_or(self.data.len() as u64)
+    }
 }
 
 /// Builds a GGUF v3 file. Metadata entries and tensors are written in the
@@ -364,6 +377,48 @@ impl<'d> Writer<'d> {
         dims: &[u64],
         data: impl Into<Cow<'d, [u8]>>,
     ) -> Result<&mut Self, Error> {
+        let (d, nbytes) = self.check_tensor(name, ty, dims)?;
+        let data = data.into();
+        if data.len() as u64 != nbytes {
+            let at = Location::Tensor { index: self.tensors.len() as u64, name: ShortStr::new(name) };
+            return Err(Error::Gguf {
+                offset: 0,
+                at,
+                kind: GgufError::DataSizeMismatch { expected: nbytes, got: data.len() as u64 },
+            });
+        }
+        self.names.insert(name.into(), self.tensors.len() as u64);
+        self.tensors.push(PendingTensor { name: name.into(), ty, dims: d, n_dims: dims.len(), data, streamed: None });
+        Ok(self)
+    }
+
+    /// Declares a tensor whose data the caller writes itself: after
+    /// [`Writer::write_header_to`], each tensor's bytes in the order added
+    /// (exactly the bytes the type and shape need), each followed by
+    /// [`Writer::padding`] zero bytes. [`Writer::to_bytes`] and
+    /// [`Writer::write_to`] write zeros in place of such a tensor's data.
+    pub fn add_tensor_info(&mut self, name: &str, ty: GgmlType, dims: &[u64]) -> Result<&mut Self, Error> {
+        let (d, nbytes) = self.check_tensor(name, ty, dims)?;
+        self.names.insert(name.into(), self.tensors.len() as u64);
+        self.tensors.push(PendingTensor {
+            name: name.into(),
+            ty,
+            dims: d,
+            n_dims: dims.len(),
+            data: Cow::Borrowed(&[]),
+            streamed: Some(nbytes),
+        });
+        Ok(self)
+    }
+
+    /// Zero bytes that follow `nbytes` of tensor data to reach the alignment.
+    pub fn padding(&self, nbytes: u64) -> u64 {
+        nbytes.next_multiple_of(self.alignment as u64) - nbytes
+    }
+
+    /// Checks a new tensor's name and shape; returns its dims padded with 1s
+    /// and its data size in bytes.
+    fn check_tensor(&self, name: &str, ty: GgmlType, dims: &[u64]) -> Result<([u64; MAX_DIMS], u64), Error> {
         let index = self.tensors.len() as u64;
         let at = Location::Tensor { index, name: ShortStr::new(name) };
         let e = |kind| Error::Gguf { offset: 0, at, kind };
@@ -391,17 +446,12 @@ impl<'d> Writer<'d> {
         let Some(nbytes) = nbytes else {
             return Err(e(GgufError::ShapeOverflow));
         };
-        let data = data.into();
-        if data.len() as u64 != nbytes {
-            return Err(e(GgufError::DataSizeMismatch { expected: nbytes, got: data.len() as u64 }));
-        }
-        self.names.insert(name.into(), index);
-        self.tensors.push(PendingTensor { name: name.into(), ty, dims: d, n_dims: dims.len(), data });
-        Ok(self)
+        Ok((d, nbytes))
     }
 
-    /// Writes the file through `put`, which receives consecutive pieces.
-    fn emit<E>(&self, put: &mut impl FnMut(&[u8]) -> Result<(), E>) -> Result<u64, E> {
+    /// Writes the file through `put`, which receives consecutive pieces; with
+    /// `header_only`, stops where the data section starts.
+    fn emit<E>(&self, header_only: bool, put: &mut impl FnMut(&[u8]) -> Result<(), E>) -> Result<u64, E> {
         let align = self.alignment as u64;
         let pad_to = |n: u64| n.next_multiple_of(align) - n;
         const ZEROS: [u8; 64] = [0; 64];
@@ -436,14 +486,20 @@ impl<'d> Writer<'d> {
             }
             info.extend_from_slice(&t.ty.id().to_le_bytes());
             info.extend_from_slice(&offset.to_le_bytes());
-            let n = t.data.len() as u64;
+            let n = t.nbytes();
             offset += n + pad_to(n);
         }
         w(&info, &mut pos)?;
         pad(pad_to(pos), &mut w, &mut pos)?;
+        if header_only {
+            return Ok(pos);
+        }
         for t in &self.tensors {
-            w(&t.data, &mut pos)?;
-            let n = t.data.len() as u64;
+            match t.streamed {
+                Some(n) => pad(n, &mut w, &mut pos)?,
+                None => w(&t.data, &mut pos)?,
+            }
+            let n = t.nbytes();
             pad(pad_to(n), &mut w, &mut pos)?;
         }
         Ok(pos)
@@ -452,7 +508,7 @@ impl<'d> Writer<'d> {
     /// The whole file as bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        let _ = self.emit::<core::convert::Infallible>(&mut |b| {
+        let _ = self.emit::<core::convert::Infallible>(false, &mut |b| {
             out.extend_from_slice(b);
             Ok(())
         });
@@ -462,6 +518,14 @@ impl<'d> Writer<'d> {
     /// Writes the file to `w` (buffer it: pieces are small). Returns the bytes written.
     #[cfg(feature = "std")]
     pub fn write_to(&self, w: &mut impl std::io::Write) -> std::io::Result<u64> {
-        self.emit(&mut |b| w.write_all(b))
+        self.emit(false, &mut |b| w.write_all(b))
+    }
+
+    /// Writes everything before the data section (header, metadata, tensor
+    /// infos, padding) to `w`; the caller then streams the tensor data as
+    /// [`Writer::add_tensor_info`] describes. Returns the bytes written.
+    #[cfg(feature = "std")]
+    pub fn write_header_to(&self, w: &mut impl std::io::Write) -> std::io::Result<u64> {
+        self.emit(true, &mut |b| w.write_all(b))
     }
 }
