@@ -11,6 +11,8 @@ pub mod cache;
 mod error;
 pub mod gguf;
 mod loader;
+#[cfg(feature = "std")]
+pub mod quantize;
 #[cfg(feature = "alloc")]
 pub mod tokenizer;
 
