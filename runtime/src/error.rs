@@ -56,6 +56,58 @@ pub enum Error {
         /// Vocabulary size.
         n_vocab: usize,
     },
+    /// `general.architecture` names an architecture ember does not run.
+    UnknownArchitecture {
+        /// The name in the file.
+        name: crate::gguf::ShortStr,
+    },
+    /// A metadata key the model needs is missing or has the wrong type.
+    MissingKey {
+        /// The key.
+        key: crate::gguf::ShortStr,
+    },
+    /// A hyperparameter has a value the forward pass cannot use.
+    BadHyperparameter {
+        /// The key (or quantity) that is wrong.
+        key: crate::gguf::ShortStr,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A tensor the architecture needs is not in the file.
+    MissingTensor {
+        /// Its name.
+        name: crate::gguf::ShortStr,
+    },
+    /// A tensor has the wrong shape or type for its role.
+    BadTensor {
+        /// Its name.
+        name: crate::gguf::ShortStr,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The memory plan's sizes overflow the address space.
+    PlanTooLarge,
+    /// The arena is smaller than the memory plan.
+    ArenaTooSmall {
+        /// Bytes the plan needs.
+        needed: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// Allocating the arena failed.
+    OutOfMemory {
+        /// Bytes asked for.
+        bytes: usize,
+    },
+    /// An option has an unusable value.
+    BadOption(&'static str),
+    /// The tokens do not fit in the context.
+    ContextFull {
+        /// Context length of the session.
+        ctx_len: usize,
+        /// Positions that would be needed.
+        needed: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -76,6 +128,24 @@ impl fmt::Display for Error {
             }
             Error::TokenOutOfRange { token, n_vocab } => {
                 write!(f, "token id {token} is outside the vocabulary of {n_vocab} tokens")
+            }
+            Error::UnknownArchitecture { name } => write!(
+                f,
+                "unsupported architecture `{name}`; ember runs: {}",
+                crate::model::Arch::SUPPORTED_LIST
+            ),
+            Error::MissingKey { key } => write!(f, "metadata key `{key}` is missing or has the wrong type"),
+            Error::BadHyperparameter { key, reason } => write!(f, "hyperparameter `{key}`: {reason}"),
+            Error::MissingTensor { name } => write!(f, "tensor `{name}` is missing"),
+            Error::BadTensor { name, reason } => write!(f, "tensor `{name}`: {reason}"),
+            Error::PlanTooLarge => f.write_str("the memory plan does not fit in the address space"),
+            Error::ArenaTooSmall { needed, got } => {
+                write!(f, "the arena has {got} bytes but the memory plan needs {needed}")
+            }
+            Error::OutOfMemory { bytes } => write!(f, "could not allocate {bytes} bytes for the arena"),
+            Error::BadOption(msg) => f.write_str(msg),
+            Error::ContextFull { ctx_len, needed } => {
+                write!(f, "the context holds {ctx_len} tokens but {needed} are needed")
             }
         }
     }

@@ -16,6 +16,15 @@ pub mod quantize;
 #[cfg(feature = "alloc")]
 pub mod tokenizer;
 
+pub mod kv_cache;
+pub mod memory;
+pub mod model;
+pub mod ops;
+pub mod sampler;
+#[cfg(feature = "alloc")]
+pub mod session;
+pub mod threads;
+
 pub use ember_quant as quant;
 pub use error::Error;
 pub use loader::Model;

@@ -1,0 +1,335 @@
+//! The one decoder forward pass. Every supported architecture runs this
+//! function; they differ only by [`Config`] switches:
+//!
+//! ```text
+//! x = embed(tokens) * embd_scale
+//! for each block:
+//!     h = rmsnorm(x) * attn_norm
+//!     q, k, v = h·Wq (+bq), h·Wk (+bk), h·Wv (+bv)
+//!     [qk_norm]  q, k = rmsnorm(q head) * q_norm, rmsnorm(k head) * k_norm
+//!     q, k = rope(q), rope(k)           (base per layer: sliding or full)
+//!     [q_scale]  q *= q_scale
+//!     cache k, v; a = attention(q, cached k/v over the visible positions)
+//!     o = a·Wo (+bo);  [post_norms] o = rmsnorm(o) * post_attention_norm
+//!     x = x + o
+//!     h = rmsnorm(x) * ffn_norm
+//!     f = (act(h·Wgate) * h·Wup)·Wdown;  [post_norms] f = rmsnorm(f) * post_ffw_norm
+//!     x = x + f
+//! logits = (rmsnorm(x) * output_norm)·Wout   [logit_softcap] cap·tanh(logits/cap)
+//! ```
+//!
+//! A call processes a batch of consecutive tokens: every matrix is read once
+//! for the whole batch (`ops::matmul` over all rows), attention runs per
+//! (token, head) across threads, and the elementwise work is split by rows.
+
+use super::{Activation, Config, Weights};
+use crate::kv_cache::KvCache;
+use crate::memory::{Buffers, Plan};
+use crate::ops::{self, ActScratch, AttnScratch, KvHead};
+use crate::threads::{split_rows, FirstError, Parallel, SharedMut};
+use crate::Error;
+use ember_quant::Kernels;
+
+/// Everything a forward call reads besides the tokens.
+pub struct Model<'m, 'w> {
+    /// Hyperparameters and switches.
+    pub cfg: &'m Config,
+    /// The tensors.
+    pub weights: &'m Weights<'w>,
+    /// The kernel table.
+    pub kernels: &'m Kernels,
+    /// The threads.
+    pub par: &'m dyn Parallel,
+    /// The memory plan the buffers were cut by.
+    pub plan: &'m Plan,
+}
+
+/// Runs `tokens` (at most `plan.opts.batch` of them) at positions `pos0..`,
+/// writing their keys and values into the cache and the logits of the last
+/// token (of every token with `logits_all`) into `bufs.logits`.
+pub fn forward(m: &Model<'_, '_>, bufs: &mut Buffers<'_>, tokens: &[u32], pos0: usize) -> Result<(), Error> {
+    let cfg = m.cfg;
+    let plan = m.plan;
+    let n = tokens.len();
+    if n == 0 {
+        return Ok(());
+    }
+    if n > plan.opts.batch {
+        return Err(Error::BadOption("more tokens in one forward call than the planned batch size"));
+    }
+    let end = pos0.checked_add(n).ok_or(Error::ContextFull { ctx_len: plan.opts.ctx_len, needed: usize::MAX })?;
+    if end > plan.opts.ctx_len {
+        return Err(Error::ContextFull { ctx_len: plan.opts.ctx_len, needed: end });
+    }
+    if m.weights.n_layer() != cfg.n_layer {
+        return Err(Error::BadOption("the weights do not match the config's block count"));
+    }
+    let d = cfg.n_embd;
+    let (dq, dk, dv, da, dff) = (cfg.q_dim(), cfg.k_dim(), cfg.v_dim(), cfg.attn_out_dim(), cfg.n_ff);
+    let hdk = cfg.head_dim_k;
+    let eps = cfg.norm_eps;
+    let w = m.weights;
+
+    let Buffers { x, xb, xb2, q, k, v, att, gate, up, act, logits, rope, attn, gelu, kv } = bufs;
+    let mut act = ActScratch { buf: act, slot_bytes: plan.act_slot_bytes };
+    let mut cache = KvCache::new(&plan.kv_layout, kv).ok_or(Error::PlanTooLarge)?;
+
+    // Token embeddings.
+    let embd_row = w.token_embd.row_bytes();
+    for (i, &t) in tokens.iter().enumerate() {
+        let t = t as usize;
+        if t >= cfg.n_vocab {
+            return Err(Error::TokenOutOfRange { token: t as u32, n_vocab: cfg.n_vocab });
+        }
+        let row = &w.token_embd.data[t * embd_row..(t + 1) * embd_row];
+        let xi = &mut x[i * d..(i + 1) * d];
+        ember_quant::matmul::dequantize(w.token_embd.ty, row, xi)?;
+        if cfg.embd_scale != 1.0 {
+            for v in xi.iter_mut() {
+                *v *= cfg.embd_scale;
+            }
+        }
+    }
+
+    // RoPE angles for every token: full-attention base, then sliding-window base.
+    let nr = cfg.n_rot;
+    let two_bases = cfg.rope_base_swa != cfg.rope_base && cfg.n_swa_layers() > 0;
+    for i in 0..n {
+        let pos = pos0 + i;
+        ops::rope_cache(&mut rope[i * nr..(i + 1) * nr], pos, cfg.rope_base, cfg.rope_freq_scale, w.rope_freqs);
+        if two_bases {
+            let o = plan.opts.batch * nr;
+            ops::rope_cache(
+                &mut rope[o + i * nr..o + (i + 1) * nr],
+                pos,
+                cfg.rope_base_swa,
+                cfg.rope_freq_scale,
+                w.rope_freqs,
+            );
+        }
+    }
+
+    for il in 0..cfg.n_layer {
+        let lw = w.layer(il).ok_or(Error::BadOption("missing block weights"))?;
+
+        // Attention.
+        norm_rows(m.par, n, d, x, xb, lw.attn_norm, eps);
+        ops::matmul(
+            m.kernels,
+            m.par,
+            xb,
+            n,
+            d,
+            &mut [(&lw.wq, &mut q[..n * dq]), (&lw.wk, &mut k[..n * dk]), (&lw.wv, &mut v[..n * dv])],
+            &mut act,
+        )?;
+        let rope_off = if two_bases && cfg.is_swa(il) { plan.opts.batch * nr } else { 0 };
+        for i in 0..n {
+            add_bias(&mut q[i * dq..(i + 1) * dq], lw.bq);
+            add_bias(&mut k[i * dk..(i + 1) * dk], lw.bk);
+            add_bias(&mut v[i * dv..(i + 1) * dv], lw.bv);
+            let angles = &rope[rope_off + i * nr..rope_off + (i + 1) * nr];
+            for qh in q[i * dq..(i + 1) * dq].chunks_exact_mut(hdk) {
+                if let Some(wn) = lw.q_norm {
+                    ops::rmsnorm_in_place(qh, wn, eps);
+                }
+                ops::rope_apply(qh, angles, cfg.rope_style);
+                if let Some(s) = cfg.q_scale {
+                    for v in qh.iter_mut() {
+                        *v *= s;
+                    }
+                }
+            }
+            for kh in k[i * dk..(i + 1) * dk].chunks_exact_mut(hdk) {
+                if let Some(wn) = lw.k_norm {
+                    ops::rmsnorm_in_place(kh, wn, eps);
+                }
+                ops::rope_apply(kh, angles, cfg.rope_style);
+            }
+            cache.store(il, pos0 + i, &k[i * dk..(i + 1) * dk], &v[i * dv..(i + 1) * dv]);
+        }
+        attention(m, &cache, il, q, att, attn, n, pos0)?;
+        ops::matmul(m.kernels, m.par, att, n, da, &mut [(&lw.wo, &mut xb2[..n * d])], &mut act)?;
+        residual_rows(m.par, n, d, x, xb2, lw.bo, lw.post_attn_norm, eps);
+
+        // Feed-forward.
+        norm_rows(m.par, n, d, x, xb, lw.ffn_norm, eps);
+        ops::matmul(
+            m.kernels,
+            m.par,
+            xb,
+            n,
+            d,
+            &mut [(&lw.w_gate, &mut gate[..n * dff]), (&lw.w_up, &mut up[..n * dff])],
+            &mut act,
+        )?;
+        {
+            let gs = SharedMut::new(&mut gate[..n * dff]);
+            let up: &[f32] = up;
+            let gelu: &[u16] = gelu;
+            for_rows(m.par, n, |i| {
+                // SAFETY: `for_rows` hands each row index to exactly one thread.
+                let g = unsafe { gs.slice(i * dff..(i + 1) * dff) };
+                let u = &up[i * dff..(i + 1) * dff];
+                match cfg.activation {
+                    Activation::Silu => ops::swiglu(g, u),
+                    Activation::GeluTanh => ops::geglu(g, u, gelu),
+                }
+            });
+        }
+        ops::matmul(m.kernels, m.par, gate, n, dff, &mut [(&lw.w_down, &mut xb2[..n * d])], &mut act)?;
+        residual_rows(m.par, n, d, x, xb2, None, lw.post_ffn_norm, eps);
+    }
+
+    // Output head: the last token, or every token.
+    let first = if plan.logits_rows > 1 { 0 } else { n - 1 };
+    let rows = n - first;
+    for (j, i) in (first..n).enumerate() {
+        ops::rmsnorm(&mut xb[j * d..(j + 1) * d], &x[i * d..(i + 1) * d], w.output_norm, eps);
+    }
+    let out = &mut logits[..rows * cfg.n_vocab];
+    ops::matmul(m.kernels, m.par, xb, rows, d, &mut [(&w.output, out)], &mut act)?;
+    if cfg.logit_softcap != 0.0 {
+        let cap = cfg.logit_softcap;
+        for l in out.iter_mut() {
+            *l = cap * ops::math::tanhf(*l / cap);
+        }
+    }
+    Ok(())
+}
+
+fn add_bias(x: &mut [f32], b: Option<&[f32]>) {
+    if let Some(b) = b {
+        for (v, &bb) in x.iter_mut().zip(b) {
+            *v += bb;
+        }
+    }
+}
+
+/// Attention of every (token, query head) of the batch, split across threads.
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    m: &Model<'_, '_>,
+    cache: &KvCache<'_>,
+    il: usize,
+    q: &[f32],
+    att: &mut [f32],
+    scratch: &mut [u8],
+    n: usize,
+    pos0: usize,
+) -> Result<(), Error> {
+    let cfg = m.cfg;
+    let plan = m.plan;
+    let layout = cache.layout();
+    let (kd, vd) = cache.layer(il);
+    let cells = layout.cells(il);
+    let eb = layout.ty.elem_bytes();
+    let (hdk, hdv) = (cfg.head_dim_k, cfg.head_dim_v);
+    let (dq, da) = (cfg.q_dim(), cfg.attn_out_dim());
+    let group = cfg.n_head / cfg.n_head_kv;
+    let window = if layout.is_swa(il) { cfg.sliding_window } else { 0 };
+    let tasks = n * cfg.n_head;
+    let t = m.par.threads().min(plan.opts.threads);
+    let per = plan.attn_per_thread;
+    let (q16b, accb) = (round64(hdk * 2), round64(hdv * 4));
+    let out = SharedMut::new(&mut att[..n * da]);
+    let scr = SharedMut::new(&mut scratch[..t * per]);
+    let err = FirstError::new();
+    m.par.run(&|ti| {
+        if ti >= t {
+            return;
+        }
+        // SAFETY: thread `ti` alone uses scratch piece `ti`.
+        let mine = unsafe { scr.slice(ti * per..(ti + 1) * per) };
+        let (q16, rest) = mine.split_at_mut(q16b);
+        let (acc, rest) = rest.split_at_mut(accb);
+        let (tmp, tmp16) = rest.split_at_mut(accb);
+        let (Ok(acc), Ok(tmp)) =
+            (bytemuck::try_cast_slice_mut::<u8, f32>(acc), bytemuck::try_cast_slice_mut::<u8, f32>(tmp))
+        else {
+            err.set(Error::PlanTooLarge);
+            return;
+        };
+        let mut s = AttnScratch { q16, acc, tmp, tmp16 };
+        for task in split_rows(tasks, t, ti, 1) {
+            let (i, h) = (task / cfg.n_head, task % cfg.n_head);
+            let pos = pos0 + i;
+            let lo = if window > 0 { (pos + 1).saturating_sub(window) } else { 0 };
+            let kvh = h / group;
+            let kh = KvHead {
+                data: kd,
+                ty: layout.ty,
+                row_bytes: layout.k_row_bytes,
+                offset: kvh * hdk * eb,
+                dim: hdk,
+                cells,
+            };
+            let vh = KvHead {
+                data: vd,
+                ty: layout.ty,
+                row_bytes: layout.v_row_bytes,
+                offset: kvh * hdv * eb,
+                dim: hdv,
+                cells,
+            };
+            let qh = &q[i * dq + h * hdk..i * dq + (h + 1) * hdk];
+            // SAFETY: each (token, head) task writes its own `hdv` outputs.
+            let o = unsafe { out.slice(i * da + h * hdv..i * da + (h + 1) * hdv) };
+            err.check(ops::attend(m.kernels, qh, &kh, &vh, lo..pos + 1, cfg.kq_scale, cfg.attn_softcap, &mut s, o));
+        }
+    });
+    err.into_result()
+}
+
+fn round64(n: usize) -> usize {
+    n.div_ceil(64) * 64
+}
+
+/// Runs `f(i)` for every row `i < n`, each row on exactly one thread; the
+/// rows are split across threads only when the batch is large enough to pay
+/// for the hand-off (never for a single decoded token).
+fn for_rows(par: &dyn Parallel, n: usize, f: impl Fn(usize) + Sync) {
+    if n < 8 || par.threads() == 1 {
+        (0..n).for_each(f);
+    } else {
+        let t = par.threads();
+        par.run(&|ti| split_rows(n, t, ti, 1).for_each(&f));
+    }
+}
+
+/// `out[i] = rmsnorm(x[i]) * w` for every row.
+fn norm_rows(par: &dyn Parallel, n: usize, d: usize, x: &[f32], out: &mut [f32], w: &[f32], eps: f32) {
+    let os = SharedMut::new(&mut out[..n * d]);
+    for_rows(par, n, |i| {
+        // SAFETY: `for_rows` hands each row index to exactly one thread.
+        let o = unsafe { os.slice(i * d..(i + 1) * d) };
+        ops::rmsnorm(o, &x[i * d..(i + 1) * d], w, eps);
+    });
+}
+
+/// `x[i] += post_norm(o[i] + bias)` for every row (the residual connection).
+#[allow(clippy::too_many_arguments)]
+fn residual_rows(
+    par: &dyn Parallel,
+    n: usize,
+    d: usize,
+    x: &mut [f32],
+    o: &mut [f32],
+    bias: Option<&[f32]>,
+    post_norm: Option<&[f32]>,
+    eps: f32,
+) {
+    let xs = SharedMut::new(&mut x[..n * d]);
+    let os = SharedMut::new(&mut o[..n * d]);
+    for_rows(par, n, |i| {
+        // SAFETY: `for_rows` hands each row index to exactly one thread.
+        let (xi, oi) = unsafe { (xs.slice(i * d..(i + 1) * d), os.slice(i * d..(i + 1) * d)) };
+        add_bias(oi, bias);
+        if let Some(wn) = post_norm {
+            ops::rmsnorm_in_place(oi, wn, eps);
+        }
+        for (xv, ov) in xi.iter_mut().zip(oi.iter()) {
+            *xv = *ov + *xv;
+        }
+    });
+}

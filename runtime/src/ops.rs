@@ -1,0 +1,865 @@
+//! The layers the decoder forward is made of: RMSNorm, RoPE, softmax,
+//! attention over the KV cache, the gated activations, and matrix products of
+//! GGUF weights (in place, in their block format) with f32 activations.
+//!
+//! Numerics follow ggml's CPU backend (`ggml-cpu/ops.cpp`, `vec.h`), because
+//! the end-to-end tests compare greedy token ids with llama.cpp's:
+//! - RMSNorm sums squares in f64 and scales in f32 (`ggml_compute_forward_rms_norm_f32`);
+//! - RoPE builds its cos/sin cache with `theta *= powf(base, -2/n_rot)` per pair
+//!   (`ggml_rope_cache_init`), "normal" style rotating adjacent pairs and NeoX
+//!   style rotating `(i, i + n_rot/2)`;
+//! - attention is ggml's CPU flash attention (`ggml_compute_forward_flash_attn_ext_f16_one_chunk`):
+//!   an online softmax over the cached positions; with an f16 cache the query is
+//!   rounded to f16 and the value accumulator is kept in f16, exactly as there;
+//! - GELU uses ggml's f16 lookup (`GGML_GELU_FP16`): the input rounded to f16,
+//!   the tanh approximation, the result rounded to f16;
+//! - activations are quantized once per matrix input to the weight's
+//!   `vec_dot_type` (Q8_0, Q8_1, Q8_K, F16, F32), then every weight row is an
+//!   integer dot product through [`Kernels`].
+
+use crate::kv_cache::KvType;
+use crate::threads::{split_rows, FirstError, Parallel, SharedMut};
+use crate::Error;
+use ember_quant::{f16, GgmlType, Kernels};
+
+/// libm functions: the platform's (glibc's, like llama.cpp) with `std`, the
+/// `libm` crate's without.
+pub mod math {
+    #[cfg(feature = "std")]
+    mod imp {
+        /// e^x.
+        pub fn expf(x: f32) -> f32 {
+            x.exp()
+        }
+        /// Square root.
+        pub fn sqrtf(x: f32) -> f32 {
+            x.sqrt()
+        }
+        /// x^y.
+        pub fn powf(x: f32, y: f32) -> f32 {
+            x.powf(y)
+        }
+        /// Sine.
+        pub fn sinf(x: f32) -> f32 {
+            x.sin()
+        }
+        /// Cosine.
+        pub fn cosf(x: f32) -> f32 {
+            x.cos()
+        }
+        /// Hyperbolic tangent.
+        pub fn tanhf(x: f32) -> f32 {
+            x.tanh()
+        }
+        /// Natural logarithm.
+        pub fn logf(x: f32) -> f32 {
+            x.ln()
+        }
+    }
+    #[cfg(not(feature = "std"))]
+    mod imp {
+        pub use libm::{cosf, expf, logf, powf, sinf, sqrtf, tanhf};
+    }
+    pub use imp::*;
+}
+
+/// A weight matrix used in place: `rows` rows of `cols` values (ggml's
+/// `ne0 = cols`, `ne1 = rows`), each row `ty.row_bytes(cols)` bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Mat<'a> {
+    /// Block format of the rows.
+    pub ty: GgmlType,
+    /// Values per row (the input width).
+    pub cols: usize,
+    /// Number of rows (the output width).
+    pub rows: usize,
+    /// The rows, back to back.
+    pub data: &'a [u8],
+}
+
+impl Mat<'_> {
+    /// Bytes of one row.
+    pub fn row_bytes(&self) -> usize {
+        self.ty.row_bytes(self.cols).unwrap_or(0)
+    }
+
+    /// The activation format this matrix multiplies with.
+    pub fn act_type(&self) -> GgmlType {
+        self.ty.vec_dot_type().unwrap_or(GgmlType::F32)
+    }
+}
+
+/// f16 bits → f32, exact for every input (subnormals, infinities, NaN).
+/// Branch-light so loops over it vectorize.
+#[inline(always)]
+pub fn f16_to_f32(h: u16) -> f32 {
+    let h = h as u32;
+    let sign = (h & 0x8000) << 16;
+    let em = h & 0x7fff;
+    // Scaling the shifted exponent+mantissa by 2^112 rebias the exponent
+    // (15 → 127) and turns f16 subnormals into the right f32 normals.
+    let finite = (f32::from_bits(em << 13) * f32::from_bits(0x7780_0000)).to_bits();
+    let bits = if em >= 0x7c00 { (em << 13) | 0x7f80_0000 } else { finite };
+    f32::from_bits(bits | sign)
+}
+
+/// f32 → f16 bits, round to nearest even (ggml's `GGML_FP32_TO_FP16`).
+#[inline]
+pub fn f32_to_f16(x: f32) -> u16 {
+    f16::from_f32(x).to_bits()
+}
+
+/// RMSNorm as ggml computes it: `out = x * (1/sqrt(mean(x²) + eps)) * w`,
+/// the sum of squares in f64.
+pub fn rmsnorm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+    debug_assert!(out.len() == x.len() && w.len() == x.len());
+    let scale = rms_scale(x, eps);
+    for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
+        *o = v * scale * g;
+    }
+}
+
+/// [`rmsnorm`] in place.
+pub fn rmsnorm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    debug_assert!(w.len() == x.len());
+    let scale = rms_scale(x, eps);
+    for (v, &g) in x.iter_mut().zip(w) {
+        *v = *v * scale * g;
+    }
+}
+
+fn rms_scale(x: &[f32], eps: f32) -> f32 {
+    let mut sum = 0.0f64;
+    for &v in x {
+        sum += (v * v) as f64;
+    }
+    let mean = (sum / x.len().max(1) as f64) as f32;
+    1.0 / math::sqrtf(mean + eps)
+}
+
+/// Which elements RoPE rotates together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Adjacent pairs `(2i, 2i+1)`: ggml's `GGML_ROPE_TYPE_NORMAL`, used for
+    /// `llama` (whose GGUF q/k weights the converter permuted to match).
+    Normal,
+    /// Halves `(i, i + n_rot/2)`: ggml's `GGML_ROPE_TYPE_NEOX` (qwen2, gemma3).
+    Neox,
+}
+
+/// Fills `cache` (`n_rot` floats: cos, sin per pair) for position `pos`:
+/// ggml's `ggml_rope_cache_init` without YaRN (`ext_factor = 0`, `mscale = 1`).
+/// `freq_scale` is 1 / the linear scaling factor; `freq_factors` (llama 3's
+/// `rope_freqs.weight`) divide each pair's angle.
+pub fn rope_cache(cache: &mut [f32], pos: usize, base: f32, freq_scale: f32, freq_factors: Option<&[f32]>) {
+    let n_rot = cache.len();
+    let theta_scale = math::powf(base, -2.0 / n_rot as f32);
+    let mut theta = pos as f32;
+    for i in 0..n_rot / 2 {
+        let ff = freq_factors.and_then(|f| f.get(i).copied()).unwrap_or(1.0);
+        let t = freq_scale * (theta / ff);
+        cache[2 * i] = math::cosf(t);
+        cache[2 * i + 1] = math::sinf(t);
+        theta *= theta_scale;
+    }
+}
+
+/// Rotates the first `cache.len()` elements of one head `x` by the angles in
+/// `cache` (from [`rope_cache`]).
+pub fn rope_apply(x: &mut [f32], cache: &[f32], style: RopeStyle) {
+    let n_rot = cache.len();
+    debug_assert!(n_rot <= x.len() && n_rot % 2 == 0);
+    let half = n_rot / 2;
+    for i in 0..half {
+        let (c, s) = (cache[2 * i], cache[2 * i + 1]);
+        let (a, b) = match style {
+            RopeStyle::Normal => (2 * i, 2 * i + 1),
+            RopeStyle::Neox => (i, i + half),
+        };
+        let (x0, x1) = (x[a], x[b]);
+        x[a] = x0 * c - x1 * s;
+        x[b] = x0 * s + x1 * c;
+    }
+}
+
+/// Softmax in place (max subtracted, f32 throughout). An empty slice is left alone.
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for v in x.iter_mut() {
+        *v = math::expf(*v - max);
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// SiLU, `x / (1 + e^-x)` (ggml's `ggml_silu_f32`).
+#[inline]
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + math::expf(-x))
+}
+
+/// SwiGLU in place: `gate[i] = silu(gate[i]) * up[i]`.
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = silu(*g) * u;
+    }
+}
+
+const GELU_COEF_A: f32 = 0.044715;
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+
+/// GELU, tanh approximation, in f32 (ggml's `ggml_gelu_f32`).
+#[inline]
+pub fn gelu_tanh(x: f32) -> f32 {
+    0.5 * x * (1.0 + math::tanhf(SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)))
+}
+
+/// Fills ggml's GELU table: for every f16 bit pattern `h`, the f16 bits of
+/// `gelu_tanh(h)`. `table` must hold 65536 entries.
+pub fn gelu_table(table: &mut [u16]) {
+    for (h, t) in table.iter_mut().enumerate() {
+        *t = f32_to_f16(gelu_tanh(f16_to_f32(h as u16)));
+    }
+}
+
+/// GeGLU in place, as ggml computes it with `GGML_GELU_FP16`: `gate[i] =
+/// gelu(gate[i]) * up[i]`, GELU looked up in `table` (from [`gelu_table`]) at
+/// the f16 rounding of the input, with ggml's ±10 cut-offs.
+pub fn geglu(gate: &mut [f32], up: &[f32], table: &[u16]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        *g = if x <= -10.0 {
+            0.0
+        } else if x >= 10.0 {
+            x * u
+        } else {
+            f16_to_f32(table[f32_to_f16(x) as usize]) * u
+        };
+    }
+}
+
+/// One attention head's view of a layer's K or V cache: `cells` rows of
+/// `row_bytes`, this head's `dim` values starting `offset` bytes into a row.
+/// Position `p` lives in row `p % cells` (a ring for sliding-window layers).
+#[derive(Clone, Copy, Debug)]
+pub struct KvHead<'a> {
+    /// The layer's whole K (or V) cache.
+    pub data: &'a [u8],
+    /// Element type of the cache.
+    pub ty: KvType,
+    /// Bytes per cached position (all heads).
+    pub row_bytes: usize,
+    /// Byte offset of this head inside a row.
+    pub offset: usize,
+    /// Values per head.
+    pub dim: usize,
+    /// Rows in the cache.
+    pub cells: usize,
+}
+
+impl<'a> KvHead<'a> {
+    #[inline]
+    fn row(&self, pos: usize) -> &'a [u8] {
+        let start = (pos % self.cells) * self.row_bytes + self.offset;
+        &self.data[start..start + self.dim * self.ty.elem_bytes()]
+    }
+
+    fn check(&self, what: &'static str) -> Result<(), Error> {
+        let need = self.offset + self.dim * self.ty.elem_bytes();
+        let ok = self.cells > 0
+            && need <= self.row_bytes
+            && self.cells.checked_mul(self.row_bytes).is_some_and(|n| n <= self.data.len())
+            && self.data.as_ptr() as usize % self.ty.elem_bytes() == 0
+            && self.row_bytes % self.ty.elem_bytes() == 0
+            && self.offset % self.ty.elem_bytes() == 0;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Quant(ember_quant::Error::Length { what, expected: need, got: self.row_bytes }))
+        }
+    }
+}
+
+/// Per-thread scratch of [`attend`]: `q16` holds `dim_k` f16 values (2-byte
+/// aligned), `acc` and `tmp` `dim_v` f32 each, `tmp16` `dim_v` f16 values.
+pub struct AttnScratch<'a> {
+    /// The query converted to the cache's dot-product type.
+    pub q16: &'a mut [u8],
+    /// The output accumulator.
+    pub acc: &'a mut [f32],
+    /// One updated accumulator row before rounding to f16.
+    pub tmp: &'a mut [f32],
+    /// That row rounded to f16.
+    pub tmp16: &'a mut [u8],
+}
+
+/// Attention of one query head over the cached positions `positions` (in
+/// order), as ggml's CPU flash attention computes it: `s = (q·k) * scale`,
+/// optionally soft-capped, online softmax, `out = Σ softmax(s)·v`. With an
+/// f16 cache the query is rounded to f16 for the dot product and the value
+/// accumulator is rounded to f16 after every update (ggml's `VKQ16`).
+#[allow(clippy::too_many_arguments)]
+pub fn attend(
+    kernels: &Kernels,
+    q: &[f32],
+    k: &KvHead<'_>,
+    v: &KvHead<'_>,
+    positions: core::ops::Range<usize>,
+    scale: f32,
+    softcap: f32,
+    scratch: &mut AttnScratch<'_>,
+    out: &mut [f32],
+) -> Result<(), Error> {
+    k.check("K cache row")?;
+    v.check("V cache row")?;
+    let (dk, dv) = (k.dim, v.dim);
+    if q.len() != dk || out.len() != dv || scratch.acc.len() < dv || scratch.tmp.len() < dv {
+        return Err(Error::Quant(ember_quant::Error::Length { what: "attention head", expected: dk, got: q.len() }));
+    }
+    let acc = &mut scratch.acc[..dv];
+    acc.fill(0.0);
+    let mut s_sum = 0.0f32;
+    let mut m = f32::NEG_INFINITY;
+    let scale = if softcap != 0.0 { scale / softcap } else { scale };
+
+    match k.ty {
+        KvType::F16 => {
+            let q16 = &mut scratch.q16[..dk * 2];
+            kernels.quantize_activations(GgmlType::F16, q, q16)?;
+            let tmp16 = &mut scratch.tmp16[..dv * 2];
+            let tmp = &mut scratch.tmp[..dv];
+            // Validate the kernel's contract once for every row: each K row is
+            // `dk` f16 values, 2-aligned (checked by `k.check`), like `q16`.
+            kernels.vec_dot(GgmlType::F16, dk, k.row(positions.start.min(positions.end)), q16)?;
+            let dot = kernels.f16.vec_dot;
+            for p in positions {
+                let krow = k.row(p);
+                // SAFETY: `kernels` was built for this CPU; `krow` and `q16`
+                // are whole, 2-byte-aligned runs of `dk` f16 values (checked
+                // above by `KvHead::check` and the `vec_dot` probe).
+                let mut s = unsafe { dot(krow, q16) } * scale;
+                if softcap != 0.0 {
+                    s = softcap * math::tanhf(s);
+                }
+                let vrow = v.row(p);
+                let mut vs = 1.0f32;
+                let mut ms = 1.0f32;
+                if s > m {
+                    let m_old = m;
+                    m = s;
+                    ms = math::expf(m_old - m);
+                    // ggml_vec_scale_f16: VKQ16 = VKQ16 * ms, rounded to f16.
+                    for (t, a) in tmp.iter_mut().zip(acc.iter()) {
+                        *t = *a * ms;
+                    }
+                    round_to_f16(kernels, tmp, tmp16, acc)?;
+                } else {
+                    vs = math::expf(s - m);
+                }
+                // ggml_vec_mad_f16: VKQ16 += v * vs, rounded to f16.
+                for ((t, a), vb) in tmp.iter_mut().zip(acc.iter()).zip(vrow.chunks_exact(2)) {
+                    *t = *a + f16_to_f32(u16::from_le_bytes([vb[0], vb[1]])) * vs;
+                }
+                round_to_f16(kernels, tmp, tmp16, acc)?;
+                s_sum = s_sum * ms + vs;
+            }
+        }
+        KvType::F32 => {
+            let q32: &[u8] = bytemuck::cast_slice(q);
+            kernels.vec_dot(GgmlType::F32, dk, k.row(positions.start.min(positions.end)), q32)?;
+            let dot = kernels.f32.vec_dot;
+            for p in positions {
+                let krow = k.row(p);
+                // SAFETY: table built for this CPU; `krow` and `q32` are whole,
+                // 4-byte-aligned runs of `dk` f32 values (checked above).
+                let mut s = unsafe { dot(krow, q32) } * scale;
+                if softcap != 0.0 {
+                    s = softcap * math::tanhf(s);
+                }
+                let vrow: &[f32] = bytemuck::cast_slice(v.row(p));
+                let mut vs = 1.0f32;
+                let mut ms = 1.0f32;
+                if s > m {
+                    let m_old = m;
+                    m = s;
+                    ms = math::expf(m_old - m);
+                    for a in acc.iter_mut() {
+                        *a *= ms;
+                    }
+                } else {
+                    vs = math::expf(s - m);
+                }
+                for (a, &x) in acc.iter_mut().zip(vrow) {
+                    *a += x * vs;
+                }
+                s_sum = s_sum * ms + vs;
+            }
+        }
+    }
+    let inv = if s_sum == 0.0 { 0.0 } else { 1.0 / s_sum };
+    for (o, &a) in out.iter_mut().zip(acc.iter()) {
+        *o = a * inv;
+    }
+    Ok(())
+}
+
+/// `dst = f16(src)` widened back to f32, through the kernel table's f16
+/// conversion (`bits` is scratch of `2 * src.len()` bytes).
+fn round_to_f16(kernels: &Kernels, src: &[f32], bits: &mut [u8], dst: &mut [f32]) -> Result<(), Error> {
+    kernels.quantize_activations(GgmlType::F16, src, bits)?;
+    for (d, h) in dst.iter_mut().zip(bits.chunks_exact(2)) {
+        *d = f16_to_f32(u16::from_le_bytes([h[0], h[1]]));
+    }
+    Ok(())
+}
+
+/// Scratch for quantized activations: `slots` regions of `slot_bytes` each
+/// (64-byte aligned), one per distinct activation format in a group of
+/// matrix products sharing an input.
+pub struct ActScratch<'a> {
+    /// The whole scratch.
+    pub buf: &'a mut [u8],
+    /// Bytes per slot (a multiple of 64).
+    pub slot_bytes: usize,
+}
+
+/// Most matrices one [`matmul`] call multiplies with the same input.
+pub const MAX_GROUP: usize = 3;
+
+/// Computes, for every `(w, out)` in `jobs` and every input row `i < n`,
+/// `out[i * w.rows + r] = W[r] · x[i]`, where `x` holds `n` rows of `cols`
+/// values. Each input is quantized once per activation format the group
+/// needs; output rows are split across `par`'s threads.
+pub fn matmul(
+    kernels: &Kernels,
+    par: &dyn Parallel,
+    x: &[f32],
+    n: usize,
+    cols: usize,
+    jobs: &mut [(&Mat<'_>, &mut [f32])],
+    scratch: &mut ActScratch<'_>,
+) -> Result<(), Error> {
+    if jobs.len() > MAX_GROUP {
+        return Err(Error::Quant(ember_quant::Error::Length {
+            what: "matmul group",
+            expected: MAX_GROUP,
+            got: jobs.len(),
+        }));
+    }
+    if x.len() < n * cols {
+        return Err(Error::Quant(ember_quant::Error::Length {
+            what: "matmul input",
+            expected: n * cols,
+            got: x.len(),
+        }));
+    }
+    // Which slot holds which activation format.
+    let mut formats: [Option<GgmlType>; MAX_GROUP] = [None; MAX_GROUP];
+    let mut slot_of = [0usize; MAX_GROUP];
+    for (j, (w, out)) in jobs.iter().enumerate() {
+        if w.cols != cols {
+            return Err(Error::Quant(ember_quant::Error::Length {
+                what: "weight columns",
+                expected: cols,
+                got: w.cols,
+            }));
+        }
+        if out.len() < n * w.rows {
+            return Err(Error::Quant(ember_quant::Error::Length {
+                what: "matmul output",
+                expected: n * w.rows,
+                got: out.len(),
+            }));
+        }
+        let act = w.ty.vec_dot_type().ok_or(ember_quant::Error::Unsupported(w.ty))?;
+        let slot = match formats.iter().position(|f| *f == Some(act)) {
+            Some(s) => s,
+            None => {
+                let s = formats.iter().position(|f| f.is_none()).unwrap_or(0);
+                formats[s] = Some(act);
+                s
+            }
+        };
+        slot_of[j] = slot;
+        // Check the kernel's buffers once (sizes, alignment), with row 0.
+        let rb = ember_quant::matmul::act_row_bytes(act, cols)?;
+        if n * rb > scratch.slot_bytes || (slot + 1) * scratch.slot_bytes > scratch.buf.len() {
+            return Err(Error::Quant(ember_quant::Error::Length {
+                what: "activation scratch",
+                expected: n * rb,
+                got: scratch.slot_bytes,
+            }));
+        }
+    }
+
+    // Quantize the input once per format, rows split across threads.
+    for (slot, fmt) in formats.iter().enumerate() {
+        let Some(act) = *fmt else { continue };
+        let rb = ember_quant::matmul::act_row_bytes(act, cols)?;
+        let region = &mut scratch.buf[slot * scratch.slot_bytes..][..n * rb];
+        if n == 1 {
+            kernels.quantize_activations(act, &x[..cols], region)?;
+        } else {
+            let shared = SharedMut::new(region);
+            let err = FirstError::new();
+            let t = par.threads();
+            par.run(&|ti| {
+                let rows = split_rows(n, t, ti, 1);
+                // SAFETY: `split_rows` gives each thread its own rows.
+                let dst = unsafe { shared.slice(rows.start * rb..rows.end * rb) };
+                for (k, i) in rows.enumerate() {
+                    err.check(kernels.quantize_activations(
+                        act,
+                        &x[i * cols..(i + 1) * cols],
+                        &mut dst[k * rb..(k + 1) * rb],
+                    ));
+                }
+            });
+            err.into_result()?;
+        }
+    }
+
+    // The products. Every thread takes its share of every matrix's rows.
+    let scratch_ro: &[u8] = scratch.buf;
+    let slot_bytes = scratch.slot_bytes;
+    let mut outs: [Option<SharedMut<'_, f32>>; MAX_GROUP] = [None, None, None];
+    let mut mats: [Option<Mat<'_>>; MAX_GROUP] = [None; MAX_GROUP];
+    for (j, (w, out)) in jobs.iter_mut().enumerate() {
+        mats[j] = Some(**w);
+        outs[j] = Some(SharedMut::new(&mut out[..n * w.rows]));
+    }
+    let err: FirstError<ember_quant::Error> = FirstError::new();
+    let t = par.threads();
+    let job = |ti: usize| {
+        for j in 0..MAX_GROUP {
+            let (Some(w), Some(out)) = (mats[j].as_ref(), outs[j].as_ref()) else { continue };
+            let rb = match ember_quant::matmul::act_row_bytes(w.act_type(), cols) {
+                Ok(rb) => rb,
+                Err(e) => {
+                    err.set(e);
+                    continue;
+                }
+            };
+            let acts = &scratch_ro[slot_of[j] * slot_bytes..][..n * rb];
+            let wrb = w.row_bytes();
+            let rows = split_rows(w.rows, t, ti, 4);
+            if rows.is_empty() {
+                continue;
+            }
+            // Tiles of about 32 KiB of weights stay in cache while every input row passes.
+            let tile = if n == 1 { rows.len() } else { (32 * 1024 / wrb.max(1)).clamp(4, 256) };
+            let mut r0 = rows.start;
+            while r0 < rows.end {
+                let r1 = (r0 + tile).min(rows.end);
+                let wt = &w.data[r0 * wrb..r1 * wrb];
+                for i in 0..n {
+                    // SAFETY: thread `ti` owns rows `rows` of every input row's
+                    // output (`split_rows` ranges are disjoint).
+                    let o = unsafe { out.slice(i * w.rows + r0..i * w.rows + r1) };
+                    err.check(kernels.gemv(w.ty, cols, wt, &acts[i * rb..(i + 1) * rb], o));
+                }
+                r0 = r1;
+            }
+        }
+    };
+    par.run(&job);
+    err.into_result()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn rng(seed: u64) -> impl FnMut() -> f32 {
+        let mut s = seed;
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        }
+    }
+
+    #[test]
+    fn f16_conversion_is_exact_for_every_pattern() {
+        for h in 0..=u16::MAX {
+            let want = f16::from_bits(h).to_f32();
+            let got = f16_to_f32(h);
+            assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{h:#x}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn rmsnorm_matches_f64_reference() {
+        let mut r = rng(1);
+        for n in [1usize, 7, 64, 576] {
+            let x: Vec<f32> = (0..n).map(|_| r() * 3.0).collect();
+            let w: Vec<f32> = (0..n).map(|_| r()).collect();
+            let mut out = vec![0.0; n];
+            rmsnorm(&mut out, &x, &w, 1e-5);
+            let ms = x.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / n as f64;
+            let s = 1.0 / (ms + 1e-5).sqrt();
+            for i in 0..n {
+                let want = x[i] as f64 * s * w[i] as f64;
+                assert!((out[i] as f64 - want).abs() <= 1e-5 * want.abs().max(1e-3), "n={n} i={i}");
+            }
+            let mut y = x.clone();
+            rmsnorm_in_place(&mut y, &w, 1e-5);
+            assert_eq!(y, out);
+        }
+    }
+
+    fn rope_ref(x: &[f32], pos: usize, base: f64, n_rot: usize, neox: bool) -> Vec<f64> {
+        let mut y: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        for i in 0..n_rot / 2 {
+            let theta = pos as f64 * base.powf(-2.0 * i as f64 / n_rot as f64);
+            let (a, b) = if neox { (i, i + n_rot / 2) } else { (2 * i, 2 * i + 1) };
+            let (x0, x1) = (x[a] as f64, x[b] as f64);
+            y[a] = x0 * theta.cos() - x1 * theta.sin();
+            y[b] = x0 * theta.sin() + x1 * theta.cos();
+        }
+        y
+    }
+
+    #[test]
+    fn rope_matches_f64_reference_both_styles() {
+        let mut r = rng(2);
+        for (hd, n_rot) in [(64usize, 64usize), (128, 64), (256, 256)] {
+            let x: Vec<f32> = (0..hd).map(|_| r()).collect();
+            for pos in [0usize, 1, 17, 300, 2000] {
+                for neox in [false, true] {
+                    let mut cache = vec![0.0f32; n_rot];
+                    rope_cache(&mut cache, pos, 10000.0, 1.0, None);
+                    let mut y = x.clone();
+                    rope_apply(&mut y, &cache, if neox { RopeStyle::Neox } else { RopeStyle::Normal });
+                    let want = rope_ref(&x, pos, 10000.0, n_rot, neox);
+                    // theta accumulates f32 rounding over the pairs, as in ggml:
+                    // the error grows with the angle, ~pos * 1e-7 relative.
+                    let tol = 2e-4 + pos as f64 * 2e-6;
+                    for i in 0..hd {
+                        assert!((y[i] as f64 - want[i]).abs() < tol, "hd={hd} pos={pos} neox={neox} i={i}");
+                    }
+                    // rotation keeps the norm
+                    let n0: f32 = x[..n_rot].iter().map(|v| v * v).sum();
+                    let n1: f32 = y[..n_rot].iter().map(|v| v * v).sum();
+                    assert!((n0 - n1).abs() < 1e-4 * n0.max(1.0));
+                    assert_eq!(&y[n_rot..], &x[n_rot..]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rope_position_zero_is_identity() {
+        let x: Vec<f32> = (0..64).map(|i| i as f32 * 0.1).collect();
+        let mut cache = vec![0.0f32; 64];
+        rope_cache(&mut cache, 0, 500000.0, 1.0, None);
+        for style in [RopeStyle::Normal, RopeStyle::Neox] {
+            let mut y = x.clone();
+            rope_apply(&mut y, &cache, style);
+            assert_eq!(y, x);
+        }
+    }
+
+    #[test]
+    fn softmax_matches_f64_reference() {
+        let mut r = rng(3);
+        let x: Vec<f32> = (0..1000).map(|_| r() * 20.0).collect();
+        let mut y = x.clone();
+        softmax(&mut y);
+        let max = x.iter().copied().fold(f64::MIN, |a, b| a.max(b as f64));
+        let e: Vec<f64> = x.iter().map(|&v| (v as f64 - max).exp()).collect();
+        let s: f64 = e.iter().sum();
+        for i in 0..x.len() {
+            assert!((y[i] as f64 - e[i] / s).abs() < 1e-6, "i={i}");
+        }
+        assert!((y.iter().map(|&v| v as f64).sum::<f64>() - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn activations_match_formulas() {
+        for &x in &[-12.0f32, -3.0, -0.5, 0.0, 0.25, 2.0, 9.9, 15.0] {
+            let want = x as f64 / (1.0 + (-x as f64).exp());
+            assert!((silu(x) as f64 - want).abs() < 1e-6 * want.abs().max(1.0));
+            let g = 0.5
+                * x as f64
+                * (1.0 + ((2.0 / core::f64::consts::PI).sqrt() * (x as f64 + 0.044715 * (x as f64).powi(3))).tanh());
+            assert!((gelu_tanh(x) as f64 - g).abs() < 1e-5 * g.abs().max(1.0), "x={x}");
+        }
+        let mut table = vec![0u16; 65536];
+        gelu_table(&mut table);
+        let gate = [-11.0f32, -1.0, 0.3, 1.7, 12.0];
+        let up = [2.0f32, 3.0, -1.0, 0.5, 2.0];
+        let mut out = gate;
+        geglu(&mut out, &up, &table);
+        assert_eq!(out[0], 0.0);
+        assert_eq!(out[4], 24.0);
+        for i in 1..4 {
+            let want = gelu_tanh(gate[i]) * up[i];
+            // the f16 rounding of the input and of GELU: ~1e-3 relative
+            assert!((out[i] - want).abs() < 2e-3 * want.abs().max(0.1), "i={i}: {} vs {want}", out[i]);
+        }
+        let mut s = [1.0f32, -2.0];
+        swiglu(&mut s, &[3.0, 4.0]);
+        assert_eq!(s, [silu(1.0) * 3.0, silu(-2.0) * 4.0]);
+    }
+
+    /// f64 attention with a causal window, on values as the cache stores them.
+    fn attention_ref(q: &[f32], ks: &[Vec<f32>], vs: &[Vec<f32>], scale: f64) -> Vec<f64> {
+        let s: Vec<f64> =
+            ks.iter().map(|k| k.iter().zip(q).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() * scale).collect();
+        let m = s.iter().copied().fold(f64::MIN, f64::max);
+        let e: Vec<f64> = s.iter().map(|v| (v - m).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        let mut out = vec![0.0f64; vs[0].len()];
+        for (w, v) in e.iter().zip(vs) {
+            for (o, &x) in out.iter_mut().zip(v) {
+                *o += w / sum * x as f64;
+            }
+        }
+        out
+    }
+
+    fn check_attention(ty: KvType, tol: f64) {
+        let kernels = Kernels::generic();
+        let mut r = rng(4);
+        let (n_kv_heads, dk, dv, cells) = (2usize, 64usize, 64usize, 40usize);
+        let eb = ty.elem_bytes();
+        let row_k = n_kv_heads * dk * eb;
+        let row_v = n_kv_heads * dv * eb;
+        let mut kbuf = vec![0u32; cells * row_k / 4];
+        let mut vbuf = vec![0u32; cells * row_v / 4];
+        let kb: &mut [u8] = bytemuck::cast_slice_mut(&mut kbuf);
+        let vb: &mut [u8] = bytemuck::cast_slice_mut(&mut vbuf);
+        // positions 0..100 written into a ring of 40 cells: the last 40 stay.
+        let n_pos = 100;
+        let mut kvals = vec![vec![0.0f32; n_kv_heads * dk]; n_pos];
+        let mut vvals = vec![vec![0.0f32; n_kv_heads * dv]; n_pos];
+        for p in 0..n_pos {
+            for i in 0..n_kv_heads * dk {
+                kvals[p][i] = r() * 2.0;
+                vvals[p][i] = r();
+            }
+            let c = p % cells;
+            ty.store(&kvals[p], &mut kb[c * row_k..(c + 1) * row_k]);
+            ty.store(&vvals[p], &mut vb[c * row_v..(c + 1) * row_v]);
+            // what the cache holds, for the reference
+            kvals[p] = ty.round_trip(&kvals[p]);
+            vvals[p] = ty.round_trip(&vvals[p]);
+        }
+        let q: Vec<f32> = (0..dk).map(|_| r()).collect();
+        let mut q16 = vec![0u16; dk];
+        let (mut acc, mut tmp, mut tmp16) = (vec![0.0f32; dv], vec![0.0f32; dv], vec![0u16; dv]);
+        for head in 0..n_kv_heads {
+            for (lo, hi) in [(60usize, 100usize), (99, 100), (70, 85)] {
+                let kh = KvHead { data: kb, ty, row_bytes: row_k, offset: head * dk * eb, dim: dk, cells };
+                let vh = KvHead { data: vb, ty, row_bytes: row_v, offset: head * dv * eb, dim: dv, cells };
+                let mut out = vec![0.0f32; dv];
+                let mut scratch = AttnScratch {
+                    q16: bytemuck::cast_slice_mut(&mut q16),
+                    acc: &mut acc,
+                    tmp: &mut tmp,
+                    tmp16: bytemuck::cast_slice_mut(&mut tmp16),
+                };
+                attend(&kernels, &q, &kh, &vh, lo..hi, 0.125, 0.0, &mut scratch, &mut out).unwrap();
+                let qr = ty.round_trip(&q);
+                let ks: Vec<Vec<f32>> = (lo..hi).map(|p| kvals[p][head * dk..(head + 1) * dk].to_vec()).collect();
+                let vs: Vec<Vec<f32>> = (lo..hi).map(|p| vvals[p][head * dv..(head + 1) * dv].to_vec()).collect();
+                let want = attention_ref(&qr, &ks, &vs, 0.125);
+                for i in 0..dv {
+                    assert!(
+                        (out[i] as f64 - want[i]).abs() < tol,
+                        "{ty:?} head={head} {lo}..{hi} i={i}: {} vs {}",
+                        out[i],
+                        want[i]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn attention_f32_cache_matches_f64_reference() {
+        check_attention(KvType::F32, 1e-5);
+    }
+
+    #[test]
+    fn attention_f16_cache_matches_f64_reference_within_f16_accumulation() {
+        // the f16 accumulator adds ~2^-11 relative error per update
+        check_attention(KvType::F16, 3e-3);
+    }
+
+    #[test]
+    fn attention_with_one_position_returns_that_value() {
+        let kernels = Kernels::generic();
+        let k = [0.5f32; 8];
+        let v: Vec<f32> = (0..8).map(|i| i as f32).collect();
+        let (kb, vb): (&[u8], &[u8]) = (bytemuck::cast_slice(&k), bytemuck::cast_slice(&v));
+        let kh = KvHead { data: kb, ty: KvType::F32, row_bytes: 32, offset: 0, dim: 8, cells: 1 };
+        let vh = KvHead { data: vb, ty: KvType::F32, row_bytes: 32, offset: 0, dim: 8, cells: 1 };
+        let (mut q16, mut acc, mut tmp, mut tmp16) = ([0u8; 16], [0.0f32; 8], [0.0f32; 8], [0u8; 16]);
+        let mut scratch = AttnScratch { q16: &mut q16, acc: &mut acc, tmp: &mut tmp, tmp16: &mut tmp16 };
+        let mut out = [0.0f32; 8];
+        attend(&kernels, &[1.0; 8], &kh, &vh, 0..1, 1.0, 0.0, &mut scratch, &mut out).unwrap();
+        assert_eq!(&out[..], &v[..]);
+    }
+
+    #[test]
+    fn matmul_matches_f64_reference_for_q8_0_and_f32() {
+        use crate::threads::Serial;
+        let kernels = Kernels::generic();
+        let mut r = rng(5);
+        let (rows, cols, n) = (37usize, 96usize, 5usize);
+        let wf: Vec<f32> = (0..rows * cols).map(|_| r()).collect();
+        let x: Vec<f32> = (0..n * cols).map(|_| r()).collect();
+        let mut w8 = vec![0u8; GgmlType::Q8_0.row_bytes(cols).unwrap() * rows];
+        ember_quant::matmul::quantize(GgmlType::Q8_0, &wf, &mut w8).unwrap();
+        let mut w32 = vec![0u32; rows * cols];
+        ember_quant::matmul::quantize(GgmlType::F32, &wf, bytemuck::cast_slice_mut(&mut w32)).unwrap();
+        let m8 = Mat { ty: GgmlType::Q8_0, cols, rows, data: &w8 };
+        let m32 = Mat { ty: GgmlType::F32, cols, rows, data: bytemuck::cast_slice(&w32) };
+        let mut buf = vec![0u64; 3 * 1024];
+        let mut scratch = ActScratch { buf: bytemuck::cast_slice_mut(&mut buf), slot_bytes: 8192 };
+        let (mut o8, mut o32) = (vec![0.0f32; n * rows], vec![0.0f32; n * rows]);
+        matmul(&kernels, &Serial, &x, n, cols, &mut [(&m8, &mut o8), (&m32, &mut o32)], &mut scratch).unwrap();
+        for i in 0..n {
+            for rr in 0..rows {
+                let want: f64 = (0..cols).map(|c| wf[rr * cols + c] as f64 * x[i * cols + c] as f64).sum();
+                assert!((o32[i * rows + rr] as f64 - want).abs() < 1e-4, "f32 {i} {rr}");
+                // Q8_0 on both sides: ~1% of the row's magnitude
+                assert!((o8[i * rows + rr] as f64 - want).abs() < 0.05, "q8_0 {i} {rr}");
+            }
+        }
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn matmul_is_identical_for_any_thread_count() {
+        use crate::threads::{Serial, ThreadPool};
+        let kernels = Kernels::generic();
+        let mut r = rng(6);
+        let (rows, cols, n) = (101usize, 64usize, 3usize);
+        let wf: Vec<f32> = (0..rows * cols).map(|_| r()).collect();
+        let x: Vec<f32> = (0..n * cols).map(|_| r()).collect();
+        let mut w = vec![0u8; GgmlType::Q8_0.row_bytes(cols).unwrap() * rows];
+        ember_quant::matmul::quantize(GgmlType::Q8_0, &wf, &mut w).unwrap();
+        let m = Mat { ty: GgmlType::Q8_0, cols, rows, data: &w };
+        let mut buf = vec![0u64; 3 * 1024];
+        let mut scratch = ActScratch { buf: bytemuck::cast_slice_mut(&mut buf), slot_bytes: 8192 };
+        let mut o1 = vec![0.0f32; n * rows];
+        matmul(&kernels, &Serial, &x, n, cols, &mut [(&m, &mut o1)], &mut scratch).unwrap();
+        for t in 2..4 {
+            let pool = ThreadPool::new(t);
+            let mut o = vec![0.0f32; n * rows];
+            matmul(&kernels, &pool, &x, n, cols, &mut [(&m, &mut o)], &mut scratch).unwrap();
+            assert_eq!(o, o1, "threads={t}");
+        }
+    }
+}

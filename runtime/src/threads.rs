@@ -1,0 +1,457 @@
+//! Splitting matrix work across threads.
+//!
+//! The forward pass hands each phase (the q/k/v projections, attention, the
+//! FFN, the output head) to a [`Parallel`] executor as one job that every
+//! thread runs with its own index; each thread takes its share of output rows
+//! ([`split_rows`]). [`Serial`] runs everything on the calling thread (the
+//! `no_std` path); [`ThreadPool`] (feature `std`) keeps workers alive between
+//! jobs so that a decode step, which hands out a few hundred small jobs per
+//! token, pays well under a microsecond per hand-off.
+//!
+//! Why a hand-written pool rather than rayon: a decode-time matmul of SmolLM2
+//! is 10–40 µs of work, so the hand-off must cost far less than that. Workers
+//! here spin on an atomic generation counter for a short while (then park, so
+//! an idle session costs no CPU), and the caller runs share 0 itself. The
+//! measurement is `runtime/tests/model_threads.rs` (`dispatch_overhead`),
+//! which also times rayon's `broadcast` for the same empty job.
+
+use core::marker::PhantomData;
+use core::ops::Range;
+
+/// Something that runs a job on `threads()` threads at once: `job(i)` for
+/// every `i` in `0..threads()`, returning when all have finished.
+pub trait Parallel: Sync {
+    /// Number of threads a job is split across (at least 1).
+    fn threads(&self) -> usize;
+    /// Runs `job(i)` for each thread index `i`, concurrently, and waits.
+    fn run(&self, job: &(dyn Fn(usize) + Sync));
+}
+
+/// Runs every job on the calling thread.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Serial;
+
+impl Parallel for Serial {
+    fn threads(&self) -> usize {
+        1
+    }
+    fn run(&self, job: &(dyn Fn(usize) + Sync)) {
+        job(0)
+    }
+}
+
+/// The share of `0..n` that part `i` of `parts` takes: contiguous ranges whose
+/// boundaries are multiples of `align` (except the end), as even as that allows.
+pub fn split_rows(n: usize, parts: usize, i: usize, align: usize) -> Range<usize> {
+    let parts = parts.max(1);
+    let align = align.max(1);
+    let units = n.div_ceil(align);
+    let per = units / parts;
+    let extra = units % parts;
+    let start_u = i * per + i.min(extra);
+    let end_u = start_u + per + usize::from(i < extra);
+    (start_u * align).min(n)..(end_u * align).min(n)
+}
+
+/// A mutable slice that several threads write through, each to its own
+/// disjoint part. Creating it borrows the slice mutably for `'a`, so nothing
+/// else can touch it meanwhile.
+pub struct SharedMut<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _borrow: PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: `SharedMut` only hands out sub-slices through the `unsafe fn
+// slice`, whose callers guarantee that no two live sub-slices overlap; with
+// that, sending or sharing it across threads is like sending `&mut [T]` pieces.
+unsafe impl<T: Send> Send for SharedMut<'_, T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SharedMut<'_, T> {}
+
+impl<'a, T> SharedMut<'a, T> {
+    /// Wraps `s` for disjoint writes from several threads.
+    pub fn new(s: &'a mut [T]) -> Self {
+        SharedMut { ptr: s.as_mut_ptr(), len: s.len(), _borrow: PhantomData }
+    }
+
+    /// Length of the whole slice.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the whole slice is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The sub-slice `r`. Panics if `r` is out of bounds.
+    ///
+    /// # Safety
+    /// No two sub-slices obtained from this `SharedMut` that are alive at the
+    /// same time may overlap (each thread takes its own rows).
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slice(&self, r: Range<usize>) -> &'a mut [T] {
+        assert!(r.start <= r.end && r.end <= self.len, "SharedMut::slice out of bounds");
+        // SAFETY: in bounds (checked above) of a slice borrowed mutably for
+        // 'a; exclusivity of the range is the caller's contract.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.add(r.start), r.end - r.start) }
+    }
+}
+
+/// The first error reported by any thread of a job (later ones are dropped).
+pub struct FirstError<E> {
+    taken: core::sync::atomic::AtomicBool,
+    slot: core::cell::UnsafeCell<Option<E>>,
+}
+
+// SAFETY: `slot` is written only by the one thread that wins the `taken`
+// compare-exchange, and read only through `into_inner`, which consumes self
+// (so after every thread is done with it).
+unsafe impl<E: Send> Sync for FirstError<E> {}
+
+impl<E> FirstError<E> {
+    /// No error yet.
+    pub fn new() -> Self {
+        FirstError { taken: core::sync::atomic::AtomicBool::new(false), slot: core::cell::UnsafeCell::new(None) }
+    }
+
+    /// Records `e` if no error was recorded before.
+    pub fn set(&self, e: E) {
+        use core::sync::atomic::Ordering;
+        if self.taken.compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            // SAFETY: only the winner of the exchange above gets here, once.
+            unsafe { *self.slot.get() = Some(e) };
+        }
+    }
+
+    /// Records the error of `r`, if any.
+    pub fn check<T>(&self, r: Result<T, E>) {
+        if let Err(e) = r {
+            self.set(e);
+        }
+    }
+
+    /// The recorded error, as a `Result`.
+    pub fn into_result(self) -> Result<(), E> {
+        match self.slot.into_inner() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<E> Default for FirstError<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Number of physical cores this process may use: distinct (package, core)
+/// pairs in `/proc/cpuinfo` on Linux, capped by the CPUs the process is
+/// allowed to run on; elsewhere the number of logical CPUs.
+#[cfg(feature = "std")]
+pub fn physical_cores() -> usize {
+    let logical = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let physical = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
+        let mut pairs: std::vec::Vec<(u32, u32)> = std::vec::Vec::new();
+        let mut phys = 0u32;
+        for line in s.lines() {
+            let mut it = line.splitn(2, ':');
+            let (k, v) = (it.next().unwrap_or("").trim(), it.next().unwrap_or("").trim());
+            if k == "physical id" {
+                phys = v.parse().unwrap_or(0);
+            } else if k == "core id" {
+                let c = v.parse().unwrap_or(0);
+                if !pairs.contains(&(phys, c)) {
+                    pairs.push((phys, c));
+                }
+            }
+        }
+        (!pairs.is_empty()).then_some(pairs.len())
+    });
+    physical.unwrap_or(logical).min(logical).max(1)
+}
+
+#[cfg(feature = "std")]
+pub use pool::ThreadPool;
+
+#[cfg(feature = "std")]
+mod pool {
+    use super::Parallel;
+    use std::boxed::Box;
+    use std::cell::UnsafeCell;
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+    use std::sync::Arc;
+    use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+    use std::vec::Vec;
+
+    type Job = *const (dyn Fn(usize) + Sync + 'static);
+
+    struct Shared {
+        /// The current job; written by the caller before `generation` is
+        /// bumped, read by workers after they see the new generation.
+        job: UnsafeCell<Option<Job>>,
+        generation: AtomicU64,
+        /// Workers that have not finished the current job.
+        pending: AtomicUsize,
+        /// Per worker: parked (or about to park) waiting for work.
+        sleeping: Box<[AtomicBool]>,
+        stop: AtomicBool,
+        panicked: AtomicBool,
+        busy: AtomicBool,
+        spin: Duration,
+    }
+
+    // SAFETY: `job` is the only non-Sync field. It is written only by the
+    // thread inside `ThreadPool::run` (exclusive through the `busy` flag) while
+    // no worker reads it (all workers finished the previous generation:
+    // `pending == 0`), and read by workers only between observing a new
+    // generation (Acquire, pairing with the Release/SeqCst bump) and
+    // decrementing `pending`.
+    unsafe impl Sync for Shared {}
+    // SAFETY: the raw job pointer is only dereferenced under the protocol above.
+    unsafe impl Send for Shared {}
+
+    /// A persistent pool: `threads - 1` workers plus the calling thread.
+    pub struct ThreadPool {
+        shared: Arc<Shared>,
+        workers: Vec<JoinHandle<()>>,
+    }
+
+    impl ThreadPool {
+        /// A pool running jobs on `threads` threads (the caller included).
+        /// Idle workers spin for about 200 µs before parking.
+        pub fn new(threads: usize) -> ThreadPool {
+            ThreadPool::with_spin(threads, Duration::from_micros(200))
+        }
+
+        /// Like [`ThreadPool::new`] with a chosen spin time before an idle
+        /// worker parks (zero: park at once).
+        pub fn with_spin(threads: usize, spin: Duration) -> ThreadPool {
+            let n = threads.max(1);
+            let shared = Arc::new(Shared {
+                job: UnsafeCell::new(None),
+                generation: AtomicU64::new(0),
+                pending: AtomicUsize::new(0),
+                sleeping: (1..n).map(|_| AtomicBool::new(false)).collect(),
+                stop: AtomicBool::new(false),
+                panicked: AtomicBool::new(false),
+                busy: AtomicBool::new(false),
+                spin,
+            });
+            let workers = (1..n)
+                .map(|i| {
+                    let s = Arc::clone(&shared);
+                    std::thread::Builder::new()
+                        .name(std::format!("ember-worker-{i}"))
+                        .spawn(move || worker(&s, i))
+                        .expect("spawning a worker thread")
+                })
+                .collect();
+            ThreadPool { shared, workers }
+        }
+    }
+
+    fn worker(s: &Shared, index: usize) {
+        let mut seen = 0u64;
+        loop {
+            let mut since = Instant::now();
+            let mut spins = 0u32;
+            loop {
+                if s.stop.load(Acquire) {
+                    return;
+                }
+                let g = s.generation.load(Acquire);
+                if g != seen {
+                    seen = g;
+                    break;
+                }
+                spins = spins.wrapping_add(1);
+                if spins % 1024 != 0 {
+                    core::hint::spin_loop();
+                    continue;
+                }
+                if since.elapsed() < s.spin {
+                    continue;
+                }
+                let flag = &s.sleeping[index - 1];
+                flag.store(true, SeqCst);
+                if s.generation.load(SeqCst) == seen && !s.stop.load(SeqCst) {
+                    std::thread::park();
+                }
+                flag.store(false, SeqCst);
+                since = Instant::now();
+            }
+            // SAFETY: we observed a new generation (Acquire), so the caller of
+            // `run` stored the job before publishing it and keeps it alive
+            // until `pending` reaches zero, which happens only after our
+            // decrement below.
+            let job = unsafe { (*s.job.get()).expect("a published job") };
+            // SAFETY: as above, the job outlives this call.
+            let job = unsafe { &*job };
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(index))).is_err() {
+                s.panicked.store(true, SeqCst);
+            }
+            s.pending.fetch_sub(1, AcqRel);
+        }
+    }
+
+    /// Waits for every worker to finish the current job, even while the
+    /// caller's share is unwinding (the job must outlive the workers' use).
+    struct WaitGuard<'a>(&'a Shared);
+
+    impl Drop for WaitGuard<'_> {
+        fn drop(&mut self) {
+            let mut spins = 0u32;
+            while self.0.pending.load(Acquire) != 0 {
+                spins = spins.wrapping_add(1);
+                if spins < 1 << 16 {
+                    core::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            self.0.busy.store(false, Release);
+        }
+    }
+
+    impl Parallel for ThreadPool {
+        fn threads(&self) -> usize {
+            self.workers.len() + 1
+        }
+
+        fn run(&self, job: &(dyn Fn(usize) + Sync)) {
+            let s = &*self.shared;
+            if self.workers.is_empty() {
+                return job(0);
+            }
+            assert!(
+                s.busy.compare_exchange(false, true, Acquire, Relaxed).is_ok(),
+                "ThreadPool::run called while another job is running on the same pool"
+            );
+            // SAFETY: lifetime erasure only. The pointer is dereferenced by
+            // workers strictly before they decrement `pending`, and this
+            // function does not return (nor unwind past `WaitGuard`) before
+            // `pending` is zero, so `job` outlives every use.
+            let erased: Job = unsafe {
+                core::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), Job>(job as *const (dyn Fn(usize) + Sync))
+            };
+            // SAFETY: `busy` gives this thread exclusive write access, and no
+            // worker reads `job` now (`pending` was zero when the last `run`
+            // returned).
+            unsafe { *s.job.get() = Some(erased) };
+            s.pending.store(self.workers.len(), SeqCst);
+            s.generation.fetch_add(1, SeqCst);
+            for (w, flag) in self.workers.iter().zip(s.sleeping.iter()) {
+                if flag.load(SeqCst) {
+                    w.thread().unpark();
+                }
+            }
+            let guard = WaitGuard(s);
+            job(0);
+            drop(guard);
+            if s.panicked.swap(false, SeqCst) {
+                panic!("a worker thread panicked while running a job");
+            }
+        }
+    }
+
+    impl Drop for ThreadPool {
+        fn drop(&mut self) {
+            self.shared.stop.store(true, SeqCst);
+            for w in &self.workers {
+                w.thread().unpark();
+            }
+            for w in self.workers.drain(..) {
+                let _ = w.join();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_rows_covers_everything_once() {
+        for n in [0usize, 1, 5, 64, 577, 1536] {
+            for parts in 1..6 {
+                for align in [1usize, 4, 16] {
+                    let mut next = 0;
+                    for i in 0..parts {
+                        let r = split_rows(n, parts, i, align);
+                        assert_eq!(r.start, next, "n={n} parts={parts} align={align}");
+                        if r.end < n {
+                            assert_eq!(r.end % align, 0);
+                        }
+                        next = r.end;
+                    }
+                    assert_eq!(next, n);
+                }
+            }
+        }
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn pool_runs_every_index_once_and_many_times() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        for threads in 1..4 {
+            let pool = ThreadPool::with_spin(threads, std::time::Duration::from_micros(50));
+            assert_eq!(pool.threads(), threads);
+            let hits: std::vec::Vec<AtomicUsize> = (0..threads).map(|_| AtomicUsize::new(0)).collect();
+            for round in 0..2000 {
+                pool.run(&|i| {
+                    hits[i].fetch_add(1, Ordering::Relaxed);
+                });
+                if round == 1000 {
+                    // let the workers park, then wake them again
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+            }
+            for h in &hits {
+                assert_eq!(h.load(Ordering::Relaxed), 2000);
+            }
+        }
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn pool_writes_disjoint_rows() {
+        let pool = ThreadPool::new(3);
+        let mut out = std::vec![0u32; 1000];
+        let shared = SharedMut::new(&mut out);
+        pool.run(&|i| {
+            let r = split_rows(1000, 3, i, 8);
+            // SAFETY: `split_rows` ranges of distinct parts are disjoint.
+            let s = unsafe { shared.slice(r.clone()) };
+            for (k, v) in s.iter_mut().enumerate() {
+                *v = (r.start + k) as u32;
+            }
+        });
+        assert!(out.iter().enumerate().all(|(k, v)| *v == k as u32));
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn worker_panic_is_reported_to_the_caller() {
+        let pool = ThreadPool::new(2);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.run(&|i| {
+                if i == 1 {
+                    panic!("boom");
+                }
+            })
+        }));
+        assert!(r.is_err());
+        // the pool still works afterwards
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        pool.run(&|_| {
+            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
+        assert_eq!(n.into_inner(), 2);
+    }
+}
