@@ -19,6 +19,9 @@ use core::cmp::Reverse;
 
 const NONE: u32 = u32::MAX;
 
+/// Candidate merges, smallest `(rank, left index)` first; also the right index and both ids.
+type Queue = BinaryHeap<Reverse<(u32, u32, u32, u32, u32)>>;
+
 /// The merge table and pre-tokenizer of a byte-level BPE vocabulary.
 pub(crate) struct Bpe {
     /// `(left id, right id)` → `(rank, merged id)`.
@@ -89,8 +92,7 @@ pub(crate) struct BpeScratch {
     words: Words,
     word: String,
     symbols: Vec<Symbol>,
-    /// Min-heap on `(rank, left index)`; also carries the right index and both ids.
-    queue: BinaryHeap<Reverse<(u32, u32, u32, u32, u32)>>,
+    queue: Queue,
 }
 
 impl Bpe {
@@ -117,7 +119,7 @@ impl Bpe {
         strings: &StrTable,
         n_tokens: u32,
         symbols: &mut Vec<Symbol>,
-        queue: &mut BinaryHeap<Reverse<(u32, u32, u32, u32, u32)>>,
+        queue: &mut Queue,
         word: &str,
         out: &mut Vec<u32>,
     ) {
@@ -143,7 +145,7 @@ impl Bpe {
         if let Some(last) = symbols.last_mut() {
             last.next = -1;
         }
-        let try_pair = |symbols: &[Symbol], queue: &mut BinaryHeap<_>, left: i32, right: i32| {
+        let try_pair = |symbols: &[Symbol], queue: &mut Queue, left: i32, right: i32| {
             if left < 0 || right < 0 {
                 return;
             }

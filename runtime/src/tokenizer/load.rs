@@ -328,8 +328,10 @@ impl Tokenizer {
 
         // Auto-detected special tokens (by text), made CONTROL if they are not.
         // llama.cpp walks a hash map here, so when several texts match, which one
-        // it picks is unspecified; ember takes the lowest id. Only `eot()` can differ:
-        // every match is end-of-generation either way.
+        // it picks is unspecified; ember takes the lowest id. This can only matter
+        // for `eot()` (every EOT text is also an EOG text, so all of them end
+        // generation and are CONTROL anyway) and for a vocabulary with several
+        // non-control FIM-looking tokens (only the picked one becomes CONTROL).
         let detect = |slot: &mut Option<u32>, texts: &[&str], attrs: &mut [u16]| {
             if slot.is_some() {
                 return;
@@ -388,7 +390,7 @@ impl Tokenizer {
             let has_return = eog_has(&eog, "<|return|>").is_some();
             let has_call = eog_has(&eog, "<|call|>").is_some() || eog_has(&eog, "<|calls|>").is_some();
             let has_flush = eog_has(&eog, "<|flush|>").is_some();
-            if (has_return && has_call) || (has_call && has_flush) {
+            if has_call && (has_return || has_flush) {
                 eog.retain(|&id| id != end);
                 attrs[end as usize] = attr::USER_DEFINED;
             }

@@ -162,7 +162,7 @@ impl Tokenizer {
         } else if a & attr::BYTE != 0 {
             // "<0xXX>": llama.cpp parses the two characters after "<0x" with strtol.
             let hex = text.get(3..5).and_then(|h| core::str::from_utf8(h).ok());
-            if let Some(b) = hex.and_then(|h| parse_hex_prefix(h)) {
+            if let Some(b) = hex.and_then(parse_hex_prefix) {
                 out.push(b);
             }
         }
@@ -502,7 +502,7 @@ fn clean_spaces(text: &mut Vec<u8>) {
                 total -= 1;
             } else if i + 2 < total3 {
                 let x2 = text[i + 2];
-                if (x1 == b'r' && x2 == b'e') || (x1 == b'v' && x2 == b'e') {
+                if matches!((x1, x2), (b'r', b'e') | (b'v', b'e')) {
                     total -= 1;
                 }
             }

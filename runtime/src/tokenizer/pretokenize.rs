@@ -138,7 +138,7 @@ fn gpt2(cps: &[char], fl: &[u8], out: &mut Vec<usize>) {
             }
             if pos + 2 < n {
                 let nn = cps[pos + 2];
-                if (next == 'r' && nn == 'e') || (next == 'v' && nn == 'e') || (next == 'l' && nn == 'l') {
+                if matches!((next, nn), ('r', 'e') | ('v', 'e') | ('l', 'l')) {
                     pos += e.add(pos + 3);
                     continue;
                 }
@@ -218,7 +218,7 @@ fn llama3(cps: &[char], fl: &[u8], max_digits: usize, out: &mut Vec<usize>) {
             }
             if pos + 2 < n {
                 let nn = cps[pos + 2].to_ascii_lowercase();
-                if (next == 'r' && nn == 'e') || (next == 'v' && nn == 'e') || (next == 'l' && nn == 'l') {
+                if matches!((next, nn), ('r', 'e') | ('v', 'e') | ('l', 'l')) {
                     pos += e.add(pos + 3);
                     continue;
                 }
