@@ -264,9 +264,7 @@ impl<'a> Plan<'a> {
         for input in inputs {
             let n_dims = ggml_n_dims(&input.dims);
             let (to, fallback) = if allows_quantization(hp.arch, input.name, n_dims) {
-                let t = tensor_type(&mut st, &hp, ftype, &input)?;
-                let (to, fallback) = type_fallback(input.dims[0], t)?;
-                (to, fallback)
+                type_fallback(input.dims[0], tensor_type(&mut st, &hp, ftype, &input)?)?
             } else {
                 (input.ty, false)
             };
@@ -426,10 +424,7 @@ fn convert(t: &TensorPlan<'_>, out: &mut [u8], threads: usize) -> Result<(), Err
             .zip(out.chunks_mut(per * row_out))
             .map(|(i, o)| s.spawn(move || job(i, o)))
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect::<Result<(), Error>>()
+        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
     })
 }
 
@@ -686,7 +681,7 @@ fn tensor_type(st: &mut State, hp: &Hparams<'_>, ftype: FileType, t: &TensorInfo
         return Ok(GgmlType::Q8_0);
     }
     if cat == Category::Output || (st.tied_embeddings && cat == Category::TokenEmbd) {
-        if falcon || t.dims[0] % new.block_size() as u64 != 0 {
+        if falcon || !t.dims[0].is_multiple_of(new.block_size() as u64) {
             new = GgmlType::Q8_0;
         } else if new != GgmlType::Q8_0 {
             new = GgmlType::Q6_K;
@@ -745,7 +740,7 @@ fn tensor_type(st: &mut State, hp: &Hparams<'_>, ftype: FileType, t: &TensorInfo
 /// `tensor_type_fallback`: a type whose blocks fit rows of `ncols` values.
 /// Returns the type and whether it had to change.
 fn type_fallback(ncols: u64, target: GgmlType) -> Result<(GgmlType, bool), Error> {
-    let fits = |t: GgmlType| ncols % t.block_size() as u64 == 0;
+    let fits = |t: GgmlType| ncols.is_multiple_of(t.block_size() as u64);
     if fits(target) {
         return Ok((target, false));
     }
