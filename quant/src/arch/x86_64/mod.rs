@@ -12,6 +12,7 @@ use crate::{quantize_entry, Kernels};
 use half::{bf16, f16};
 
 mod avx2;
+mod avx512;
 mod floats_avx2;
 mod iq4_nl_avx2;
 mod q2_k_avx2;
@@ -26,6 +27,15 @@ mod q6_k_avx2;
 mod q8_0_avx2;
 mod q8_1_avx2;
 mod q8_k_avx2;
+
+mod q4_0_avx512;
+mod q4_1_avx512;
+mod q4_k_avx512;
+mod q5_0_avx512;
+mod q6_k_avx512;
+mod q8_0_avx512;
+mod q8_1_avx512;
+mod q8_k_avx512;
 
 /// Whether this CPU runs `tier` (run-time detection with `std`, compile-time
 /// target features without).
@@ -188,10 +198,102 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
     k.quantize_q8_k = quantize_entry!(T, q8_k::BlockQ8K, q8_k_avx2::quantize_q8_k_avx2);
 }
 
-/// Replaces table entries with their AVX-512 versions.
+/// Whether this CPU has AVX-512 VNNI (`vpdpbusd`), detected on its own: the
+/// AVX-512 tier does not require it, and kernels that use it have a twin
+/// without it.
+fn has_avx512_vnni() -> bool {
+    #[cfg(feature = "std")]
+    {
+        std::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        cfg!(target_feature = "avx512vnni")
+    }
+}
+
+/// Replaces table entries with their AVX-512 versions (the VNNI builds where
+/// the CPU has VNNI). Formats without an AVX-512 kernel keep their AVX2 one.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW and VL (and AVX2, FMA, F16C).
 pub(crate) unsafe fn plug_avx512(k: &mut Kernels) {
-    k.tier = Tier::Avx512;
+    use Tier::Avx512 as T;
+    k.tier = T;
+    if has_avx512_vnni() {
+        k.q4_0 = rows_entry!(
+            T,
+            q4_0::BlockQ4_0,
+            q8_0::BlockQ8_0,
+            q4_0_avx512::vec_dot_q4_0_q8_0_avx512vnni,
+            q4_0_avx512::vec_dot4_q4_0_q8_0_avx512vnni
+        );
+        k.q4_1 = rows_entry!(
+            T,
+            q4_1::BlockQ4_1,
+            q8_1::BlockQ8_1,
+            q4_1_avx512::vec_dot_q4_1_q8_1_avx512vnni,
+            q4_1_avx512::vec_dot4_q4_1_q8_1_avx512vnni
+        );
+        k.q5_0 = rows_entry!(
+            T,
+            q5_0::BlockQ5_0,
+            q8_0::BlockQ8_0,
+            q5_0_avx512::vec_dot_q5_0_q8_0_avx512vnni,
+            q5_0_avx512::vec_dot4_q5_0_q8_0_avx512vnni
+        );
+        k.q8_0 = rows_entry!(
+            T,
+            q8_0::BlockQ8_0,
+            q8_0::BlockQ8_0,
+            q8_0_avx512::vec_dot_q8_0_q8_0_avx512vnni,
+            q8_0_avx512::vec_dot4_q8_0_q8_0_avx512vnni
+        );
+    } else {
+        k.q4_0 = rows_entry!(
+            T,
+            q4_0::BlockQ4_0,
+            q8_0::BlockQ8_0,
+            q4_0_avx512::vec_dot_q4_0_q8_0_avx512,
+            q4_0_avx512::vec_dot4_q4_0_q8_0_avx512
+        );
+        k.q4_1 = rows_entry!(
+            T,
+            q4_1::BlockQ4_1,
+            q8_1::BlockQ8_1,
+            q4_1_avx512::vec_dot_q4_1_q8_1_avx512,
+            q4_1_avx512::vec_dot4_q4_1_q8_1_avx512
+        );
+        k.q5_0 = rows_entry!(
+            T,
+            q5_0::BlockQ5_0,
+            q8_0::BlockQ8_0,
+            q5_0_avx512::vec_dot_q5_0_q8_0_avx512,
+            q5_0_avx512::vec_dot4_q5_0_q8_0_avx512
+        );
+        k.q8_0 = rows_entry!(
+            T,
+            q8_0::BlockQ8_0,
+            q8_0::BlockQ8_0,
+            q8_0_avx512::vec_dot_q8_0_q8_0_avx512,
+            q8_0_avx512::vec_dot4_q8_0_q8_0_avx512
+        );
+    }
+    k.q4_k = rows_entry!(
+        T,
+        q4_k::BlockQ4K,
+        q8_k::BlockQ8K,
+        q4_k_avx512::vec_dot_q4_k_q8_k_avx512,
+        q4_k_avx512::vec_dot4_q4_k_q8_k_avx512
+    );
+    k.q6_k = rows_entry!(
+        T,
+        q6_k::BlockQ6K,
+        q8_k::BlockQ8K,
+        q6_k_avx512::vec_dot_q6_k_q8_k_avx512,
+        q6_k_avx512::vec_dot4_q6_k_q8_k_avx512
+    );
+    k.quantize_q8_0 = quantize_entry!(T, q8_0::BlockQ8_0, q8_0_avx512::quantize_q8_0_avx512);
+    k.quantize_q8_1 = quantize_entry!(T, q8_1::BlockQ8_1, q8_1_avx512::quantize_q8_1_avx512);
+    k.quantize_q8_k = quantize_entry!(T, q8_k::BlockQ8K, q8_k_avx512::quantize_q8_k_avx512);
 }
