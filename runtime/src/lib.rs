@@ -8,6 +8,8 @@ extern crate alloc;
 
 #[cfg(feature = "std")]
 pub mod cache;
+#[cfg(feature = "std")]
+pub mod chat;
 mod error;
 pub mod gguf;
 mod loader;
