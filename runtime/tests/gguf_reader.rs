@@ -281,7 +281,7 @@ fn f32_slice_only_when_aligned_but_iterators_always_work() {
         }
         let t = f.get_array("types").unwrap();
         assert_eq!(t.i32_iter().unwrap().collect::<Vec<_>>(), ivals);
-        assert_eq!(t.as_i32_slice().is_some(), t.raw_bytes().as_ptr() as usize % 4 == 0);
+        assert_eq!(t.as_i32_slice().is_some(), (t.raw_bytes().as_ptr() as usize).is_multiple_of(4));
         if let Some(s) = t.as_i32_slice() {
             assert_eq!(s, &ivals[..]);
         }
@@ -416,4 +416,33 @@ fn big_string_array_parses_fast_and_without_per_element_work_after() {
     let limit = if cfg!(debug_assertions) { 2000 } else { 50 };
     println!("parse of a 262144-string array: {parse:?}");
     assert!(parse.as_millis() < limit, "parse took {parse:?}");
+}
+
+#[test]
+fn streamed_tensors_give_the_same_file() {
+    // Declared with add_tensor_info, written by the caller after write_header_to.
+    let mut w = Writer::new();
+    w.add_str("general.architecture", "test").unwrap();
+    w.set_alignment(64).unwrap();
+    for t in TENSORS {
+        w.add_tensor_info(t.name, t.ty, t.dims).unwrap();
+    }
+    let mut out = Vec::new();
+    let header = w.write_header_to(&mut out).unwrap();
+    assert_eq!(header, out.len() as u64);
+    for (i, t) in TENSORS.iter().enumerate() {
+        let d = pattern(nbytes(t), i as u8);
+        out.extend_from_slice(&d);
+        out.resize(out.len() + w.padding(d.len() as u64) as usize, 0);
+    }
+    assert_eq!(out, tensor_file(Some(64)), "streamed and in-memory writers produce the same bytes");
+    assert_eq!(File::parse(&out).unwrap().data_offset() as u64, header);
+    // to_bytes writes zeros for streamed tensors.
+    let zeros = File::parse(&w.to_bytes()).unwrap().tensors().all(|t| t.data.iter().all(|&b| b == 0));
+    assert!(zeros);
+    // The declared shape is checked like add_tensor's.
+    let e = w.add_tensor_info("q", GgmlType::Q4_0, &[31]).unwrap_err().to_string();
+    assert!(e.contains("row length 31 is not a multiple of the Q4_0 block size 32"), "{e}");
+    let e = w.add_tensor_info("token_embd.weight", GgmlType::F32, &[1]).unwrap_err().to_string();
+    assert!(e.contains("duplicate tensor 'token_embd.weight'"), "{e}");
 }

@@ -4,8 +4,10 @@
 use core::fmt;
 
 /// Capacity of a [`ShortStr`] in bytes. Longer names are cut at a char
-/// boundary and printed with a trailing `…`.
-pub const SHORT_STR_CAP: usize = 48;
+/// boundary and printed with a trailing `…`. Tensor names and keys of real
+/// models are almost all shorter; the cap keeps `crate::Error` under 128
+/// bytes (it travels in every `Result` of the crate).
+pub const SHORT_STR_CAP: usize = 40;
 
 /// A name copied into a fixed inline buffer (at most [`SHORT_STR_CAP`] bytes).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -95,12 +97,22 @@ impl PartialEq<&str> for ShortStr {
 mod tests {
     use super::*;
 
+    /// `N - 2` ASCII bytes then "é": the 2-byte char ends exactly at `N`.
+    fn alloc_free_concat<const N: usize>() -> [u8; N] {
+        let mut b = [b'a'; N];
+        b[N - 2..].copy_from_slice("é".as_bytes());
+        b
+    }
+
     #[test]
     fn cuts_at_char_boundary() {
-        let long = "é".repeat(40); // 80 bytes
+        let long = "é".repeat(SHORT_STR_CAP); // 2 bytes each
         let s = ShortStr::new(&long);
         assert!(s.is_truncated());
-        assert_eq!(s.as_str().len(), 48);
+        assert_eq!(s.as_str().len(), SHORT_STR_CAP);
+        let odd = alloc_free_concat::<{ SHORT_STR_CAP + 1 }>();
+        let s = ShortStr::new(core::str::from_utf8(&odd).unwrap());
+        assert_eq!(s.as_str().len(), SHORT_STR_CAP - 1, "a 2-byte char straddling the cap is dropped whole");
         assert_eq!(ShortStr::new("blk.0.attn_q.weight"), "blk.0.attn_q.weight");
         let bad = ShortStr::from_bytes_lossy(b"ab\xffcd");
         assert_eq!(bad.as_str(), "ab");

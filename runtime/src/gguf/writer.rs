@@ -61,6 +61,36 @@ impl MetaValue {
     }
 }
 
+/// Counts the bytes passed to a `put` callback.
+struct Sink<'p, P> {
+    put: &'p mut P,
+    pos: u64,
+}
+
+impl<P> Sink<'_, P> {
+    fn write<E>(&mut self, b: &[u8]) -> Result<(), E>
+    where
+        P: FnMut(&[u8]) -> Result<(), E>,
+    {
+        self.pos += b.len() as u64;
+        (self.put)(b)
+    }
+
+    fn zeros<E>(&mut self, n: u64) -> Result<(), E>
+    where
+        P: FnMut(&[u8]) -> Result<(), E>,
+    {
+        const ZEROS: [u8; 64] = [0; 64];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(ZEROS.len() as u64);
+            self.write(&ZEROS[..k as usize])?;
+            left -= k;
+        }
+        Ok(())
+    }
+}
+
 struct PendingTensor<'d> {
     name: String,
     ty: GgmlType,
@@ -450,32 +480,17 @@ impl<'d> Writer<'d> {
     }
 
     /// Writes the file through `put`, which receives consecutive pieces; with
-    /// `header_only`, stops where the data section starts.
+    /// `header_only`, stops where the data section starts. Returns the number
+    /// of bytes written.
     fn emit<E>(&self, header_only: bool, put: &mut impl FnMut(&[u8]) -> Result<(), E>) -> Result<u64, E> {
-        let align = self.alignment as u64;
-        let pad_to = |n: u64| n.next_multiple_of(align) - n;
-        const ZEROS: [u8; 64] = [0; 64];
-        let mut pos = 0u64;
-        let mut w = |b: &[u8], pos: &mut u64| -> Result<(), E> {
-            *pos += b.len() as u64;
-            put(b)
-        };
-        let pad = |n: u64, w: &mut dyn FnMut(&[u8], &mut u64) -> Result<(), E>, pos: &mut u64| -> Result<(), E> {
-            let mut left = n;
-            while left > 0 {
-                let k = left.min(ZEROS.len() as u64);
-                w(&ZEROS[..k as usize], pos)?;
-                left -= k;
-            }
-            Ok(())
-        };
+        let mut out = Sink { put, pos: 0 };
         let mut head = Vec::new();
         head.extend_from_slice(&MAGIC);
         head.extend_from_slice(&3u32.to_le_bytes());
         head.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
         head.extend_from_slice(&(self.keys.len() as u64).to_le_bytes());
-        w(&head, &mut pos)?;
-        w(&self.kv, &mut pos)?;
+        out.write(&head)?;
+        out.write(&self.kv)?;
         let mut info = Vec::new();
         let mut offset = 0u64;
         for t in &self.tensors {
@@ -487,22 +502,21 @@ impl<'d> Writer<'d> {
             info.extend_from_slice(&t.ty.id().to_le_bytes());
             info.extend_from_slice(&offset.to_le_bytes());
             let n = t.nbytes();
-            offset += n + pad_to(n);
+            offset += n + self.padding(n);
         }
-        w(&info, &mut pos)?;
-        pad(pad_to(pos), &mut w, &mut pos)?;
+        out.write(&info)?;
+        out.zeros(self.padding(out.pos))?;
         if header_only {
-            return Ok(pos);
+            return Ok(out.pos);
         }
         for t in &self.tensors {
             match t.streamed {
-                Some(n) => pad(n, &mut w, &mut pos)?,
-                None => w(&t.data, &mut pos)?,
+                Some(n) => out.zeros(n)?,
+                None => out.write(&t.data)?,
             }
-            let n = t.nbytes();
-            pad(pad_to(n), &mut w, &mut pos)?;
+            out.zeros(self.padding(t.nbytes()))?;
         }
-        Ok(pos)
+        Ok(out.pos)
     }
 
     /// The whole file as bytes.
