@@ -39,6 +39,9 @@ scripts/fetch-models.sh
 step "workspace tests (debug)"
 cargo test --workspace
 
+step "GGUF checks of the no-alloc build"
+cargo test -p ember --no-default-features --test gguf_noalloc
+
 step "end-to-end model tests (release)"
 cargo test --release -p ember --features e2e
 
