@@ -1,1 +1,46 @@
-fn main() {}
+//! `ember`: the command line of the ember edge inference runtime.
+//!
+//! Each command lives in its own module under `cmd/` with an `Args` struct
+//! (clap derive) and a `run` function; this file only lists them. Logic that
+//! is not about the command line belongs in the library crates.
+
+mod cmd;
+mod model_arg;
+mod progress;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// ember: run transformer language models (GGUF) on the CPUs of edge devices.
+#[derive(Parser, Debug)]
+#[command(name = "ember", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Download known models into the cache ($EMBER_HOME, default ~/.cache/ember).
+    Pull(cmd::pull::Args),
+    /// Describe a model: architecture, hyperparameters, tokenizer, tensors, kernel tier.
+    Info(cmd::info::Args),
+    /// Write one tensor's values, dequantized to f32, to stdout.
+    Dump(cmd::dump::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Pull(args) => cmd::pull::run(args),
+        Command::Info(args) => cmd::info::run(args),
+        Command::Dump(args) => cmd::dump::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

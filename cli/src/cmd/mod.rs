@@ -1,0 +1,5 @@
+//! One module per command. Each has `Args` (clap derive) and `run(Args) -> anyhow::Result<()>`.
+
+pub mod dump;
+pub mod info;
+pub mod pull;
