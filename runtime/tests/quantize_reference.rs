@@ -2,7 +2,9 @@
 //! SmolLM2-135M-Instruct Q4_1 to Q4_0 and to Q8_0 must give the very file
 //! llama.cpp wrote (`llama-quantize --allow-requantize IN OUT TYPE`, llama.cpp
 //! build 0c1e570 vendored by llama-cpp-python 0.3.36), whose sha256 are in
-//! `../shared/reference/README.md`. Release mode: `cargo test --release -p ember --features e2e`.
+//! `../shared/reference/README.md`; and Gemma 3 Q4_K_M, itself made by
+//! `llama-quantize`, must come back unchanged from Q4_K_M.
+//! Release mode: `cargo test --release -p ember --features e2e`.
 #![cfg(feature = "e2e")]
 
 mod common;
@@ -34,7 +36,8 @@ impl Write for Hasher {
 fn reference_sha256(ty: &str) -> String {
     let readme = std::fs::read_to_string(common::reference_dir().join("README.md")).expect("reference README");
     let needle = format!("SmolLM2-135M-Instruct.Q4_1.gguf OUT {ty}`");
-    let line = readme.lines().find(|l| l.contains(&needle)).unwrap_or_else(|| panic!("no `{needle}` row in the README"));
+    let line =
+        readme.lines().find(|l| l.contains(&needle)).unwrap_or_else(|| panic!("no `{needle}` row in the README"));
     let sha = line.trim_end_matches('|').trim().rsplit('|').next().unwrap().trim().to_string();
     assert_eq!(sha.len(), 64, "sha256 in {line:?}");
     sha
@@ -63,6 +66,23 @@ fn smollm2_q4_1_to_q4_0_is_llama_cpps_file() {
 #[test]
 fn smollm2_q4_1_to_q8_0_is_llama_cpps_file() {
     check(FileType::Q8_0);
+}
+
+/// The Gemma 3 file was itself made by `llama-quantize ... Q4_K_M`: planning
+/// Q4_K_M for it must pick every tensor's type as it is (so nothing is
+/// converted, no `--allow-requantize` needed) and rewrite the very same file,
+/// metadata order and tensor order included.
+#[test]
+fn gemma3_q4_k_m_to_q4_k_m_is_the_same_file() {
+    let model = Model::open(common::gemma3()).unwrap();
+    let plan = Plan::new(&model.gguf(), Options::new(FileType::Q4_K_M)).unwrap();
+    assert!(plan.tensors().iter().all(|t| !t.converts()), "every tensor keeps its type");
+    let mut out = Hasher { sha: Sha256::new(), len: 0 };
+    plan.write(&mut out, |_| {}).unwrap();
+    let got: String = out.sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let readme = std::fs::read_to_string(common::reference_dir().join("README.md")).unwrap();
+    let line = readme.lines().find(|l| l.contains("gemma-3-270m-q4_k_m.gguf (")).expect("gemma row in the README");
+    assert!(line.contains(&got), "sha256 {got} is not the one in {line:?}");
 }
 
 #[test]
