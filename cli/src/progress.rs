@@ -13,6 +13,8 @@ pub struct Renderer {
 }
 
 const MB: f64 = 1_000_000.0;
+/// Files below this size get no progress line.
+const SMALL: u64 = 4_000_000;
 
 impl Renderer {
     /// A renderer for this process's stderr.
@@ -34,6 +36,10 @@ impl Renderer {
     }
 
     fn bytes(&mut self, verb: &str, file: &str, done: u64, total: u64) {
+        // Small files (configs, vocabularies) take no time: not worth a line.
+        if total < SMALL {
+            return;
+        }
         let label = format!("{verb} {file}");
         if self.current != label {
             self.current = label;
