@@ -27,6 +27,8 @@ enum Command {
     Info(cmd::info::Args),
     /// Write one tensor's values, dequantized to f32, to stdout.
     Dump(cmd::dump::Args),
+    /// Quantize a GGUF model to another type, as llama.cpp's llama-quantize does.
+    Quantize(cmd::quantize::Args),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Command::Pull(args) => cmd::pull::run(args),
         Command::Info(args) => cmd::info::run(args),
         Command::Dump(args) => cmd::dump::run(args),
+        Command::Quantize(args) => cmd::quantize::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,3 +3,4 @@
 pub mod dump;
 pub mod info;
 pub mod pull;
+pub mod quantize;

@@ -1,0 +1,91 @@
+//! `ember quantize` as a user runs it, on small GGUF files built with the
+//! writer: progress on stderr, the file written, unknown types and
+//! requantization without `--allow-requantize` refused with a clear message
+//! and no file left behind. (The rules and bytes are tested in the `ember`
+//! crate: `runtime/tests/quantize*.rs`.)
+
+use ember::gguf::{File, Writer};
+use ember::quant::GgmlType;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A fresh directory for one test.
+fn dir(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ember-cli-quantize-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A tiny llama-like GGUF: a norm (F32), a weight of type `ty`, a tied embedding.
+fn write_model(path: &Path, ty: GgmlType) {
+    let mut w = Writer::new();
+    w.add_str("general.architecture", "llama").unwrap();
+    w.add_u32("llama.block_count", 1).unwrap();
+    w.add_str("general.name", "tiny").unwrap();
+    let f32s = |n: usize| -> Vec<u8> { (0..n).flat_map(|i| ((i as f32 * 0.37).sin()).to_le_bytes()).collect() };
+    w.add_tensor("blk.0.attn_norm.weight", GgmlType::F32, &[64], f32s(64)).unwrap();
+    let q = {
+        let x: Vec<f32> = (0..256).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut out = vec![0u8; ty.row_bytes(256).unwrap()];
+        ember::quant::matmul::quantize(ty, &x, &mut out).unwrap();
+        out
+    };
+    w.add_tensor("blk.0.attn_q.weight", ty, &[64, 4], q).unwrap();
+    w.add_tensor("token_embd.weight", GgmlType::F32, &[256, 2], f32s(512)).unwrap();
+    std::fs::write(path, w.to_bytes()).unwrap();
+}
+
+fn ember(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ember")).args(args).output().expect("run ember")
+}
+
+#[test]
+fn quantizes_with_progress_on_stderr() {
+    let d = dir("ok");
+    let (inp, out) = (d.join("in.gguf"), d.join("out.gguf"));
+    write_model(&inp, GgmlType::F32);
+    let o = ember(&["quantize", inp.to_str().unwrap(), out.to_str().unwrap(), "q4_0"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("[   1/   3]") && err.contains("[   3/   3]"), "a progress line per tensor:\n{err}");
+    let bytes = std::fs::read(&out).unwrap();
+    let f = File::parse(&bytes).unwrap();
+    assert_eq!(f.get_str("general.name"), Some("tiny"));
+    assert_eq!(f.get_u64("general.file_type"), Some(2));
+    assert_eq!(f.tensor("blk.0.attn_norm.weight").unwrap().ty, GgmlType::F32);
+    assert_eq!(f.tensor("blk.0.attn_q.weight").unwrap().ty, GgmlType::Q4_0);
+    assert_eq!(f.tensor("token_embd.weight").unwrap().ty, GgmlType::Q6_K, "tied embedding");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn unknown_type_is_an_error_listing_the_types() {
+    let d = dir("unknown");
+    let (inp, out) = (d.join("in.gguf"), d.join("out.gguf"));
+    write_model(&inp, GgmlType::F32);
+    let o = ember(&["quantize", inp.to_str().unwrap(), out.to_str().unwrap(), "Q3_K_XL"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("unknown quantization type `Q3_K_XL`") && err.contains("Q4_K (= Q4_K_M)"), "{err}");
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn requantizing_needs_the_flag() {
+    let d = dir("requant");
+    let (inp, out) = (d.join("in.gguf"), d.join("out.gguf"));
+    write_model(&inp, GgmlType::Q4_1);
+    let o = ember(&["quantize", inp.to_str().unwrap(), out.to_str().unwrap(), "Q8_0"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("blk.0.attn_q.weight") && err.contains("--allow-requantize"), "{err}");
+    assert!(!out.exists() && !d.join("out.gguf.partial").exists(), "no file left behind");
+
+    let o = ember(&["quantize", "--allow-requantize", inp.to_str().unwrap(), out.to_str().unwrap(), "Q8_0"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(File::parse(&bytes).unwrap().tensor("blk.0.attn_q.weight").unwrap().ty, GgmlType::Q8_0);
+    std::fs::remove_dir_all(&d).unwrap();
+}
