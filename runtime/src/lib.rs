@@ -22,6 +22,7 @@ pub mod kv_cache;
 pub mod memory;
 pub mod model;
 pub mod ops;
+pub mod perplexity;
 pub mod sampler;
 #[cfg(feature = "alloc")]
 pub mod session;
