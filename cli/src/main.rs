@@ -29,6 +29,8 @@ enum Command {
     Dump(cmd::dump::Args),
     /// Quantize a GGUF model to another type, as llama.cpp's llama-quantize does.
     Quantize(cmd::quantize::Args),
+    /// Perplexity of a model on a text file, as llama.cpp's llama-perplexity computes it.
+    Perplexity(cmd::perplexity::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Info(args) => cmd::info::run(args),
         Command::Dump(args) => cmd::dump::run(args),
         Command::Quantize(args) => cmd::quantize::run(args),
+        Command::Perplexity(args) => cmd::perplexity::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,5 +2,6 @@
 
 pub mod dump;
 pub mod info;
+pub mod perplexity;
 pub mod pull;
 pub mod quantize;
