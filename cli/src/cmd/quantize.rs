@@ -41,11 +41,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let show = |p: &Progress<'_>| {
         let t = p.tensor;
         let shape: Vec<String> = t.shape().iter().map(u64::to_string).collect();
+        // A fallback: the target type's blocks do not fit the rows (llama.cpp warns too).
+        let fallback = if t.fallback { ", fallback" } else { "" };
         let what = if t.converts() {
-            let fallback = if t.fallback { " (fallback)" } else { "" };
             format!("{} -> {}{fallback}", t.input.ty, t.to)
         } else {
-            format!("{} (copied)", t.to)
+            format!("{} (copied{fallback})", t.to)
         };
         eprintln!(
             "[{:>4}/{:>4}] {:<36} [{:>14}] {:<22} {:>8.2} MiB -> {:>8.2} MiB",
