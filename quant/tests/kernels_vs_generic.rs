@@ -7,8 +7,8 @@
 //! if no SIMD tier at all could be compared.
 //!
 //! What is compared, for each format and row length (0, one block, seven
-//! blocks, and the real row lengths 576, 640, 1536, 2048 where they are whole
-//! blocks):
+//! blocks, the real row lengths 576, 640, 1536, 2048 where they are whole
+//! blocks, and for 32-value blocks 4160 and 8224, 130 and 257 blocks):
 //! - `vec_dot` and `gemv` (1, 3, 4, 5, 8 and 9 rows: the four-row path and
 //!   its remainders) against the generic table on the same bytes. Bound:
 //!   `|simd - generic| <= REL * sum_i |w_i| |a_i|` (the values dequantized,
@@ -97,6 +97,11 @@ fn lengths(ty: GgmlType) -> Vec<usize> {
         v.extend([31, 33, 67]);
     }
     v.extend([576, 640, 1536, 2048].into_iter().filter(|n| n % bs == 0));
+    if bs == 32 {
+        // Longer than one chunk of prepared activations (x86: 64 block pairs),
+        // even and odd block counts.
+        v.extend([4160, 8224]);
+    }
     v
 }
 

@@ -134,37 +134,108 @@ pub(super) fn load16x2<T: bytemuck::Pod>(lo: &[T; 16], hi: &[T; 16]) -> __m256i 
     _mm256_set_m128i(load16(hi), load16(lo))
 }
 
-/// `[x ×4 | y ×4]` from two f16 scales.
+/// `[x, y, x, y, x, y, x, y]` from two f16 values.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn f16x2_halves(x: f16, y: f16) -> __m256 {
+pub(super) fn f16x2_repeat(x: f16, y: f16) -> __m256 {
     let v = _mm_cvtph_ps(_mm_cvtsi32_si128((x.to_bits() as u32 | (y.to_bits() as u32) << 16) as i32));
-    _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1))
+    _mm256_castpd_ps(_mm256_broadcastsd_pd(_mm_castps_pd(v)))
 }
 
-/// From two (scale, minimum) f16 pairs of consecutive blocks: `[d0 ×4 | d1 ×4]`
-/// and `[m0 ×4 | m1 ×4]`.
+/// The f16 values `v[r] = [x, y]` of up to four rows as one f32 vector
+/// `[x0, y0, x1, y1, ..]` (one conversion for all rows).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn f16x2x2_halves(d0: f16, m0: f16, d1: f16, m1: f16) -> (__m256, __m256) {
-    let lo = d0.to_bits() as u64 | (m0.to_bits() as u64) << 16;
-    let hi = d1.to_bits() as u64 | (m1.to_bits() as u64) << 16;
-    let v = _mm256_castps128_ps256(_mm_cvtph_ps(_mm_cvtsi64_si128((lo | hi << 32) as i64)));
-    (
-        _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2)),
-        _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3)),
-    )
+pub(super) fn f16_rows<const R: usize>(v: [[f16; 2]; R]) -> __m256 {
+    const { assert!(R <= 4) };
+    let mut bits = [0u64; 2];
+    for (r, [x, y]) in v.iter().enumerate() {
+        bits[r / 2] |= (x.to_bits() as u64 | (y.to_bits() as u64) << 16) << (32 * (r % 2));
+    }
+    _mm256_cvtph_ps(_mm_set_epi64x(bits[1] as i64, bits[0] as i64))
 }
 
-/// `[x, 0, 0, 0 | y, 0, 0, 0]` from two f16 values: added into an
-/// accumulator whose halves belong to two blocks, it counts each value once.
+/// Lanes `2r` and `2r + 1` of `v` as `[v[2r] ×4 | v[2r+1] ×4]`: row `r`'s
+/// scales for the two halves of a block pair.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn f16x2_once(x: f16, y: f16) -> __m256 {
-    let v = _mm_cvtph_ps(_mm_cvtsi32_si128((x.to_bits() as u32 | (y.to_bits() as u32) << 16) as i32));
-    let spread = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
-    _mm256_blend_ps::<0b0001_0001>(_mm256_setzero_ps(), spread)
+pub(super) fn row_halves(v: __m256, r: usize) -> __m256 {
+    let (x, y) = (2 * r as i32, 2 * r as i32 + 1);
+    _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(x, x, x, x, y, y, y, y))
 }
+
+/// The activations of two consecutive 32-value blocks, prepared once per
+/// matrix-vector product and shared by every weight row: the values laid out
+/// to meet [`nibbles_pair`], the scales, and what each format needs besides.
+#[derive(Clone, Copy)]
+pub(super) struct PairAct {
+    /// Values 0..16 of each block: `[a0[0..16] | a1[0..16]]`.
+    pub lo: __m256i,
+    /// Values 16..32 of each block.
+    pub hi: __m256i,
+    /// The two scales as `[d0, d1, d0, d1, ..]` (to multiply [`f16_rows`]).
+    pub d: __m256,
+    /// Format-specific: `[s0, s1, ..]` sums (Q8_1), as f32 bits.
+    pub s: __m256,
+    /// Format-specific: an i32 offset per lane (Q4_0, Q5_0) or `|lo|` (IQ4_NL).
+    pub x: __m256i,
+    /// Format-specific: `|hi|` (IQ4_NL).
+    pub y: __m256i,
+}
+
+/// Block pairs prepared per chunk: 4096 values of a row, 12 KiB of stack.
+pub(super) const CHUNK_PAIRS: usize = 64;
+
+/// The gemv driver of a format whose kernels take two blocks per step. In
+/// the format's file, next to `prepare(&A, &A) -> PairAct` and
+/// `dot_rows::<R>([&[W]; R], &[PairAct]) -> [f32; R]`, it defines
+/// `gemv_rows`: activations prepared once per chunk of [`CHUNK_PAIRS`] block
+/// pairs (one chunk for rows up to 4096 values), rows four at a time and the
+/// rest singly, an odd last block through `$generic`.
+macro_rules! pair_driver {
+    ($W:ty, $A:ty, $generic:path) => {
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        fn gemv_rows<'w>(row: impl Fn(usize) -> &'w [$W], a: &[$A], out: &mut [f32]) {
+            use core::mem::MaybeUninit;
+            use $crate::arch::x86_64::avx2::{PairAct, CHUNK_PAIRS};
+            let n = a.len();
+            let pairs = n / 2;
+            out.fill(0.0);
+            let mut prep = [const { MaybeUninit::<PairAct>::uninit() }; CHUNK_PAIRS];
+            let mut c0 = 0;
+            while c0 < pairs {
+                let c1 = (c0 + CHUNK_PAIRS).min(pairs);
+                for p in c0..c1 {
+                    prep[p - c0].write(prepare(&a[2 * p], &a[2 * p + 1]));
+                }
+                let filled = &prep[..c1 - c0];
+                // SAFETY: the first `c1 - c0` elements were written just above, and
+                // `MaybeUninit<T>` has the layout of `T`.
+                let act: &[PairAct] = unsafe { &*(filled as *const [MaybeUninit<PairAct>] as *const [PairAct]) };
+                let mut r = 0;
+                while r + 4 <= out.len() {
+                    let w: [&[$W]; 4] = core::array::from_fn(|k| &row(r + k)[2 * c0..2 * c1]);
+                    for (o, v) in out[r..r + 4].iter_mut().zip(dot_rows(w, act)) {
+                        *o += v;
+                    }
+                    r += 4;
+                }
+                while r < out.len() {
+                    out[r] += dot_rows([&row(r)[2 * c0..2 * c1]], act)[0];
+                    r += 1;
+                }
+                c0 = c1;
+            }
+            if n % 2 == 1 {
+                for (r, o) in out.iter_mut().enumerate() {
+                    *o += $generic(&row(r)[n - 1..], &a[n - 1..]);
+                }
+            }
+        }
+    };
+}
+pub(super) use pair_driver;
 
 /// The fifth bits of two Q5_0/Q5_1 blocks (`qh`, value j at bit j), laid out
 /// as [`nibbles_pair`] lays out the nibbles: `0x10` in each lane whose bit is set.
@@ -210,10 +281,12 @@ pub(super) fn nibbles_pair(q0: &[u8; 16], q1: &[u8; 16]) -> (__m256i, __m256i) {
 }
 
 /// How far ahead of the current block the kernels prefetch each weight row.
-/// Measured on an EPYC (Zen 3) streaming from DRAM on one thread: 256 bytes
-/// took Q4_0 at 49152×576 from ~55% to ~80% of the plain-read bandwidth;
-/// 512 and 1024 were slightly worse.
-pub(super) const PREFETCH: usize = 256;
+/// Measured on an EPYC (Zen 3) VM streaming from DRAM on one thread, every
+/// configuration interleaved in rounds with the plain read: no prefetch left
+/// Q4_0 at 49152×576 near 55% of the read bandwidth; 256 bytes to 8 KiB all
+/// helped, 4 KiB was best or within noise of best for Q4_0, Q8_0 and Q4_K on
+/// narrow (576) and wide (2048) rows.
+pub(super) const PREFETCH: usize = 4096;
 
 /// Prefetches the cache line `bytes` past `p` into all cache levels (a hint:
 /// it never faults, so the address may lie past the end of the row).

@@ -1,10 +1,16 @@
 //! x86_64 kernels: AVX2 (+FMA, F16C) and AVX-512 (F, BW, VL; VNNI where it pays).
 //! One file per format and ISA, e.g. `q4_0_avx2.rs`.
 //!
-//! Each quantized format has a one-row kernel (`vec_dot_*`) and a four-row one
-//! (`vec_dot4_*`) that streams four weight rows against one pass over the
-//! activation; [`rows_entry!`] turns the pair into a [`DotEntry`] whose `gemv`
-//! takes rows four at a time and the remaining one to three singly.
+//! Each format has a one-row kernel (`vec_dot_*`) and a `gemv` that passes over
+//! the activation once for several weight rows where that measured faster:
+//! - the 32-value formats with AVX2 (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL): the
+//!   activation is prepared once per product and shared by all rows, four
+//!   rows per pass (`gemv_*`, [`gemv_entry!`]);
+//! - Q8_0: two rows per pass (`vec_dot2_*`, [`rows_entry!`]);
+//! - k-quants and floats: one row per pass ([`crate::dot_entry!`]);
+//! - AVX-512: the 32-value formats four rows per pass (`vec_dot4_*`), k-quants
+//!   one, following the AVX2 measurements (no AVX-512 CPU was available to
+//!   measure on).
 
 use crate::kernels::{DotEntry, Tier};
 use crate::{iq4_nl, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k};
@@ -76,10 +82,11 @@ pub(crate) fn tier_available(tier: Tier) -> bool {
     }
 }
 
-/// A [`DotEntry`] from a one-row kernel `$one(&[W], &[A]) -> f32` and a
-/// four-row kernel `$four([&[W]; 4], &[A]) -> [f32; 4]`.
+/// A [`DotEntry`] from a one-row kernel `$one(&[W], &[A]) -> f32` and an
+/// `$n`-row kernel `$many([&[W]; $n], &[A]) -> [f32; $n]`: `gemv` takes rows
+/// `$n` at a time and the rest singly.
 macro_rules! rows_entry {
-    ($tier:expr, $W:ty, $A:ty, $one:path, $four:path) => {{
+    ($tier:expr, $W:ty, $A:ty, $one:path, $many:path, $n:literal) => {{
         unsafe fn vec_dot(w: &[u8], a: &[u8]) -> f32 {
             // SAFETY: the caller upholds `VecDotFn`'s contract (CPU tier, whole
             // aligned blocks of the same count), which is `$one`'s.
@@ -89,12 +96,13 @@ macro_rules! rows_entry {
             let a: &[$A] = bytemuck::cast_slice(a);
             let row = |r: usize| -> &[$W] { bytemuck::cast_slice(&w[r * row_bytes..(r + 1) * row_bytes]) };
             let mut r = 0;
-            while r + 4 <= out.len() {
+            while r + $n <= out.len() {
+                let rows: [&[$W]; $n] = core::array::from_fn(|k| row(r + k));
                 // SAFETY: `GemvFn`'s contract: the CPU has the tier and every row is
                 // `row_bytes` of whole aligned blocks matching `a`.
-                let v = unsafe { $four([row(r), row(r + 1), row(r + 2), row(r + 3)], a) };
-                out[r..r + 4].copy_from_slice(&v);
-                r += 4;
+                let v = unsafe { $many(rows, a) };
+                out[r..r + $n].copy_from_slice(&v);
+                r += $n;
             }
             while r < out.len() {
                 // SAFETY: as above, for one row.
@@ -103,6 +111,19 @@ macro_rules! rows_entry {
             }
         }
         DotEntry { tier: $tier, vec_dot, gemv_tier: $tier, gemv }
+    }};
+}
+
+/// A [`DotEntry`] from a typed one-row kernel `$one(&[W], &[A]) -> f32` and a
+/// byte-level [`crate::kernels::GemvFn`] of its own.
+macro_rules! gemv_entry {
+    ($tier:expr, $W:ty, $A:ty, $one:path, $gemv:path) => {{
+        unsafe fn vec_dot(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: the caller upholds `VecDotFn`'s contract (CPU tier, whole
+            // aligned blocks of the same count), which is `$one`'s.
+            unsafe { $one(bytemuck::cast_slice::<u8, $W>(w), bytemuck::cast_slice::<u8, $A>(a)) }
+        }
+        DotEntry { tier: $tier, vec_dot, gemv_tier: $tier, gemv: $gemv }
     }};
 }
 
@@ -116,83 +137,54 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
     k.f32 = crate::dot_entry!(T, f32, f32, floats_avx2::vec_dot_f32_avx2);
     k.f16 = crate::dot_entry!(T, f16, f16, floats_avx2::vec_dot_f16_avx2);
     k.bf16 = crate::dot_entry!(T, bf16, bf16, floats_avx2::vec_dot_bf16_avx2);
-    k.q4_0 = rows_entry!(
+    k.q4_0 = gemv_entry!(
         T,
         q4_0::BlockQ4_0,
         q8_0::BlockQ8_0,
         q4_0_avx2::vec_dot_q4_0_q8_0_avx2,
-        q4_0_avx2::vec_dot4_q4_0_q8_0_avx2
+        q4_0_avx2::gemv_q4_0_q8_0_avx2
     );
-    k.q4_1 = rows_entry!(
+    k.q4_1 = gemv_entry!(
         T,
         q4_1::BlockQ4_1,
         q8_1::BlockQ8_1,
         q4_1_avx2::vec_dot_q4_1_q8_1_avx2,
-        q4_1_avx2::vec_dot4_q4_1_q8_1_avx2
+        q4_1_avx2::gemv_q4_1_q8_1_avx2
     );
-    k.q5_0 = rows_entry!(
+    k.q5_0 = gemv_entry!(
         T,
         q5_0::BlockQ5_0,
         q8_0::BlockQ8_0,
         q5_0_avx2::vec_dot_q5_0_q8_0_avx2,
-        q5_0_avx2::vec_dot4_q5_0_q8_0_avx2
+        q5_0_avx2::gemv_q5_0_q8_0_avx2
     );
-    k.q5_1 = rows_entry!(
+    k.q5_1 = gemv_entry!(
         T,
         q5_1::BlockQ5_1,
         q8_1::BlockQ8_1,
         q5_1_avx2::vec_dot_q5_1_q8_1_avx2,
-        q5_1_avx2::vec_dot4_q5_1_q8_1_avx2
+        q5_1_avx2::gemv_q5_1_q8_1_avx2
     );
     k.q8_0 = rows_entry!(
         T,
         q8_0::BlockQ8_0,
         q8_0::BlockQ8_0,
         q8_0_avx2::vec_dot_q8_0_q8_0_avx2,
-        q8_0_avx2::vec_dot4_q8_0_q8_0_avx2
+        q8_0_avx2::vec_dot2_q8_0_q8_0_avx2,
+        2
     );
-    k.iq4_nl = rows_entry!(
+    k.iq4_nl = gemv_entry!(
         T,
         iq4_nl::BlockIq4Nl,
         q8_0::BlockQ8_0,
         iq4_nl_avx2::vec_dot_iq4_nl_q8_0_avx2,
-        iq4_nl_avx2::vec_dot4_iq4_nl_q8_0_avx2
+        iq4_nl_avx2::gemv_iq4_nl_q8_0_avx2
     );
-    k.q2_k = rows_entry!(
-        T,
-        q2_k::BlockQ2K,
-        q8_k::BlockQ8K,
-        q2_k_avx2::vec_dot_q2_k_q8_k_avx2,
-        q2_k_avx2::vec_dot4_q2_k_q8_k_avx2
-    );
-    k.q3_k = rows_entry!(
-        T,
-        q3_k::BlockQ3K,
-        q8_k::BlockQ8K,
-        q3_k_avx2::vec_dot_q3_k_q8_k_avx2,
-        q3_k_avx2::vec_dot4_q3_k_q8_k_avx2
-    );
-    k.q4_k = rows_entry!(
-        T,
-        q4_k::BlockQ4K,
-        q8_k::BlockQ8K,
-        q4_k_avx2::vec_dot_q4_k_q8_k_avx2,
-        q4_k_avx2::vec_dot4_q4_k_q8_k_avx2
-    );
-    k.q5_k = rows_entry!(
-        T,
-        q5_k::BlockQ5K,
-        q8_k::BlockQ8K,
-        q5_k_avx2::vec_dot_q5_k_q8_k_avx2,
-        q5_k_avx2::vec_dot4_q5_k_q8_k_avx2
-    );
-    k.q6_k = rows_entry!(
-        T,
-        q6_k::BlockQ6K,
-        q8_k::BlockQ8K,
-        q6_k_avx2::vec_dot_q6_k_q8_k_avx2,
-        q6_k_avx2::vec_dot4_q6_k_q8_k_avx2
-    );
+    k.q2_k = crate::dot_entry!(T, q2_k::BlockQ2K, q8_k::BlockQ8K, q2_k_avx2::vec_dot_q2_k_q8_k_avx2);
+    k.q3_k = crate::dot_entry!(T, q3_k::BlockQ3K, q8_k::BlockQ8K, q3_k_avx2::vec_dot_q3_k_q8_k_avx2);
+    k.q4_k = crate::dot_entry!(T, q4_k::BlockQ4K, q8_k::BlockQ8K, q4_k_avx2::vec_dot_q4_k_q8_k_avx2);
+    k.q5_k = crate::dot_entry!(T, q5_k::BlockQ5K, q8_k::BlockQ8K, q5_k_avx2::vec_dot_q5_k_q8_k_avx2);
+    k.q6_k = crate::dot_entry!(T, q6_k::BlockQ6K, q8_k::BlockQ8K, q6_k_avx2::vec_dot_q6_k_q8_k_avx2);
     k.quantize_q8_0 = quantize_entry!(T, q8_0::BlockQ8_0, q8_0_avx2::quantize_q8_0_avx2);
     k.quantize_q8_1 = quantize_entry!(T, q8_1::BlockQ8_1, q8_1_avx2::quantize_q8_1_avx2);
     k.quantize_q8_k = quantize_entry!(T, q8_k::BlockQ8K, q8_k_avx2::quantize_q8_k_avx2);
@@ -226,28 +218,32 @@ pub(crate) unsafe fn plug_avx512(k: &mut Kernels) {
             q4_0::BlockQ4_0,
             q8_0::BlockQ8_0,
             q4_0_avx512::vec_dot_q4_0_q8_0_avx512vnni,
-            q4_0_avx512::vec_dot4_q4_0_q8_0_avx512vnni
+            q4_0_avx512::vec_dot4_q4_0_q8_0_avx512vnni,
+            4
         );
         k.q4_1 = rows_entry!(
             T,
             q4_1::BlockQ4_1,
             q8_1::BlockQ8_1,
             q4_1_avx512::vec_dot_q4_1_q8_1_avx512vnni,
-            q4_1_avx512::vec_dot4_q4_1_q8_1_avx512vnni
+            q4_1_avx512::vec_dot4_q4_1_q8_1_avx512vnni,
+            4
         );
         k.q5_0 = rows_entry!(
             T,
             q5_0::BlockQ5_0,
             q8_0::BlockQ8_0,
             q5_0_avx512::vec_dot_q5_0_q8_0_avx512vnni,
-            q5_0_avx512::vec_dot4_q5_0_q8_0_avx512vnni
+            q5_0_avx512::vec_dot4_q5_0_q8_0_avx512vnni,
+            4
         );
         k.q8_0 = rows_entry!(
             T,
             q8_0::BlockQ8_0,
             q8_0::BlockQ8_0,
             q8_0_avx512::vec_dot_q8_0_q8_0_avx512vnni,
-            q8_0_avx512::vec_dot4_q8_0_q8_0_avx512vnni
+            q8_0_avx512::vec_dot4_q8_0_q8_0_avx512vnni,
+            4
         );
     } else {
         k.q4_0 = rows_entry!(
@@ -255,44 +251,36 @@ pub(crate) unsafe fn plug_avx512(k: &mut Kernels) {
             q4_0::BlockQ4_0,
             q8_0::BlockQ8_0,
             q4_0_avx512::vec_dot_q4_0_q8_0_avx512,
-            q4_0_avx512::vec_dot4_q4_0_q8_0_avx512
+            q4_0_avx512::vec_dot4_q4_0_q8_0_avx512,
+            4
         );
         k.q4_1 = rows_entry!(
             T,
             q4_1::BlockQ4_1,
             q8_1::BlockQ8_1,
             q4_1_avx512::vec_dot_q4_1_q8_1_avx512,
-            q4_1_avx512::vec_dot4_q4_1_q8_1_avx512
+            q4_1_avx512::vec_dot4_q4_1_q8_1_avx512,
+            4
         );
         k.q5_0 = rows_entry!(
             T,
             q5_0::BlockQ5_0,
             q8_0::BlockQ8_0,
             q5_0_avx512::vec_dot_q5_0_q8_0_avx512,
-            q5_0_avx512::vec_dot4_q5_0_q8_0_avx512
+            q5_0_avx512::vec_dot4_q5_0_q8_0_avx512,
+            4
         );
         k.q8_0 = rows_entry!(
             T,
             q8_0::BlockQ8_0,
             q8_0::BlockQ8_0,
             q8_0_avx512::vec_dot_q8_0_q8_0_avx512,
-            q8_0_avx512::vec_dot4_q8_0_q8_0_avx512
+            q8_0_avx512::vec_dot4_q8_0_q8_0_avx512,
+            4
         );
     }
-    k.q4_k = rows_entry!(
-        T,
-        q4_k::BlockQ4K,
-        q8_k::BlockQ8K,
-        q4_k_avx512::vec_dot_q4_k_q8_k_avx512,
-        q4_k_avx512::vec_dot4_q4_k_q8_k_avx512
-    );
-    k.q6_k = rows_entry!(
-        T,
-        q6_k::BlockQ6K,
-        q8_k::BlockQ8K,
-        q6_k_avx512::vec_dot_q6_k_q8_k_avx512,
-        q6_k_avx512::vec_dot4_q6_k_q8_k_avx512
-    );
+    k.q4_k = crate::dot_entry!(T, q4_k::BlockQ4K, q8_k::BlockQ8K, q4_k_avx512::vec_dot_q4_k_q8_k_avx512);
+    k.q6_k = crate::dot_entry!(T, q6_k::BlockQ6K, q8_k::BlockQ8K, q6_k_avx512::vec_dot_q6_k_q8_k_avx512);
     k.quantize_q8_0 = quantize_entry!(T, q8_0::BlockQ8_0, q8_0_avx512::quantize_q8_0_avx512);
     k.quantize_q8_1 = quantize_entry!(T, q8_1::BlockQ8_1, q8_1_avx512::quantize_q8_1_avx512);
     k.quantize_q8_k = quantize_entry!(T, q8_k::BlockQ8K, q8_k_avx512::quantize_q8_k_avx512);

@@ -1,5 +1,5 @@
-//! Q4_K · Q8_K with AVX-512 (BW), one row or four rows per pass over the
-//! activation.
+//! Q4_K · Q8_K with AVX-512 (BW), one row per pass (as the AVX2
+//! kernel: the format shares little per-block work between rows).
 //!
 //! As the AVX2 kernel, 128 values per step: one 64-byte load of `qs` holds
 //! the nibbles of four groups of 32 (low nibbles: groups 4h and 4h+2, high
@@ -93,13 +93,4 @@ fn dot_rows<const R: usize>(w: [&[BlockQ4K]; R], a: &[BlockQ8K]) -> [f32; R] {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 pub(crate) unsafe fn vec_dot_q4_k_q8_k_avx512(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
     dot_rows([w], a)[0]
-}
-
-/// Four Q4_K weight rows · one Q8_K activation row.
-///
-/// # Safety
-/// As [`vec_dot_q4_k_q8_k_avx512`], for every row.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(crate) unsafe fn vec_dot4_q4_k_q8_k_avx512(w: [&[BlockQ4K]; 4], a: &[BlockQ8K]) -> [f32; 4] {
-    dot_rows(w, a)
 }

@@ -1,5 +1,5 @@
-//! Q6_K · Q8_K with AVX-512 (BW), one row or four rows per pass over the
-//! activation.
+//! Q6_K · Q8_K with AVX-512 (BW), one row per pass (as the AVX2
+//! kernel: the format shares little per-block work between rows).
 //!
 //! As the AVX2 kernel, with both 128-value halves of a block in one vector:
 //! the 6-bit values (0..=63) multiply the activations with `vpmaddubsw`,
@@ -89,13 +89,4 @@ fn dot_rows<const R: usize>(w: [&[BlockQ6K]; R], a: &[BlockQ8K]) -> [f32; R] {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 pub(crate) unsafe fn vec_dot_q6_k_q8_k_avx512(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
     dot_rows([w], a)[0]
-}
-
-/// Four Q6_K weight rows · one Q8_K activation row.
-///
-/// # Safety
-/// As [`vec_dot_q6_k_q8_k_avx512`], for every row.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(crate) unsafe fn vec_dot4_q6_k_q8_k_avx512(w: [&[BlockQ6K]; 4], a: &[BlockQ8K]) -> [f32; 4] {
-    dot_rows(w, a)
 }

@@ -1,5 +1,9 @@
-//! Q8_0 with AVX2: the Q8_0 · Q8_0 dot product (one row or four rows per pass
-//! over the activation) and the f32 → Q8_0 activation quantizer.
+//! Q8_0 with AVX2: the Q8_0 · Q8_0 dot product (one row, or two rows per pass
+//! over the activation in `gemv`) and the f32 → Q8_0 activation quantizer.
+//!
+//! Two rows per pass measured best for Q8_0 (its per-block activation work
+//! is small, and every extra row is another memory stream: four rows lost to
+//! two on 576- and 2048-wide rows).
 
 use super::avx2::*;
 use crate::q8_0::BlockQ8_0;
@@ -34,12 +38,12 @@ pub(crate) unsafe fn vec_dot_q8_0_q8_0_avx2(w: &[BlockQ8_0], a: &[BlockQ8_0]) ->
     dot_rows([w], a)[0]
 }
 
-/// Four Q8_0 weight rows · one Q8_0 activation row, in one pass over the activation.
+/// Two Q8_0 weight rows · one Q8_0 activation row, in one pass over the activation.
 ///
 /// # Safety
 /// As [`vec_dot_q8_0_q8_0_avx2`], for every row.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn vec_dot4_q8_0_q8_0_avx2(w: [&[BlockQ8_0]; 4], a: &[BlockQ8_0]) -> [f32; 4] {
+pub(crate) unsafe fn vec_dot2_q8_0_q8_0_avx2(w: [&[BlockQ8_0]; 2], a: &[BlockQ8_0]) -> [f32; 2] {
     dot_rows(w, a)
 }
 
