@@ -21,6 +21,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Continue a prompt: stream generated text, then prompt and generation speed.
+    Run(cmd::run::Args),
+    /// Chat with a model using its chat template; user turns are read from stdin.
+    Chat(cmd::chat::Args),
+    /// Show the token ids (and pieces) of a text.
+    Tokenize(cmd::tokenize::Args),
     /// Download known models into the cache ($EMBER_HOME, default ~/.cache/ember).
     Pull(cmd::pull::Args),
     /// Describe a model: architecture, hyperparameters, tokenizer, tensors, kernel tier.
@@ -36,6 +42,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => cmd::run::run(args),
+        Command::Chat(args) => cmd::chat::run(args),
+        Command::Tokenize(args) => cmd::tokenize::run(args),
         Command::Pull(args) => cmd::pull::run(args),
         Command::Info(args) => cmd::info::run(args),
         Command::Dump(args) => cmd::dump::run(args),

@@ -18,7 +18,11 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
-    // The memory plan (`--plan -c N`) joins here once `memory::Plan` exists.
+    /// Also print the memory plan of a session (sized by -c, -b, -t, --kv-type).
+    #[arg(long)]
+    plan: bool,
+    #[command(flatten)]
+    session: super::run::SessionArgs,
 }
 
 /// Runs `ember info`.
@@ -30,10 +34,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let model = ember::Model::open(&path).with_context(|| format!("{}", path.display()))?;
     let kernels = Kernels::detect().context("choosing kernels (EMBER_KERNELS)")?;
     let info = Info::collect(&path, model.file_size(), model.gguf(), &kernels);
+    let plan = if args.plan {
+        Some(ember::session::plan_for(&model.gguf(), &args.session.options()?).context("memory plan")?)
+    } else {
+        None
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&info.to_json())?);
+        let mut j = info.to_json();
+        if let Some(p) = &plan {
+            j["plan"] = json!({
+                "ctx_len": p.opts.ctx_len, "batch": p.opts.batch, "kv_type": p.opts.kv_type.to_string(),
+                "threads": p.opts.threads, "kv_cache_bytes": p.kv.bytes, "total_bytes": p.total,
+                "table": p.to_string(),
+            });
+        }
+        println!("{}", serde_json::to_string_pretty(&j)?);
     } else {
         print!("{}", info.to_text());
+        if let Some(p) = &plan {
+            print!("\n{p}");
+        }
     }
     Ok(())
 }
