@@ -106,10 +106,10 @@ pub const SHAPES: [Shape; 7] = [
 /// falls back to another type for such tensors, so no real file has them, but
 /// the bandwidth target is stated at that size); `None` otherwise.
 pub fn shape_for(shape: Shape, ty: GgmlType) -> Option<(usize, usize)> {
-    if shape.cols % ty.block_size() == 0 {
+    if shape.cols.is_multiple_of(ty.block_size()) {
         return Some((shape.cols, shape.rows));
     }
-    if shape.rows == 49152 && 768 % ty.block_size() == 0 {
+    if shape.rows == 49152 && 768usize.is_multiple_of(ty.block_size()) {
         return Some((768, shape.rows * shape.cols / 768));
     }
     None

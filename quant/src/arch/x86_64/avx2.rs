@@ -106,7 +106,7 @@ pub(super) fn load8(q: [u8; 8]) -> __m128i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn i16_pick(lo: usize, hi: usize) -> __m256i {
-    let p = |k: usize| ((2 * k + 1) << 8 | 2 * k) as i16;
+    let p = |k: usize| (((2 * k + 1) << 8) | (2 * k)) as i16;
     _mm256_set_m128i(_mm_set1_epi16(p(hi)), _mm_set1_epi16(p(lo)))
 }
 

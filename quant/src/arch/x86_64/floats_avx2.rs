@@ -24,10 +24,10 @@ pub(crate) unsafe fn vec_dot_f32_avx2(w: &[f32], a: &[f32]) -> f32 {
     let body = n / 32 * 32;
     let mut acc = [_mm256_setzero_ps(); 4];
     for (wc, ac) in w[..body].chunks_exact(32).zip(a[..body].chunks_exact(32)) {
-        for k in 0..4 {
+        for (k, acc) in acc.iter_mut().enumerate() {
             // SAFETY: both chunks hold 32 f32, so lanes 8k..8k+8 are in bounds; loadu needs no alignment.
             let (x, y) = unsafe { (_mm256_loadu_ps(wc.as_ptr().add(8 * k)), _mm256_loadu_ps(ac.as_ptr().add(8 * k))) };
-            acc[k] = _mm256_fmadd_ps(x, y, acc[k]);
+            *acc = _mm256_fmadd_ps(x, y, *acc);
         }
     }
     reduce(acc) + floats::vec_dot_f32_generic(&w[body..n], &a[body..n])
