@@ -144,9 +144,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         let prefill_time = t0.elapsed();
         if start.dropped_messages > 0 {
+            let kept = if args.system.is_some() { ", kept the system prompt" } else { "" };
             eprintln!(
                 "ember: the conversation no longer fits in the context ({ctx} tokens): dropped the {} oldest \
-                 message(s), kept the system prompt; {} tokens run again",
+                 message(s){kept}; {} tokens run again",
                 start.dropped_messages, start.prefilled
             );
         }
