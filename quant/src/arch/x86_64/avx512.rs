@@ -64,7 +64,7 @@ pub(super) fn half<T>(q: &[T; 32], h: usize) -> &[T; 16] {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 pub(super) fn f16x4(v: [f16; 4]) -> __m128 {
-    let bits = v.iter().rev().fold(0u64, |acc, h| acc << 16 | h.to_bits() as u64);
+    let bits = v.iter().rev().fold(0u64, |acc, h| (acc << 16) | h.to_bits() as u64);
     _mm_cvtph_ps(_mm_cvtsi64_si128(bits as i64))
 }
 

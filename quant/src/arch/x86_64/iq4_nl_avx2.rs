@@ -68,5 +68,7 @@ pub(crate) unsafe fn vec_dot_iq4_nl_q8_0_avx2(w: &[BlockIq4Nl], a: &[BlockQ8_0])
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn gemv_iq4_nl_q8_0_avx2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
-    gemv_rows(|r| bytemuck::cast_slice(&w[r * row_bytes..(r + 1) * row_bytes]), bytemuck::cast_slice(a), out)
+    let w: &[BlockIq4Nl] = bytemuck::cast_slice(w);
+    let per_row = row_bytes / core::mem::size_of::<BlockIq4Nl>();
+    gemv_rows(|r| &w[r * per_row..(r + 1) * per_row], bytemuck::cast_slice(a), out)
 }

@@ -94,7 +94,9 @@ macro_rules! rows_entry {
         }
         unsafe fn gemv(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
             let a: &[$A] = bytemuck::cast_slice(a);
-            let row = |r: usize| -> &[$W] { bytemuck::cast_slice(&w[r * row_bytes..(r + 1) * row_bytes]) };
+            let w: &[$W] = bytemuck::cast_slice(w);
+            let per_row = row_bytes / core::mem::size_of::<$W>();
+            let row = |r: usize| -> &[$W] { &w[r * per_row..(r + 1) * per_row] };
             let mut r = 0;
             while r + $n <= out.len() {
                 let rows: [&[$W]; $n] = core::array::from_fn(|k| row(r + k));

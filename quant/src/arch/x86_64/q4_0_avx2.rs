@@ -65,5 +65,7 @@ pub(crate) unsafe fn vec_dot_q4_0_q8_0_avx2(w: &[BlockQ4_0], a: &[BlockQ8_0]) ->
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn gemv_q4_0_q8_0_avx2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
-    gemv_rows(|r| bytemuck::cast_slice(&w[r * row_bytes..(r + 1) * row_bytes]), bytemuck::cast_slice(a), out)
+    let w: &[BlockQ4_0] = bytemuck::cast_slice(w);
+    let per_row = row_bytes / core::mem::size_of::<BlockQ4_0>();
+    gemv_rows(|r| &w[r * per_row..(r + 1) * per_row], bytemuck::cast_slice(a), out)
 }

@@ -68,5 +68,7 @@ pub(crate) unsafe fn vec_dot_q5_1_q8_1_avx2(w: &[BlockQ5_1], a: &[BlockQ8_1]) ->
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn gemv_q5_1_q8_1_avx2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
-    gemv_rows(|r| bytemuck::cast_slice(&w[r * row_bytes..(r + 1) * row_bytes]), bytemuck::cast_slice(a), out)
+    let w: &[BlockQ5_1] = bytemuck::cast_slice(w);
+    let per_row = row_bytes / core::mem::size_of::<BlockQ5_1>();
+    gemv_rows(|r| &w[r * per_row..(r + 1) * per_row], bytemuck::cast_slice(a), out)
 }

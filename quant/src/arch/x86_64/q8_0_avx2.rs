@@ -6,9 +6,16 @@
 //! two on 576- and 2048-wide rows).
 
 use super::avx2::*;
-use crate::q8_0::BlockQ8_0;
+use crate::q8_0::{vec_dot_q8_0_q8_0_generic, BlockQ8_0};
 use core::arch::x86_64::*;
 use half::f16;
+
+/// Lane `k` of `v` in all eight lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn lane(v: __m256, k: usize) -> __m256 {
+    _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k as i32))
+}
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -16,17 +23,28 @@ fn dot_rows<const R: usize>(w: [&[BlockQ8_0]; R], a: &[BlockQ8_0]) -> [f32; R] {
     let n = a.len();
     let w = w.map(|r| &r[..n]);
     let mut acc = [_mm256_setzero_ps(); R];
-    for (i, ab) in a.iter().enumerate() {
-        let qa = load32(&ab.qs);
-        let da = f16_to_f32(ab.d);
+    // Two blocks per step, so that one conversion yields the scales of
+    // both blocks of every row.
+    for p in 0..n / 2 {
+        let (a0, a1) = (&a[2 * p], &a[2 * p + 1]);
+        let (qa0, qa1) = (load32(&a0.qs), load32(&a1.qs));
+        let d = _mm256_mul_ps(f16_rows(w.map(|r| [r[2 * p].d, r[2 * p + 1].d])), f16x2_repeat(a0.d, a1.d));
         for r in 0..R {
-            let wb = &w[r][i];
-            prefetch_ahead(wb, PREFETCH);
-            let p = dot_i8(load32(&wb.qs), qa);
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(wb.d) * da), _mm256_cvtepi32_ps(p), acc[r]);
+            let (w0, w1) = (&w[r][2 * p], &w[r][2 * p + 1]);
+            prefetch_ahead(w0, PREFETCH);
+            let p0 = _mm256_cvtepi32_ps(dot_i8(load32(&w0.qs), qa0));
+            let p1 = _mm256_cvtepi32_ps(dot_i8(load32(&w1.qs), qa1));
+            acc[r] = _mm256_fmadd_ps(lane(d, 2 * r), p0, acc[r]);
+            acc[r] = _mm256_fmadd_ps(lane(d, 2 * r + 1), p1, acc[r]);
         }
     }
-    hsum_rows(acc)
+    let mut out = hsum_rows(acc);
+    if n % 2 == 1 {
+        for r in 0..R {
+            out[r] += vec_dot_q8_0_q8_0_generic(&w[r][n - 1..], &a[n - 1..]);
+        }
+    }
+    out
 }
 
 /// Q8_0 weights · Q8_0 activations.
