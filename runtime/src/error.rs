@@ -129,11 +129,9 @@ impl fmt::Display for Error {
             Error::TokenOutOfRange { token, n_vocab } => {
                 write!(f, "token id {token} is outside the vocabulary of {n_vocab} tokens")
             }
-            Error::UnknownArchitecture { name } => write!(
-                f,
-                "unsupported architecture `{name}`; ember runs: {}",
-                crate::model::Arch::SUPPORTED_LIST
-            ),
+            Error::UnknownArchitecture { name } => {
+                write!(f, "unsupported architecture `{name}`; ember runs: {}", crate::model::Arch::SUPPORTED_LIST)
+            }
             Error::MissingKey { key } => write!(f, "metadata key `{key}` is missing or has the wrong type"),
             Error::BadHyperparameter { key, reason } => write!(f, "hyperparameter `{key}`: {reason}"),
             Error::MissingTensor { name } => write!(f, "tensor `{name}` is missing"),

@@ -103,10 +103,36 @@ pub fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits | sign)
 }
 
-/// f32 → f16 bits, round to nearest even (ggml's `GGML_FP32_TO_FP16`).
-#[inline]
+/// f32 → f16 bits, round to nearest even, as F16C's `vcvtps2ph` (ggml's
+/// `GGML_FP32_TO_FP16`) does; NaN becomes the quiet NaN 0x7e00 (sign kept).
+/// Integer and float operations only (F. Giesen's `float_to_half_fast3_rtne`),
+/// so loops over it vectorize without F16C.
+#[inline(always)]
 pub fn f32_to_f16(x: f32) -> u16 {
-    f16::from_f32(x).to_bits()
+    let b = x.to_bits();
+    let sign = (b >> 16) & 0x8000;
+    let a = b & 0x7fff_ffff;
+    // Normal f16: rebias the exponent (-112 << 23), add the rounding bias
+    // 0xfff plus the lowest kept mantissa bit (ties to even), keep 15 bits.
+    let normal = a.wrapping_add(0xc800_0fff).wrapping_add((a >> 13) & 1) >> 13;
+    // Subnormal f16: adding 0.5 puts the 10 kept bits at the bottom of the
+    // mantissa, rounded to nearest even by the addition itself.
+    let sub = (f32::from_bits(a) + 0.5).to_bits().wrapping_sub(0x3f00_0000);
+    let big = if a > 0x7f80_0000 { 0x7e00 } else { 0x7c00 };
+    let r = if a >= 0x4780_0000 {
+        big
+    } else if a < 0x3880_0000 {
+        sub
+    } else {
+        normal
+    };
+    (r | sign) as u16
+}
+
+/// `x` rounded to the nearest f16 (ties to even), as an f32.
+#[inline(always)]
+pub fn round_f16(x: f32) -> f32 {
+    f16_to_f32(f32_to_f16(x))
 }
 
 /// RMSNorm as ggml computes it: `out = x * (1/sqrt(mean(x²) + eps)) * w`,
@@ -177,8 +203,10 @@ pub fn rope_apply(x: &mut [f32], cache: &[f32], style: RopeStyle) {
             RopeStyle::Neox => (i, i + half),
         };
         let (x0, x1) = (x[a], x[b]);
-        x[a] = x0 * c - x1 * s;
-        x[b] = x0 * s + x1 * c;
+        // ggml's C++ is compiled with FMA contraction: the first product of
+        // each line is fused with the subtraction/addition.
+        x[a] = fma(x0, c, -(x1 * s));
+        x[b] = fma(x0, s, x1 * c);
     }
 }
 
@@ -196,10 +224,60 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// SiLU, `x / (1 + e^-x)` (ggml's `ggml_silu_f32`).
+/// `a * b + c` rounded once, as an FMA instruction computes it. The product
+/// of two f32 is exact in f64, so the only difference from a true FMA is a
+/// double rounding when the f64 sum lands exactly halfway between two f32
+/// (probability about 2^-29 per call); in exchange it vectorizes and needs
+/// no FMA hardware or libm call.
+#[inline(always)]
+pub fn fma(a: f32, b: f32, c: f32) -> f32 {
+    (a as f64 * b as f64 + c as f64) as f32
+}
+
+/// e^x as ggml's `ggml_v_expf` computes it in llama.cpp builds for
+/// AVX-512 (ARM's optimized-routines algorithm: `n = round(x / ln 2)`,
+/// a degree-5 polynomial in the remainder, then `scalef` by 2^n; at most
+/// 1.5 ulp from the true value), one lane at a time. llama.cpp uses it in
+/// SiLU; the reference outputs in `../shared/reference` were made by an
+/// AVX-512 build, so ember computes SiLU exactly this way on every CPU.
+/// (The AVX2 build's variant ends with `k + k*j` instead of `scalef(1 + ...)`
+/// and differs in the last bit for some inputs.)
+#[inline]
+pub fn expf_ggml(x: f32) -> f32 {
+    let r = f32::from_bits(0x4b40_0000); // 0x1.8p23
+    let z = fma(x, f32::from_bits(0x3fb8_aa3b), r); // 0x1.715476p+0
+    let n = z - r;
+    let b = fma(-n, f32::from_bits(0x35bf_be8e), fma(-n, f32::from_bits(0x3f31_7200), x)); // 0x1.7f7d1cp-20, 0x1.62e4p-1
+    let u = b * b;
+    let j = fma(
+        fma(
+            fma(f32::from_bits(0x3c07_2010), b, f32::from_bits(0x3d2b_9f17)),
+            u,
+            fma(f32::from_bits(0x3e2a_af33), b, f32::from_bits(0x3eff_fedb)),
+        ),
+        u,
+        fma(f32::from_bits(0x3f7f_fff6), b, 1.0),
+    ); // 0x1.0e4020p-7, 0x1.573e2ep-5, 0x1.555e66p-3, 0x1.fffdb6p-2, 0x1.ffffecp-1
+    if n.abs() > 192.0 {
+        return if n <= 0.0 { 0.0 } else { f32::INFINITY };
+    }
+    if n.is_nan() {
+        return n;
+    }
+    // scalef(j, n) = j * 2^n, rounded once: exact in f64, then one rounding to f32.
+    (j as f64 * pow2(n as i32)) as f32
+}
+
+/// 2^e as f64 for |e| <= 1000.
+#[inline]
+fn pow2(e: i32) -> f64 {
+    f64::from_bits(((e + 1023) as u64) << 52)
+}
+
+/// SiLU, `x / (1 + e^-x)`, with e^x from [`expf_ggml`] (ggml's `ggml_v_silu`).
 #[inline]
 pub fn silu(x: f32) -> f32 {
-    x / (1.0 + math::expf(-x))
+    x / (1.0 + expf_ggml(0.0 - x))
 }
 
 /// SwiGLU in place: `gate[i] = silu(gate[i]) * up[i]`.
@@ -215,7 +293,7 @@ const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 /// GELU, tanh approximation, in f32 (ggml's `ggml_gelu_f32`).
 #[inline]
 pub fn gelu_tanh(x: f32) -> f32 {
-    0.5 * x * (1.0 + math::tanhf(SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)))
+    0.5 * x * (1.0 + math::tanhf(SQRT_2_OVER_PI * x * fma(GELU_COEF_A * x, x, 1.0)))
 }
 
 /// Fills ggml's GELU table: for every f16 bit pattern `h`, the f16 bits of
@@ -268,6 +346,27 @@ impl<'a> KvHead<'a> {
         &self.data[start..start + self.dim * self.ty.elem_bytes()]
     }
 
+    /// Position `pos`'s values, widened to f32 into `out` (`dim` values).
+    #[inline]
+    fn widen(&self, pos: usize, out: &mut [f32]) {
+        let r = self.row(pos);
+        match self.ty {
+            KvType::F16 => {
+                // 2-byte alignment was checked by `check`; the cast cannot fail then.
+                let h: &[u16] = bytemuck::try_cast_slice(r).unwrap_or(&[]);
+                for (o, &x) in out.iter_mut().zip(h) {
+                    *o = f16_to_f32(x);
+                }
+            }
+            KvType::F32 => {
+                let f: &[f32] = bytemuck::try_cast_slice(r).unwrap_or(&[]);
+                for (o, &x) in out.iter_mut().zip(f) {
+                    *o = x;
+                }
+            }
+        }
+    }
+
     fn check(&self, what: &'static str) -> Result<(), Error> {
         let need = self.offset + self.dim * self.ty.elem_bytes();
         let ok = self.cells > 0
@@ -284,27 +383,30 @@ impl<'a> KvHead<'a> {
     }
 }
 
-/// Per-thread scratch of [`attend`]: `q16` holds `dim_k` f16 values (2-byte
-/// aligned), `acc` and `tmp` `dim_v` f32 each, `tmp16` `dim_v` f16 values.
+/// Most query heads that share one KV head in [`attend`] (grouped-query
+/// attention ratios in practice are 1 to 8).
+pub const MAX_QUERY_GROUP: usize = 64;
+
+/// Per-thread scratch of [`attend`] for a group of `g` query heads: `q`
+/// holds `g * dim_k` f32, `acc` `g * dim_v` f32, `row` `max(dim_k, dim_v)` f32.
 pub struct AttnScratch<'a> {
-    /// The query converted to the cache's dot-product type.
-    pub q16: &'a mut [u8],
-    /// The output accumulator.
+    /// The queries as the dot product sees them (rounded to f16 for an f16 cache).
+    pub q: &'a mut [f32],
+    /// The output accumulators.
     pub acc: &'a mut [f32],
-    /// One updated accumulator row before rounding to f16.
-    pub tmp: &'a mut [f32],
-    /// That row rounded to f16.
-    pub tmp16: &'a mut [u8],
+    /// One cached K or V row widened to f32.
+    pub row: &'a mut [f32],
 }
 
-/// Attention of one query head over the cached positions `positions` (in
-/// order), as ggml's CPU flash attention computes it: `s = (q·k) * scale`,
-/// optionally soft-capped, online softmax, `out = Σ softmax(s)·v`. With an
-/// f16 cache the query is rounded to f16 for the dot product and the value
-/// accumulator is rounded to f16 after every update (ggml's `VKQ16`).
+/// Attention of `g = q.len() / k.dim` query heads that share one KV head,
+/// over the cached positions `positions` (in order), as ggml's CPU flash
+/// attention computes it for each head: `s = (q·k) * scale`, optionally
+/// soft-capped, online softmax, `out = Σ softmax(s)·v`. With an f16 cache the
+/// query is rounded to f16 for the dot product and each head's value
+/// accumulator is rounded to f16 after every update (ggml's `VKQ16`). Each
+/// cached row is widened once for the whole group.
 #[allow(clippy::too_many_arguments)]
 pub fn attend(
-    kernels: &Kernels,
     q: &[f32],
     k: &KvHead<'_>,
     v: &KvHead<'_>,
@@ -317,104 +419,124 @@ pub fn attend(
     k.check("K cache row")?;
     v.check("V cache row")?;
     let (dk, dv) = (k.dim, v.dim);
-    if q.len() != dk || out.len() != dv || scratch.acc.len() < dv || scratch.tmp.len() < dv {
-        return Err(Error::Quant(ember_quant::Error::Length { what: "attention head", expected: dk, got: q.len() }));
+    let g = if dk == 0 { 0 } else { q.len() / dk };
+    if g == 0
+        || g > MAX_QUERY_GROUP
+        || q.len() != g * dk
+        || out.len() != g * dv
+        || scratch.acc.len() < g * dv
+        || scratch.q.len() < g * dk
+        || scratch.row.len() < dk.max(dv)
+    {
+        return Err(Error::Quant(ember_quant::Error::Length { what: "attention heads", expected: dk, got: q.len() }));
     }
-    let acc = &mut scratch.acc[..dv];
+    let acc = &mut scratch.acc[..g * dv];
     acc.fill(0.0);
-    let mut s_sum = 0.0f32;
-    let mut m = f32::NEG_INFINITY;
+    let mut s_sum = [0.0f32; MAX_QUERY_GROUP];
+    let mut m = [f32::NEG_INFINITY; MAX_QUERY_GROUP];
     let scale = if softcap != 0.0 { scale / softcap } else { scale };
-
-    match k.ty {
-        KvType::F16 => {
-            let q16 = &mut scratch.q16[..dk * 2];
-            kernels.quantize_activations(GgmlType::F16, q, q16)?;
-            let tmp16 = &mut scratch.tmp16[..dv * 2];
-            let tmp = &mut scratch.tmp[..dv];
-            // Validate the kernel's contract once for every row: each K row is
-            // `dk` f16 values, 2-aligned (checked by `k.check`), like `q16`.
-            kernels.vec_dot(GgmlType::F16, dk, k.row(positions.start.min(positions.end)), q16)?;
-            let dot = kernels.f16.vec_dot;
-            for p in positions {
-                let krow = k.row(p);
-                // SAFETY: `kernels` was built for this CPU; `krow` and `q16`
-                // are whole, 2-byte-aligned runs of `dk` f16 values (checked
-                // above by `KvHead::check` and the `vec_dot` probe).
-                let mut s = unsafe { dot(krow, q16) } * scale;
-                if softcap != 0.0 {
-                    s = softcap * math::tanhf(s);
-                }
-                let vrow = v.row(p);
-                let mut vs = 1.0f32;
-                let mut ms = 1.0f32;
-                if s > m {
-                    let m_old = m;
-                    m = s;
-                    ms = math::expf(m_old - m);
-                    // ggml_vec_scale_f16: VKQ16 = VKQ16 * ms, rounded to f16.
-                    for (t, a) in tmp.iter_mut().zip(acc.iter()) {
-                        *t = *a * ms;
-                    }
-                    round_to_f16(kernels, tmp, tmp16, acc)?;
-                } else {
-                    vs = math::expf(s - m);
-                }
-                // ggml_vec_mad_f16: VKQ16 += v * vs, rounded to f16.
-                for ((t, a), vb) in tmp.iter_mut().zip(acc.iter()).zip(vrow.chunks_exact(2)) {
-                    *t = *a + f16_to_f32(u16::from_le_bytes([vb[0], vb[1]])) * vs;
-                }
-                round_to_f16(kernels, tmp, tmp16, acc)?;
-                s_sum = s_sum * ms + vs;
+    let f16 = k.ty == KvType::F16;
+    let qr = &mut scratch.q[..g * dk];
+    for (o, &x) in qr.iter_mut().zip(q) {
+        *o = if f16 { round_f16(x) } else { x };
+    }
+    let row = &mut *scratch.row;
+    let mut s = [0.0f32; MAX_QUERY_GROUP];
+    for p in positions {
+        let kr = &mut row[..dk];
+        k.widen(p, kr);
+        for (h, sh) in s[..g].iter_mut().enumerate() {
+            let qh = &qr[h * dk..(h + 1) * dk];
+            let mut x = if f16 { dot_ggml(kr, qh) } else { dot_f32(kr, qh) } * scale;
+            if softcap != 0.0 {
+                x = softcap * math::tanhf(x);
             }
+            *sh = x;
         }
-        KvType::F32 => {
-            let q32: &[u8] = bytemuck::cast_slice(q);
-            kernels.vec_dot(GgmlType::F32, dk, k.row(positions.start.min(positions.end)), q32)?;
-            let dot = kernels.f32.vec_dot;
-            for p in positions {
-                let krow = k.row(p);
-                // SAFETY: table built for this CPU; `krow` and `q32` are whole,
-                // 4-byte-aligned runs of `dk` f32 values (checked above).
-                let mut s = unsafe { dot(krow, q32) } * scale;
-                if softcap != 0.0 {
-                    s = softcap * math::tanhf(s);
-                }
-                let vrow: &[f32] = bytemuck::cast_slice(v.row(p));
-                let mut vs = 1.0f32;
-                let mut ms = 1.0f32;
-                if s > m {
-                    let m_old = m;
-                    m = s;
-                    ms = math::expf(m_old - m);
-                    for a in acc.iter_mut() {
-                        *a *= ms;
-                    }
+        let vr = &mut row[..dv];
+        v.widen(p, vr);
+        for h in 0..g {
+            let a = &mut acc[h * dv..(h + 1) * dv];
+            let mut vs = 1.0f32;
+            let mut ms = 1.0f32;
+            if s[h] > m[h] {
+                let m_old = m[h];
+                m[h] = s[h];
+                ms = math::expf(m_old - m[h]);
+                // ggml_vec_scale_f16 / _f32: VKQ *= ms (rounded to f16 for an f16 cache).
+                if f16 {
+                    a.iter_mut().for_each(|x| *x = round_f16(*x * ms));
                 } else {
-                    vs = math::expf(s - m);
+                    a.iter_mut().for_each(|x| *x *= ms);
                 }
-                for (a, &x) in acc.iter_mut().zip(vrow) {
-                    *a += x * vs;
-                }
-                s_sum = s_sum * ms + vs;
+            } else {
+                vs = math::expf(s[h] - m[h]);
             }
+            // ggml_vec_mad_f16 / _f32: VKQ += v * vs with one rounding (FMA).
+            if f16 {
+                for (x, &y) in a.iter_mut().zip(vr.iter()) {
+                    *x = round_f16(fma(y, vs, *x));
+                }
+            } else {
+                for (x, &y) in a.iter_mut().zip(vr.iter()) {
+                    *x = fma(y, vs, *x);
+                }
+            }
+            s_sum[h] = fma(s_sum[h], ms, vs);
         }
     }
-    let inv = if s_sum == 0.0 { 0.0 } else { 1.0 / s_sum };
-    for (o, &a) in out.iter_mut().zip(acc.iter()) {
-        *o = a * inv;
+    for h in 0..g {
+        let inv = if s_sum[h] == 0.0 { 0.0 } else { 1.0 / s_sum[h] };
+        for (o, &a) in out[h * dv..(h + 1) * dv].iter_mut().zip(&acc[h * dv..(h + 1) * dv]) {
+            *o = a * inv;
+        }
     }
     Ok(())
 }
 
-/// `dst = f16(src)` widened back to f32, through the kernel table's f16
-/// conversion (`bits` is scratch of `2 * src.len()` bytes).
-fn round_to_f16(kernels: &Kernels, src: &[f32], bits: &mut [u8], dst: &mut [f32]) -> Result<(), Error> {
-    kernels.quantize_activations(GgmlType::F16, src, bits)?;
-    for (d, h) in dst.iter_mut().zip(bits.chunks_exact(2)) {
-        *d = f16_to_f32(u16::from_le_bytes([h[0], h[1]]));
+/// `k · q` for values that are f16 widened to f32, in the order of ggml's
+/// `ggml_vec_dot_f16` in an AVX-512 build (the build the reference outputs
+/// came from): four accumulators of 16 lanes over steps of 64 values,
+/// reduced `a0+a2, a1+a3, a0+a1`, then `_mm512_reduce_add_ps`'s halving
+/// tree; a tail past a multiple of 64 is added in f64. Products of two f16
+/// are exact in f32, so ggml's FMAs are plain additions here.
+pub fn dot_ggml(k: &[f32], q: &[f32]) -> f32 {
+    let n = q.len().min(k.len());
+    let np = n & !63;
+    let mut acc = [[0.0f32; 16]; 4];
+    for (kc, qc) in k[..np].chunks_exact(64).zip(q[..np].chunks_exact(64)) {
+        for (j, a) in acc.iter_mut().enumerate() {
+            for (l, v) in a.iter_mut().enumerate() {
+                *v += kc[16 * j + l] * qc[16 * j + l];
+            }
+        }
     }
-    Ok(())
+    let mut a = [0.0f32; 16];
+    for l in 0..16 {
+        a[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+    }
+    let mut t3 = [0.0f32; 8];
+    for i in 0..8 {
+        t3[i] = a[i + 8] + a[i];
+    }
+    let mut t6 = [0.0f32; 4];
+    for i in 0..4 {
+        t6[i] = t3[i + 4] + t3[i];
+    }
+    let mut sum = ((t6[0] + t6[2]) + (t6[1] + t6[3])) as f64;
+    for i in np..n {
+        sum += (k[i] * q[i]) as f64;
+    }
+    sum as f32
+}
+
+/// `k · q` in f32 with products summed in f64 (the f32 cache path).
+fn dot_f32(k: &[f32], q: &[f32]) -> f32 {
+    let mut sum = 0.0f64;
+    for (&a, &b) in k.iter().zip(q) {
+        sum += (a * b) as f64;
+    }
+    sum as f32
 }
 
 /// Scratch for quantized activations: `slots` regions of `slot_bytes` each
@@ -597,6 +719,40 @@ mod tests {
     }
 
     #[test]
+    fn f32_to_f16_rounds_like_f16c() {
+        let mut r = 0x9e37_79b9_7f4a_7c15u64;
+        let check = |x: f32| {
+            let want = f16::from_f32(x).to_bits();
+            let got = f32_to_f16(x);
+            if x.is_nan() {
+                assert!(f16_to_f32(got).is_nan());
+            } else {
+                assert_eq!(got, want, "{x:e} ({:#x})", x.to_bits());
+            }
+        };
+        for e in 90u32..160 {
+            for _ in 0..2000 {
+                r ^= r << 13;
+                r ^= r >> 7;
+                r ^= r << 17;
+                let bits = (e << 23) | (r as u32 & 0x807f_ffff);
+                check(f32::from_bits(bits));
+            }
+        }
+        // ties in the normal and subnormal ranges, the overflow edge, specials
+        for h in 0u32..0x7c00 {
+            let x = f16_to_f32(h as u16);
+            let next = f16_to_f32(h as u16 + 1);
+            check(x);
+            check((x + next) / 2.0);
+            check(-(x + next) / 2.0);
+        }
+        for x in [65504.0f32, 65519.99, 65520.0, 65536.0, 1e9, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 0.0, -0.0] {
+            check(x);
+        }
+    }
+
+    #[test]
     fn rmsnorm_matches_f64_reference() {
         let mut r = rng(1);
         for n in [1usize, 7, 64, 576] {
@@ -684,6 +840,32 @@ mod tests {
     }
 
     #[test]
+    fn expf_ggml_is_within_two_ulp_and_handles_the_ends() {
+        let mut x = -103.0f32;
+        while x < 88.0 {
+            let want = (x as f64).exp();
+            let got = expf_ggml(x) as f64;
+            let ulp = (want as f32).to_bits() as i64 - (got as f32).to_bits() as i64;
+            assert!(ulp.abs() <= 2, "x={x}: {got} vs {want}");
+            x += 0.0137;
+        }
+        assert_eq!(expf_ggml(0.0), 1.0);
+        assert_eq!(expf_ggml(-200.0), 0.0);
+        assert_eq!(expf_ggml(200.0), f32::INFINITY);
+        assert!(expf_ggml(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn fma_rounds_once() {
+        // 1 + 2^-24 is not representable; (1 + 2^-12)^2 = 1 + 2^-11 + 2^-24 rounds to
+        // 1 + 2^-11 when the product is rounded first, and the FMA keeps the tail:
+        let a = 1.0 + f32::EPSILON * 2048.0; // 1 + 2^-12
+        let c = -(1.0 + f32::EPSILON * 4096.0); // -(1 + 2^-11)
+        assert_eq!(a * a + c, 0.0);
+        assert_eq!(fma(a, a, c), 2f32.powi(-24));
+    }
+
+    #[test]
     fn activations_match_formulas() {
         for &x in &[-12.0f32, -3.0, -0.5, 0.0, 0.25, 2.0, 9.9, 15.0] {
             let want = x as f64 / (1.0 + (-x as f64).exp());
@@ -728,7 +910,6 @@ mod tests {
     }
 
     fn check_attention(ty: KvType, tol: f64) {
-        let kernels = Kernels::generic();
         let mut r = rng(4);
         let (n_kv_heads, dk, dv, cells) = (2usize, 64usize, 64usize, 40usize);
         let eb = ty.elem_bytes();
@@ -755,20 +936,15 @@ mod tests {
             vvals[p] = ty.round_trip(&vvals[p]);
         }
         let q: Vec<f32> = (0..dk).map(|_| r()).collect();
-        let mut q16 = vec![0u16; dk];
-        let (mut acc, mut tmp, mut tmp16) = (vec![0.0f32; dv], vec![0.0f32; dv], vec![0u16; dv]);
+        let mut qs = vec![0.0f32; dk];
+        let (mut acc, mut row) = (vec![0.0f32; dv], vec![0.0f32; dk.max(dv)]);
         for head in 0..n_kv_heads {
             for (lo, hi) in [(60usize, 100usize), (99, 100), (70, 85)] {
                 let kh = KvHead { data: kb, ty, row_bytes: row_k, offset: head * dk * eb, dim: dk, cells };
                 let vh = KvHead { data: vb, ty, row_bytes: row_v, offset: head * dv * eb, dim: dv, cells };
                 let mut out = vec![0.0f32; dv];
-                let mut scratch = AttnScratch {
-                    q16: bytemuck::cast_slice_mut(&mut q16),
-                    acc: &mut acc,
-                    tmp: &mut tmp,
-                    tmp16: bytemuck::cast_slice_mut(&mut tmp16),
-                };
-                attend(&kernels, &q, &kh, &vh, lo..hi, 0.125, 0.0, &mut scratch, &mut out).unwrap();
+                let mut scratch = AttnScratch { q: &mut qs, acc: &mut acc, row: &mut row };
+                attend(&q, &kh, &vh, lo..hi, 0.125, 0.0, &mut scratch, &mut out).unwrap();
                 let qr = ty.round_trip(&q);
                 let ks: Vec<Vec<f32>> = (lo..hi).map(|p| kvals[p][head * dk..(head + 1) * dk].to_vec()).collect();
                 let vs: Vec<Vec<f32>> = (lo..hi).map(|p| vvals[p][head * dv..(head + 1) * dv].to_vec()).collect();
@@ -786,6 +962,35 @@ mod tests {
     }
 
     #[test]
+    fn a_query_group_gives_what_each_head_gives_alone() {
+        let mut r = rng(9);
+        let (dk, cells, g) = (64usize, 30usize, 3usize);
+        for ty in [KvType::F16, KvType::F32] {
+            let eb = ty.elem_bytes();
+            let mut kbuf = vec![0u32; cells * dk * eb / 4];
+            let mut vbuf = vec![0u32; cells * dk * eb / 4];
+            for c in 0..cells {
+                let kv: Vec<f32> = (0..dk).map(|_| r()).collect();
+                let vv: Vec<f32> = (0..dk).map(|_| r()).collect();
+                ty.store(&kv, &mut bytemuck::cast_slice_mut(&mut kbuf)[c * dk * eb..(c + 1) * dk * eb]);
+                ty.store(&vv, &mut bytemuck::cast_slice_mut(&mut vbuf)[c * dk * eb..(c + 1) * dk * eb]);
+            }
+            let kh = KvHead { data: bytemuck::cast_slice(&kbuf), ty, row_bytes: dk * eb, offset: 0, dim: dk, cells };
+            let vh = KvHead { data: bytemuck::cast_slice(&vbuf), ty, row_bytes: dk * eb, offset: 0, dim: dk, cells };
+            let q: Vec<f32> = (0..g * dk).map(|_| r()).collect();
+            let (mut qs, mut acc, mut row) = (vec![0.0; g * dk], vec![0.0; g * dk], vec![0.0; dk]);
+            let mut together = vec![0.0f32; g * dk];
+            let mut sc = AttnScratch { q: &mut qs, acc: &mut acc, row: &mut row };
+            attend(&q, &kh, &vh, 0..cells, 0.125, 0.0, &mut sc, &mut together).unwrap();
+            for h in 0..g {
+                let mut alone = vec![0.0f32; dk];
+                attend(&q[h * dk..(h + 1) * dk], &kh, &vh, 0..cells, 0.125, 0.0, &mut sc, &mut alone).unwrap();
+                assert_eq!(&together[h * dk..(h + 1) * dk], &alone[..], "{ty:?} head {h}");
+            }
+        }
+    }
+
+    #[test]
     fn attention_f32_cache_matches_f64_reference() {
         check_attention(KvType::F32, 1e-5);
     }
@@ -798,16 +1003,15 @@ mod tests {
 
     #[test]
     fn attention_with_one_position_returns_that_value() {
-        let kernels = Kernels::generic();
         let k = [0.5f32; 8];
         let v: Vec<f32> = (0..8).map(|i| i as f32).collect();
         let (kb, vb): (&[u8], &[u8]) = (bytemuck::cast_slice(&k), bytemuck::cast_slice(&v));
         let kh = KvHead { data: kb, ty: KvType::F32, row_bytes: 32, offset: 0, dim: 8, cells: 1 };
         let vh = KvHead { data: vb, ty: KvType::F32, row_bytes: 32, offset: 0, dim: 8, cells: 1 };
-        let (mut q16, mut acc, mut tmp, mut tmp16) = ([0u8; 16], [0.0f32; 8], [0.0f32; 8], [0u8; 16]);
-        let mut scratch = AttnScratch { q16: &mut q16, acc: &mut acc, tmp: &mut tmp, tmp16: &mut tmp16 };
+        let (mut qs, mut acc, mut row) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
+        let mut scratch = AttnScratch { q: &mut qs, acc: &mut acc, row: &mut row };
         let mut out = [0.0f32; 8];
-        attend(&kernels, &[1.0; 8], &kh, &vh, 0..1, 1.0, 0.0, &mut scratch, &mut out).unwrap();
+        attend(&[1.0; 8], &kh, &vh, 0..1, 1.0, 0.0, &mut scratch, &mut out).unwrap();
         assert_eq!(&out[..], &v[..]);
     }
 

@@ -228,10 +228,16 @@ fn attention(
     let (dq, da) = (cfg.q_dim(), cfg.attn_out_dim());
     let group = cfg.n_head / cfg.n_head_kv;
     let window = if layout.is_swa(il) { cfg.sliding_window } else { 0 };
-    let tasks = n * cfg.n_head;
     let t = m.par.threads().min(plan.opts.threads);
+    // One task is a (token, KV head, share of that KV head's query heads).
+    // Sharing a KV head lets a task widen each cached row once for all its
+    // query heads; a decode step with few KV heads splits the query heads
+    // so that every thread has work.
+    let n_kv = cfg.n_head_kv;
+    let sub = (2 * t).div_ceil(n * n_kv).clamp(1, group);
+    let tasks = n * n_kv * sub;
     let per = plan.attn_per_thread;
-    let (q16b, accb) = (round64(hdk * 2), round64(hdv * 4));
+    let (qb, accb) = (round64(group * hdk * 4), round64(group * hdv * 4));
     let out = SharedMut::new(&mut att[..n * da]);
     let scr = SharedMut::new(&mut scratch[..t * per]);
     let err = FirstError::new();
@@ -241,21 +247,24 @@ fn attention(
         }
         // SAFETY: thread `ti` alone uses scratch piece `ti`.
         let mine = unsafe { scr.slice(ti * per..(ti + 1) * per) };
-        let (q16, rest) = mine.split_at_mut(q16b);
-        let (acc, rest) = rest.split_at_mut(accb);
-        let (tmp, tmp16) = rest.split_at_mut(accb);
-        let (Ok(acc), Ok(tmp)) =
-            (bytemuck::try_cast_slice_mut::<u8, f32>(acc), bytemuck::try_cast_slice_mut::<u8, f32>(tmp))
-        else {
+        let (qs, rest) = mine.split_at_mut(qb);
+        let (acc, row) = rest.split_at_mut(accb);
+        let (Ok(qbuf), Ok(acc), Ok(row)) = (
+            bytemuck::try_cast_slice_mut::<u8, f32>(qs),
+            bytemuck::try_cast_slice_mut::<u8, f32>(acc),
+            bytemuck::try_cast_slice_mut::<u8, f32>(row),
+        ) else {
             err.set(Error::PlanTooLarge);
             return;
         };
-        let mut s = AttnScratch { q16, acc, tmp, tmp16 };
+        let mut s = AttnScratch { q: qbuf, acc, row };
         for task in split_rows(tasks, t, ti, 1) {
-            let (i, h) = (task / cfg.n_head, task % cfg.n_head);
+            let i = task / (n_kv * sub);
+            let (kvh, j) = ((task / sub) % n_kv, task % sub);
+            let heads = split_rows(group, sub, j, 1);
+            let (h0, h1) = (kvh * group + heads.start, kvh * group + heads.end);
             let pos = pos0 + i;
             let lo = if window > 0 { (pos + 1).saturating_sub(window) } else { 0 };
-            let kvh = h / group;
             let kh = KvHead {
                 data: kd,
                 ty: layout.ty,
@@ -272,10 +281,10 @@ fn attention(
                 dim: hdv,
                 cells,
             };
-            let qh = &q[i * dq + h * hdk..i * dq + (h + 1) * hdk];
-            // SAFETY: each (token, head) task writes its own `hdv` outputs.
-            let o = unsafe { out.slice(i * da + h * hdv..i * da + (h + 1) * hdv) };
-            err.check(ops::attend(m.kernels, qh, &kh, &vh, lo..pos + 1, cfg.kq_scale, cfg.attn_softcap, &mut s, o));
+            let qh = &q[i * dq + h0 * hdk..i * dq + h1 * hdk];
+            // SAFETY: each task writes the outputs of its own (token, heads).
+            let o = unsafe { out.slice(i * da + h0 * hdv..i * da + h1 * hdv) };
+            err.check(ops::attend(qh, &kh, &vh, lo..pos + 1, cfg.kq_scale, cfg.attn_softcap, &mut s, o));
         }
     });
     err.into_result()
