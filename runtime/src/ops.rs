@@ -398,24 +398,37 @@ pub struct AttnScratch<'a> {
     pub row: &'a mut [f32],
 }
 
+/// How [`attend`] scores and accumulates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttnParams {
+    /// Factor applied to each score `q·k`.
+    pub scale: f32,
+    /// Score soft cap (0: none).
+    pub softcap: f32,
+    /// ggml's one-row flash attention with an f16 cache
+    /// (`ggml_compute_forward_flash_attn_ext_f16_one_chunk`): the query rounded
+    /// to f16, the value accumulator rounded to f16 after every update.
+    /// llama.cpp takes that path for batches under 64 tokens and a tiled f32
+    /// one for larger batches; `false` accumulates in f32 like the latter.
+    pub half: bool,
+}
+
 /// Attention of `g = q.len() / k.dim` query heads that share one KV head,
 /// over the cached positions `positions` (in order), as ggml's CPU flash
 /// attention computes it for each head: `s = (q·k) * scale`, optionally
-/// soft-capped, online softmax, `out = Σ softmax(s)·v`. With an f16 cache the
-/// query is rounded to f16 for the dot product and each head's value
-/// accumulator is rounded to f16 after every update (ggml's `VKQ16`). Each
-/// cached row is widened once for the whole group.
-#[allow(clippy::too_many_arguments)]
+/// soft-capped, online softmax, `out = Σ softmax(s)·v` (see
+/// [`AttnParams::half`] for the f16 variant). Each cached row is widened once
+/// for the whole group.
 pub fn attend(
     q: &[f32],
     k: &KvHead<'_>,
     v: &KvHead<'_>,
     positions: core::ops::Range<usize>,
-    scale: f32,
-    softcap: f32,
+    params: AttnParams,
     scratch: &mut AttnScratch<'_>,
     out: &mut [f32],
 ) -> Result<(), Error> {
+    let AttnParams { scale, softcap, half } = params;
     k.check("K cache row")?;
     v.check("V cache row")?;
     let (dk, dv) = (k.dim, v.dim);
@@ -435,7 +448,7 @@ pub fn attend(
     let mut s_sum = [0.0f32; MAX_QUERY_GROUP];
     let mut m = [f32::NEG_INFINITY; MAX_QUERY_GROUP];
     let scale = if softcap != 0.0 { scale / softcap } else { scale };
-    let f16 = k.ty == KvType::F16;
+    let f16 = half && k.ty == KvType::F16;
     let qr = &mut scratch.q[..g * dk];
     for (o, &x) in qr.iter_mut().zip(q) {
         *o = if f16 { round_f16(x) } else { x };
@@ -909,6 +922,10 @@ mod tests {
         out
     }
 
+    fn ks_all(vals: &[Vec<f32>], lo: usize, hi: usize, head: usize, d: usize) -> Vec<Vec<f32>> {
+        (lo..hi).map(|p| vals[p][head * d..(head + 1) * d].to_vec()).collect()
+    }
+
     fn check_attention(ty: KvType, tol: f64) {
         let mut r = rng(4);
         let (n_kv_heads, dk, dv, cells) = (2usize, 64usize, 64usize, 40usize);
@@ -944,8 +961,16 @@ mod tests {
                 let vh = KvHead { data: vb, ty, row_bytes: row_v, offset: head * dv * eb, dim: dv, cells };
                 let mut out = vec![0.0f32; dv];
                 let mut scratch = AttnScratch { q: &mut qs, acc: &mut acc, row: &mut row };
-                attend(&q, &kh, &vh, lo..hi, 0.125, 0.0, &mut scratch, &mut out).unwrap();
+                let half = AttnParams { scale: 0.125, softcap: 0.0, half: true };
+                attend(&q, &kh, &vh, lo..hi, half, &mut scratch, &mut out).unwrap();
+                let mut out32 = vec![0.0f32; dv];
+                attend(&q, &kh, &vh, lo..hi, AttnParams { half: false, ..half }, &mut scratch, &mut out32).unwrap();
                 let qr = ty.round_trip(&q);
+                let want32 =
+                    attention_ref(&q, &ks_all(&kvals, lo, hi, head, dk), &ks_all(&vvals, lo, hi, head, dv), 0.125);
+                for i in 0..dv {
+                    assert!((out32[i] as f64 - want32[i]).abs() < 1e-5, "{ty:?} f32 accumulation, i={i}");
+                }
                 let ks: Vec<Vec<f32>> = (lo..hi).map(|p| kvals[p][head * dk..(head + 1) * dk].to_vec()).collect();
                 let vs: Vec<Vec<f32>> = (lo..hi).map(|p| vvals[p][head * dv..(head + 1) * dv].to_vec()).collect();
                 let want = attention_ref(&qr, &ks, &vs, 0.125);
@@ -981,10 +1006,11 @@ mod tests {
             let (mut qs, mut acc, mut row) = (vec![0.0; g * dk], vec![0.0; g * dk], vec![0.0; dk]);
             let mut together = vec![0.0f32; g * dk];
             let mut sc = AttnScratch { q: &mut qs, acc: &mut acc, row: &mut row };
-            attend(&q, &kh, &vh, 0..cells, 0.125, 0.0, &mut sc, &mut together).unwrap();
+            let p = AttnParams { scale: 0.125, softcap: 0.0, half: true };
+            attend(&q, &kh, &vh, 0..cells, p, &mut sc, &mut together).unwrap();
             for h in 0..g {
                 let mut alone = vec![0.0f32; dk];
-                attend(&q[h * dk..(h + 1) * dk], &kh, &vh, 0..cells, 0.125, 0.0, &mut sc, &mut alone).unwrap();
+                attend(&q[h * dk..(h + 1) * dk], &kh, &vh, 0..cells, p, &mut sc, &mut alone).unwrap();
                 assert_eq!(&together[h * dk..(h + 1) * dk], &alone[..], "{ty:?} head {h}");
             }
         }
@@ -1011,7 +1037,8 @@ mod tests {
         let (mut qs, mut acc, mut row) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
         let mut scratch = AttnScratch { q: &mut qs, acc: &mut acc, row: &mut row };
         let mut out = [0.0f32; 8];
-        attend(&[1.0; 8], &kh, &vh, 0..1, 1.0, 0.0, &mut scratch, &mut out).unwrap();
+        let p = AttnParams { scale: 1.0, softcap: 0.0, half: true };
+        attend(&[1.0; 8], &kh, &vh, 0..1, p, &mut scratch, &mut out).unwrap();
         assert_eq!(&out[..], &v[..]);
     }
 

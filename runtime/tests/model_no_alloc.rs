@@ -51,7 +51,11 @@ static GLOBAL: Counting = Counting;
 #[test]
 fn generating_64_tokens_allocates_nothing() {
     let model = ember::Model::open(common::smollm2()).unwrap();
+    // The counter works: creating the session does allocate (the arena, the weights table).
+    COUNTING.store(true, Ordering::SeqCst);
     let mut session = Session::new(&model, SessionOptions { ctx_len: 256, threads: 2, ..Default::default() }).unwrap();
+    COUNTING.store(false, Ordering::SeqCst);
+    assert!(ALLOCATIONS.swap(0, Ordering::SeqCst) > 0, "the counting allocator saw no allocation at all");
     let params = SamplerParams {
         temperature: 0.8,
         top_k: 40,

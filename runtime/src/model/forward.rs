@@ -25,7 +25,7 @@
 use super::{Activation, Config, Weights};
 use crate::kv_cache::KvCache;
 use crate::memory::{Buffers, Plan};
-use crate::ops::{self, ActScratch, AttnScratch, KvHead};
+use crate::ops::{self, ActScratch, AttnParams, AttnScratch, KvHead};
 use crate::threads::{split_rows, FirstError, Parallel, SharedMut};
 use crate::Error;
 use ember_quant::Kernels;
@@ -241,6 +241,10 @@ fn attention(
     let out = SharedMut::new(&mut att[..n * da]);
     let scr = SharedMut::new(&mut scratch[..t * per]);
     let err = FirstError::new();
+    // llama.cpp's flash attention keeps the f16 query and accumulator of its
+    // one-row path for batches under 64 tokens (GGML_FA_TILE_Q) and
+    // accumulates in f32 in its tiled path above.
+    let params = AttnParams { scale: cfg.kq_scale, softcap: cfg.attn_softcap, half: n < 64 };
     m.par.run(&|ti| {
         if ti >= t {
             return;
@@ -284,7 +288,7 @@ fn attention(
             let qh = &q[i * dq + h0 * hdk..i * dq + h1 * hdk];
             // SAFETY: each task writes the outputs of its own (token, heads).
             let o = unsafe { out.slice(i * da + h0 * hdv..i * da + h1 * hdv) };
-            err.check(ops::attend(qh, &kh, &vh, lo..pos + 1, cfg.kq_scale, cfg.attn_softcap, &mut s, o));
+            err.check(ops::attend(qh, &kh, &vh, lo..pos + 1, params, &mut s, o));
         }
     });
     err.into_result()
