@@ -415,7 +415,8 @@ fn avx512_availability_matches_proc_cpuinfo() {
     if !cpu_avx512 {
         eprintln!("################################################################");
         eprintln!("## AVX-512 NOT AVAILABLE on this CPU: the AVX-512 kernels were");
-        eprintln!("## compiled but NOT RUN or compared with generic here.");
+        eprintln!("## compiled but NOT RUN or compared with generic here");
+        eprintln!("## (scripts/test-x86-avx512.sh runs them under Bochs emulation).");
         eprintln!("################################################################");
     } else {
         eprintln!("AVX-512 available (vnni: {}): AVX-512 kernels compared above", has("avx512_vnni"));
