@@ -18,7 +18,7 @@
 //!   integer dot product through [`Kernels`].
 
 use crate::kv_cache::KvType;
-use crate::threads::{split_rows, FirstError, Parallel, SharedMut};
+use crate::threads::{FirstError, Parallel, SharedMut};
 use crate::Error;
 use ember_quant::{f16, GgmlType, Kernels};
 
@@ -641,10 +641,10 @@ pub fn matmul(
         } else {
             let shared = SharedMut::new(region);
             let err = FirstError::new();
-            let t = par.threads();
-            par.run(&|ti| {
-                let rows = split_rows(n, t, ti, 1);
-                // SAFETY: `split_rows` gives each thread its own rows.
+            let per = n.div_ceil(4 * par.threads()).max(1);
+            par.run(n.div_ceil(per), &|c, _| {
+                let rows = c * per..((c + 1) * per).min(n);
+                // SAFETY: chunks are disjoint row ranges, each run once.
                 let dst = unsafe { shared.slice(rows.start * rb..rows.end * rb) };
                 for (k, i) in rows.enumerate() {
                     err.check(kernels.quantize_activations(
@@ -658,50 +658,51 @@ pub fn matmul(
         }
     }
 
-    // The products. Every thread takes its share of every matrix's rows.
+    // The products, in chunks of output rows claimed by the threads: blocks
+    // of rows for one input row (decode), tiles of about 32 KiB of weights
+    // that stay in cache while every input row passes (prompt batches).
     let scratch_ro: &[u8] = scratch.buf;
     let slot_bytes = scratch.slot_bytes;
     let mut outs: [Option<SharedMut<'_, f32>>; MAX_GROUP] = [None, None, None];
     let mut mats: [Option<Mat<'_>>; MAX_GROUP] = [None; MAX_GROUP];
+    let mut block = [0usize; MAX_GROUP];
+    let mut first_chunk = [0usize; MAX_GROUP + 1];
+    let total_rows: usize = jobs.iter().map(|(w, _)| w.rows).sum();
+    let n_jobs = jobs.len();
     for (j, (w, out)) in jobs.iter_mut().enumerate() {
         mats[j] = Some(**w);
         outs[j] = Some(SharedMut::new(&mut out[..n * w.rows]));
+        block[j] = if n == 1 {
+            (total_rows / (6 * par.threads())).clamp(16, 4096).next_multiple_of(4)
+        } else {
+            (32 * 1024 / w.row_bytes().max(1)).clamp(4, 256).next_multiple_of(4)
+        };
+        first_chunk[j + 1] = first_chunk[j] + w.rows.div_ceil(block[j]);
+    }
+    for j in n_jobs..MAX_GROUP {
+        first_chunk[j + 1] = first_chunk[j];
     }
     let err: FirstError<ember_quant::Error> = FirstError::new();
-    let t = par.threads();
-    let job = |ti: usize| {
-        for j in 0..MAX_GROUP {
-            let (Some(w), Some(out)) = (mats[j].as_ref(), outs[j].as_ref()) else { continue };
-            let rb = match ember_quant::matmul::act_row_bytes(w.act_type(), cols) {
-                Ok(rb) => rb,
-                Err(e) => {
-                    err.set(e);
-                    continue;
-                }
-            };
-            let acts = &scratch_ro[slot_of[j] * slot_bytes..][..n * rb];
-            let wrb = w.row_bytes();
-            let rows = split_rows(w.rows, t, ti, 4);
-            if rows.is_empty() {
-                continue;
-            }
-            // Tiles of about 32 KiB of weights stay in cache while every input row passes.
-            let tile = if n == 1 { rows.len() } else { (32 * 1024 / wrb.max(1)).clamp(4, 256) };
-            let mut r0 = rows.start;
-            while r0 < rows.end {
-                let r1 = (r0 + tile).min(rows.end);
-                let wt = &w.data[r0 * wrb..r1 * wrb];
-                for i in 0..n {
-                    // SAFETY: thread `ti` owns rows `rows` of every input row's
-                    // output (`split_rows` ranges are disjoint).
-                    let o = unsafe { out.slice(i * w.rows + r0..i * w.rows + r1) };
-                    err.check(kernels.gemv(w.ty, cols, wt, &acts[i * rb..(i + 1) * rb], o));
-                }
-                r0 = r1;
-            }
+    let job = |c: usize, _thread: usize| {
+        let j = (0..MAX_GROUP).find(|&j| c < first_chunk[j + 1]).unwrap_or(0);
+        let (Some(w), Some(out)) = (mats[j].as_ref(), outs[j].as_ref()) else { return };
+        let rb = match ember_quant::matmul::act_row_bytes(w.act_type(), cols) {
+            Ok(rb) => rb,
+            Err(e) => return err.set(e),
+        };
+        let acts = &scratch_ro[slot_of[j] * slot_bytes..][..n * rb];
+        let wrb = w.row_bytes();
+        let r0 = (c - first_chunk[j]) * block[j];
+        let r1 = (r0 + block[j]).min(w.rows);
+        let wt = &w.data[r0 * wrb..r1 * wrb];
+        for i in 0..n {
+            // SAFETY: each chunk is a distinct block of rows of one matrix,
+            // run once; these are its outputs for input row `i`.
+            let o = unsafe { out.slice(i * w.rows + r0..i * w.rows + r1) };
+            err.check(kernels.gemv(w.ty, cols, wt, &acts[i * rb..(i + 1) * rb], o));
         }
     };
-    par.run(&job);
+    par.run(first_chunk[MAX_GROUP], &job);
     err.into_result()?;
     Ok(())
 }

@@ -1,30 +1,37 @@
 //! Splitting matrix work across threads.
 //!
 //! The forward pass hands each phase (the q/k/v projections, attention, the
-//! FFN, the output head) to a [`Parallel`] executor as one job that every
-//! thread runs with its own index; each thread takes its share of output rows
-//! ([`split_rows`]). [`Serial`] runs everything on the calling thread (the
-//! `no_std` path); [`ThreadPool`] (feature `std`) keeps workers alive between
-//! jobs so that a decode step, which hands out a few hundred small jobs per
-//! token, pays well under a microsecond per hand-off.
+//! FFN, the output head) to a [`Parallel`] executor as one job cut into
+//! chunks (blocks of output rows, groups of attention heads). Threads claim
+//! chunks from a shared counter, so a thread that the OS does not schedule
+//! (another process on the core) leaves its chunks to the others instead of
+//! stalling the step. Results depend only on the chunk, never on which
+//! thread ran it, so they are identical for every thread count.
 //!
-//! Why a hand-written pool rather than rayon: a decode-time matmul of SmolLM2
-//! is 10–40 µs of work, so the hand-off must cost far less than that. Workers
-//! here spin on an atomic generation counter for a short while (then park, so
-//! an idle session costs no CPU), and the caller runs share 0 itself. The
-//! measurement is `runtime/tests/model_threads.rs` (`dispatch_overhead`),
-//! which also times rayon's `broadcast` for the same empty job.
+//! [`Serial`] runs everything on the calling thread (the `no_std` path);
+//! [`ThreadPool`] (feature `std`) keeps workers alive between jobs so that a
+//! decode step, which hands out about 150 small jobs per token, pays little
+//! per hand-off: idle workers spin on an atomic generation counter for a
+//! short while (then park, so an idle session costs no CPU) and the calling
+//! thread works on the job too.
+//!
+//! Why not rayon: a decode-time matrix product of SmolLM2 is 10–40 µs of
+//! work, so the hand-off must cost far less. `runtime/tests/model_threads.rs`
+//! measures both (an empty job handed to 2 threads, and a 1536×576 Q4_1
+//! matrix-vector product split over 2 threads).
 
 use core::marker::PhantomData;
 use core::ops::Range;
 
-/// Something that runs a job on `threads()` threads at once: `job(i)` for
-/// every `i` in `0..threads()`, returning when all have finished.
+/// Something that runs a job's chunks on `threads()` threads at once:
+/// `job(chunk, thread)` for every chunk in `0..chunks`, each exactly once,
+/// with `thread < threads()` naming the thread (for per-thread scratch).
+/// Returns when every chunk is done.
 pub trait Parallel: Sync {
-    /// Number of threads a job is split across (at least 1).
+    /// Number of threads a job is spread over (at least 1).
     fn threads(&self) -> usize;
-    /// Runs `job(i)` for each thread index `i`, concurrently, and waits.
-    fn run(&self, job: &(dyn Fn(usize) + Sync));
+    /// Runs `job(chunk, thread)` for each chunk, concurrently, and waits.
+    fn run(&self, chunks: usize, job: &(dyn Fn(usize, usize) + Sync));
 }
 
 /// Runs every job on the calling thread.
@@ -35,8 +42,8 @@ impl Parallel for Serial {
     fn threads(&self) -> usize {
         1
     }
-    fn run(&self, job: &(dyn Fn(usize) + Sync)) {
-        job(0)
+    fn run(&self, chunks: usize, job: &(dyn Fn(usize, usize) + Sync)) {
+        (0..chunks).for_each(|c| job(c, 0))
     }
 }
 
@@ -187,15 +194,23 @@ mod pool {
     use std::time::{Duration, Instant};
     use std::vec::Vec;
 
-    type Job = *const (dyn Fn(usize) + Sync + 'static);
+    type Job = *const (dyn Fn(usize, usize) + Sync + 'static);
 
     struct Shared {
         /// The current job; written by the caller before `generation` is
-        /// bumped, read by workers after they see the new generation.
+        /// bumped, read by a worker only while it is counted in `active`
+        /// and the job's generation is not `closed`.
         job: UnsafeCell<Option<Job>>,
+        /// Chunks of the current job.
+        chunks: AtomicUsize,
+        /// Next chunk to claim.
+        next: AtomicUsize,
+        /// Bumped for every job.
         generation: AtomicU64,
-        /// Workers that have not finished the current job.
-        pending: AtomicUsize,
+        /// The last generation whose chunks are all claimed and done by the caller.
+        closed: AtomicU64,
+        /// Workers inside the current job.
+        active: AtomicUsize,
         /// Per worker: parked (or about to park) waiting for work.
         sleeping: Box<[AtomicBool]>,
         stop: AtomicBool,
@@ -205,14 +220,28 @@ mod pool {
     }
 
     // SAFETY: `job` is the only non-Sync field. It is written only by the
-    // thread inside `ThreadPool::run` (exclusive through the `busy` flag) while
-    // no worker reads it (all workers finished the previous generation:
-    // `pending == 0`), and read by workers only between observing a new
-    // generation (Acquire, pairing with the Release/SeqCst bump) and
-    // decrementing `pending`.
+    // thread inside `ThreadPool::run` (exclusive through `busy`) before the
+    // generation is published and while no worker can read it: a worker
+    // reads it only after counting itself in `active` and seeing that its
+    // generation is not yet `closed` (all SeqCst), and the caller closes a
+    // generation and waits for `active == 0` before writing the next job.
     unsafe impl Sync for Shared {}
     // SAFETY: the raw job pointer is only dereferenced under the protocol above.
     unsafe impl Send for Shared {}
+
+    impl Shared {
+        /// Claims and runs chunks of the current job until none are left.
+        fn work(&self, job: &(dyn Fn(usize, usize) + Sync), thread: usize) {
+            let chunks = self.chunks.load(Acquire);
+            loop {
+                let c = self.next.fetch_add(1, AcqRel);
+                if c >= chunks {
+                    break;
+                }
+                job(c, thread);
+            }
+        }
+    }
 
     /// A persistent pool: `threads - 1` workers plus the calling thread.
     pub struct ThreadPool {
@@ -222,9 +251,9 @@ mod pool {
 
     impl ThreadPool {
         /// A pool running jobs on `threads` threads (the caller included).
-        /// Idle workers spin for about 200 µs before parking.
+        /// Idle workers spin for about 100 µs before parking.
         pub fn new(threads: usize) -> ThreadPool {
-            ThreadPool::with_spin(threads, Duration::from_micros(200))
+            ThreadPool::with_spin(threads, Duration::from_micros(100))
         }
 
         /// Like [`ThreadPool::new`] with a chosen spin time before an idle
@@ -233,8 +262,11 @@ mod pool {
             let n = threads.max(1);
             let shared = Arc::new(Shared {
                 job: UnsafeCell::new(None),
+                chunks: AtomicUsize::new(0),
+                next: AtomicUsize::new(0),
                 generation: AtomicU64::new(0),
-                pending: AtomicUsize::new(0),
+                closed: AtomicU64::new(0),
+                active: AtomicUsize::new(0),
                 sleeping: (1..n).map(|_| AtomicBool::new(false)).collect(),
                 stop: AtomicBool::new(false),
                 panicked: AtomicBool::new(false),
@@ -263,7 +295,7 @@ mod pool {
                 if s.stop.load(Acquire) {
                     return;
                 }
-                let g = s.generation.load(Acquire);
+                let g = s.generation.load(SeqCst);
                 if g != seen {
                     seen = g;
                     break;
@@ -284,36 +316,45 @@ mod pool {
                 flag.store(false, SeqCst);
                 since = Instant::now();
             }
-            // SAFETY: we observed a new generation (Acquire), so the caller of
-            // `run` stored the job before publishing it and keeps it alive
-            // until `pending` reaches zero, which happens only after our
-            // decrement below.
-            let job = unsafe { (*s.job.get()).expect("a published job") };
-            // SAFETY: as above, the job outlives this call.
-            let job = unsafe { &*job };
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(index))).is_err() {
-                s.panicked.store(true, SeqCst);
+            s.active.fetch_add(1, SeqCst);
+            if s.closed.load(SeqCst) < seen {
+                // SAFETY: generation `seen` is not closed and we are counted
+                // in `active`, so the caller of `run` is still inside it and
+                // will not return (or replace the job) before we leave.
+                let job = unsafe { (*s.job.get()).expect("a published job") };
+                // SAFETY: as above, the job outlives this call.
+                let job = unsafe { &*job };
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.work(job, index))).is_err() {
+                    s.panicked.store(true, SeqCst);
+                    // stop the others claiming chunks of a failed job
+                    s.next.store(usize::MAX / 2, SeqCst);
+                }
             }
-            s.pending.fetch_sub(1, AcqRel);
+            s.active.fetch_sub(1, SeqCst);
         }
     }
 
-    /// Waits for every worker to finish the current job, even while the
-    /// caller's share is unwinding (the job must outlive the workers' use).
-    struct WaitGuard<'a>(&'a Shared);
+    /// Closes the generation and waits until no worker is inside the job,
+    /// even while the caller's share is unwinding (the job must outlive the
+    /// workers' use of it).
+    struct CloseGuard<'a>(&'a Shared, u64);
 
-    impl Drop for WaitGuard<'_> {
+    impl Drop for CloseGuard<'_> {
         fn drop(&mut self) {
+            let s = self.0;
+            // No chunk may start after this: claim everything that is left.
+            s.next.store(usize::MAX / 2, SeqCst);
+            s.closed.store(self.1, SeqCst);
             let mut spins = 0u32;
-            while self.0.pending.load(Acquire) != 0 {
+            while s.active.load(SeqCst) != 0 {
                 spins = spins.wrapping_add(1);
-                if spins < 1 << 16 {
+                if spins < 1 << 12 {
                     core::hint::spin_loop();
                 } else {
                     std::thread::yield_now();
                 }
             }
-            self.0.busy.store(false, Release);
+            s.busy.store(false, Release);
         }
     }
 
@@ -322,35 +363,40 @@ mod pool {
             self.workers.len() + 1
         }
 
-        fn run(&self, job: &(dyn Fn(usize) + Sync)) {
+        fn run(&self, chunks: usize, job: &(dyn Fn(usize, usize) + Sync)) {
             let s = &*self.shared;
-            if self.workers.is_empty() {
-                return job(0);
+            if self.workers.is_empty() || chunks <= 1 {
+                return (0..chunks).for_each(|c| job(c, 0));
             }
             assert!(
                 s.busy.compare_exchange(false, true, Acquire, Relaxed).is_ok(),
                 "ThreadPool::run called while another job is running on the same pool"
             );
-            // SAFETY: lifetime erasure only. The pointer is dereferenced by
-            // workers strictly before they decrement `pending`, and this
-            // function does not return (nor unwind past `WaitGuard`) before
-            // `pending` is zero, so `job` outlives every use.
+            // SAFETY: lifetime erasure only. Workers dereference the pointer
+            // only while counted in `active` with this generation open, and
+            // `CloseGuard` closes it and waits for `active == 0` before this
+            // function returns or unwinds, so `job` outlives every use.
             let erased: Job = unsafe {
-                core::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), Job>(job as *const (dyn Fn(usize) + Sync))
+                core::mem::transmute::<*const (dyn Fn(usize, usize) + Sync + '_), Job>(
+                    job as *const (dyn Fn(usize, usize) + Sync),
+                )
             };
             // SAFETY: `busy` gives this thread exclusive write access, and no
-            // worker reads `job` now (`pending` was zero when the last `run`
-            // returned).
+            // worker reads `job` now: the previous generation was closed with
+            // `active == 0`, and workers check `closed` before reading.
             unsafe { *s.job.get() = Some(erased) };
-            s.pending.store(self.workers.len(), SeqCst);
-            s.generation.fetch_add(1, SeqCst);
+            s.chunks.store(chunks, SeqCst);
+            s.next.store(0, SeqCst);
+            let generation = s.generation.fetch_add(1, SeqCst) + 1;
             for (w, flag) in self.workers.iter().zip(s.sleeping.iter()) {
                 if flag.load(SeqCst) {
                     w.thread().unpark();
                 }
             }
-            let guard = WaitGuard(s);
-            job(0);
+            let guard = CloseGuard(s, generation);
+            s.work(job, 0);
+            // Every chunk is claimed; chunks claimed by workers may still be
+            // running, and the guard waits for them.
             drop(guard);
             if s.panicked.swap(false, SeqCst) {
                 panic!("a worker thread panicked while running a job");
@@ -404,17 +450,17 @@ mod tests {
             assert_eq!(pool.threads(), threads);
             let hits: std::vec::Vec<AtomicUsize> = (0..threads).map(|_| AtomicUsize::new(0)).collect();
             for round in 0..2000 {
-                pool.run(&|i| {
-                    hits[i].fetch_add(1, Ordering::Relaxed);
+                pool.run(7, &|c, t| {
+                    assert!(t < threads);
+                    hits[c % threads].fetch_add(1, Ordering::Relaxed);
                 });
                 if round == 1000 {
                     // let the workers park, then wake them again
                     std::thread::sleep(std::time::Duration::from_millis(2));
                 }
             }
-            for h in &hits {
-                assert_eq!(h.load(Ordering::Relaxed), 2000);
-            }
+            let total: usize = hits.iter().map(|h| h.load(Ordering::Relaxed)).sum();
+            assert_eq!(total, 2000 * 7, "every chunk ran exactly once");
         }
     }
 
@@ -424,7 +470,7 @@ mod tests {
         let pool = ThreadPool::new(3);
         let mut out = std::vec![0u32; 1000];
         let shared = SharedMut::new(&mut out);
-        pool.run(&|i| {
+        pool.run(3, &|i, _| {
             let r = split_rows(1000, 3, i, 8);
             // SAFETY: `split_rows` ranges of distinct parts are disjoint.
             let s = unsafe { shared.slice(r.clone()) };
@@ -440,18 +486,19 @@ mod tests {
     fn worker_panic_is_reported_to_the_caller() {
         let pool = ThreadPool::new(2);
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            pool.run(&|i| {
-                if i == 1 {
+            pool.run(64, &|i, _| {
+                if i == 17 {
                     panic!("boom");
                 }
+                std::thread::sleep(std::time::Duration::from_micros(50));
             })
         }));
         assert!(r.is_err());
         // the pool still works afterwards
         let n = std::sync::atomic::AtomicUsize::new(0);
-        pool.run(&|_| {
+        pool.run(5, &|_, _| {
             n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         });
-        assert_eq!(n.into_inner(), 2);
+        assert_eq!(n.into_inner(), 5);
     }
 }

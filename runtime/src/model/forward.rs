@@ -245,11 +245,14 @@ fn attention(
     // one-row path for batches under 64 tokens (GGML_FA_TILE_Q) and
     // accumulates in f32 in its tiled path above.
     let params = AttnParams { scale: cfg.kq_scale, softcap: cfg.attn_softcap, half: n < 64 };
-    m.par.run(&|ti| {
+    let per_chunk = tasks.div_ceil(4 * t).max(1);
+    m.par.run(tasks.div_ceil(per_chunk), &|c, ti| {
         if ti >= t {
+            err.set(Error::BadOption("more threads than the memory plan has attention scratch for"));
             return;
         }
-        // SAFETY: thread `ti` alone uses scratch piece `ti`.
+        // SAFETY: thread `ti` alone uses scratch piece `ti` (a thread runs
+        // one chunk at a time).
         let mine = unsafe { scr.slice(ti * per..(ti + 1) * per) };
         let (qs, rest) = mine.split_at_mut(qb);
         let (acc, row) = rest.split_at_mut(accb);
@@ -262,7 +265,7 @@ fn attention(
             return;
         };
         let mut s = AttnScratch { q: qbuf, acc, row };
-        for task in split_rows(tasks, t, ti, 1) {
+        for task in c * per_chunk..((c + 1) * per_chunk).min(tasks) {
             let i = task / (n_kv * sub);
             let (kvh, j) = ((task / sub) % n_kv, task % sub);
             let heads = split_rows(group, sub, j, 1);
@@ -298,15 +301,15 @@ fn round64(n: usize) -> usize {
     n.div_ceil(64) * 64
 }
 
-/// Runs `f(i)` for every row `i < n`, each row on exactly one thread; the
-/// rows are split across threads only when the batch is large enough to pay
-/// for the hand-off (never for a single decoded token).
+/// Runs `f(i)` for every row `i < n`, each row once; the rows are split
+/// across threads only when the batch is large enough to pay for the
+/// hand-off (never for a single decoded token).
 fn for_rows(par: &dyn Parallel, n: usize, f: impl Fn(usize) + Sync) {
     if n < 8 || par.threads() == 1 {
         (0..n).for_each(f);
     } else {
-        let t = par.threads();
-        par.run(&|ti| split_rows(n, t, ti, 1).for_each(&f));
+        let per = n.div_ceil(4 * par.threads());
+        par.run(n.div_ceil(per), &|c, _| (c * per..((c + 1) * per).min(n)).for_each(&f));
     }
 }
 
