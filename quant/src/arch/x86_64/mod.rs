@@ -6,7 +6,7 @@
 //! - the 32-value formats with AVX2 (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL): the
 //!   activation is prepared once per product and shared by all rows, four
 //!   rows per pass (`gemv_*`, [`gemv_entry!`]);
-//! - Q8_0: two rows per pass (`vec_dot2_*`, [`rows_entry!`]);
+//! - Q8_0: two rows per pass (`gemv_*`, [`gemv_entry!`]);
 //! - k-quants and floats: one row per pass ([`crate::dot_entry!`]);
 //! - AVX-512: the 32-value formats four rows per pass (`vec_dot4_*`), k-quants
 //!   one, following the AVX2 measurements (no AVX-512 CPU was available to
@@ -167,13 +167,12 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
         q5_1_avx2::vec_dot_q5_1_q8_1_avx2,
         q5_1_avx2::gemv_q5_1_q8_1_avx2
     );
-    k.q8_0 = rows_entry!(
+    k.q8_0 = gemv_entry!(
         T,
         q8_0::BlockQ8_0,
         q8_0::BlockQ8_0,
         q8_0_avx2::vec_dot_q8_0_q8_0_avx2,
-        q8_0_avx2::vec_dot2_q8_0_q8_0_avx2,
-        2
+        q8_0_avx2::gemv_q8_0_q8_0_avx2
     );
     k.iq4_nl = gemv_entry!(
         T,

@@ -56,13 +56,27 @@ pub(crate) unsafe fn vec_dot_q8_0_q8_0_avx2(w: &[BlockQ8_0], a: &[BlockQ8_0]) ->
     dot_rows([w], a)[0]
 }
 
-/// Two Q8_0 weight rows · one Q8_0 activation row, in one pass over the activation.
+/// Q8_0 matrix · Q8_0 activation row: `out.len()` rows of `row_bytes` bytes,
+/// two rows per pass over the activation (the rest singly), with the row
+/// loop inside the AVX2 code so the kernel inlines into it.
 ///
 /// # Safety
-/// As [`vec_dot_q8_0_q8_0_avx2`], for every row.
+/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn vec_dot2_q8_0_q8_0_avx2(w: [&[BlockQ8_0]; 2], a: &[BlockQ8_0]) -> [f32; 2] {
-    dot_rows(w, a)
+pub(crate) unsafe fn gemv_q8_0_q8_0_avx2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
+    let a: &[BlockQ8_0] = bytemuck::cast_slice(a);
+    let w: &[BlockQ8_0] = bytemuck::cast_slice(w);
+    let per_row = row_bytes / core::mem::size_of::<BlockQ8_0>();
+    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
+    let mut r = 0;
+    while r + 2 <= out.len() {
+        let v = dot_rows([row(r), row(r + 1)], a);
+        out[r..r + 2].copy_from_slice(&v);
+        r += 2;
+    }
+    if r < out.len() {
+        out[r] = dot_rows([row(r)], a)[0];
+    }
 }
 
 /// The largest |x| of 32 values.
