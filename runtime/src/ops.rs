@@ -20,7 +20,7 @@
 use crate::kv_cache::KvType;
 use crate::threads::{FirstError, Parallel, SharedMut};
 use crate::Error;
-use ember_quant::{f16, GgmlType, Kernels};
+use ember_quant::{GgmlType, Kernels};
 
 /// libm functions: the platform's (glibc's, like llama.cpp) with `std`, the
 /// `libm` crate's without.
@@ -710,6 +710,7 @@ pub fn matmul(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ember_quant::f16;
     use std::vec;
     use std::vec::Vec;
 

@@ -30,6 +30,7 @@ fn time_us(rounds: usize, iters: usize, mut f: impl FnMut()) -> f64 {
 }
 
 /// Busy work of about `us` microseconds (no sleep: the point is CPU time).
+#[cfg(feature = "e2e")]
 fn busy(us: f64) {
     let t = Instant::now();
     while t.elapsed().as_secs_f64() * 1e6 < us {
@@ -37,6 +38,8 @@ fn busy(us: f64) {
     }
 }
 
+/// Timing on a shared machine: release (`e2e`) runs only.
+#[cfg(feature = "e2e")]
 #[test]
 fn dispatch_overhead() {
     // Two chunks of 5 µs each: on one thread a job takes 10 µs, split over
