@@ -75,6 +75,50 @@ pub(super) fn load16<T: bytemuck::Pod>(q: &[T; 16]) -> __m128i {
     unsafe { _mm_loadu_si128(q.as_ptr().cast()) }
 }
 
+/// The 32 nibbles of a Q4_0-style `qs` as bytes 0..=15 in ggml's order:
+/// value `j` (low nibble of byte `j`) in lane `j`, value `j + 16` (high
+/// nibble) in lane `j + 16`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn nibbles32(qs: &[u8; 16]) -> __m256i {
+    let lo = load16(qs);
+    let hi = _mm_srli_epi16::<4>(lo);
+    _mm256_and_si256(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(0x0f))
+}
+
+/// The 32 bits of `qh` (little-endian) spread to bytes: lane `j` is `0x10`
+/// where bit `j` is set, else 0 (the fifth bit of Q5_0/Q5_1 values).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn bit4_from_bits32(qh: &[u8; 4]) -> __m256i {
+    let bits = _mm256_set1_epi32(i32::from_le_bytes(*qh));
+    // Byte j of the result takes byte j / 8 of the word...
+    let shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    let bytes = _mm256_shuffle_epi8(bits, shuf);
+    // ...and keeps bit j % 8 of it: set every other bit, compare with all-ones.
+    let m = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    _mm256_and_si256(_mm256_cmpeq_epi8(m, _mm256_set1_epi64x(-1)), _mm256_set1_epi8(0x10))
+}
+
+/// Lane `k` of `v` in all eight lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn lane(v: __m256, k: usize) -> __m256 {
+    _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k as i32))
+}
+
+/// The f16 values `v[r]` of up to eight rows as one f32 vector (lane `r`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn f16_lanes<const R: usize>(v: [f16; R]) -> __m256 {
+    const { assert!(R <= 8) };
+    let mut bits = [0u64; 2];
+    for (r, x) in v.iter().enumerate() {
+        bits[r / 4] |= (x.to_bits() as u64) << (16 * (r % 4));
+    }
+    _mm256_cvtph_ps(_mm_set_epi64x(bits[1] as i64, bits[0] as i64))
+}
+
 /// Signed int8 · signed int8: `x` and `y` as 32 i8 lanes, the products summed
 /// in groups of four into 8 i32 lanes. Exact when `y` has no -128 lane
 /// (activations from ember's quantizers lie in -127..=127).
@@ -166,7 +210,8 @@ pub(super) fn row_halves(v: __m256, r: usize) -> __m256 {
 
 /// The activations of two consecutive 32-value blocks, prepared once per
 /// matrix-vector product and shared by every weight row: the values laid out
-/// to meet [`nibbles_pair`], the scales, and what each format needs besides.
+/// to meet [`nibbles_pair`], the scales, and their magnitudes (IQ4_NL, the
+/// one format whose AVX2 kernel does not follow ggml's float order).
 #[derive(Clone, Copy)]
 pub(super) struct PairAct {
     /// Values 0..16 of each block: `[a0[0..16] | a1[0..16]]`.
@@ -175,11 +220,9 @@ pub(super) struct PairAct {
     pub hi: __m256i,
     /// The two scales as `[d0, d1, d0, d1, ..]` (to multiply [`f16_rows`]).
     pub d: __m256,
-    /// Format-specific: `[s0, s1, ..]` sums (Q8_1), as f32 bits.
-    pub s: __m256,
-    /// Format-specific: an i32 offset per lane (Q4_0, Q5_0) or `|lo|` (IQ4_NL).
+    /// `|lo|` (IQ4_NL's sign trick).
     pub x: __m256i,
-    /// Format-specific: `|hi|` (IQ4_NL).
+    /// `|hi|`.
     pub y: __m256i,
 }
 
@@ -236,26 +279,6 @@ macro_rules! pair_driver {
     };
 }
 pub(super) use pair_driver;
-
-/// The fifth bits of two Q5_0/Q5_1 blocks (`qh`, value j at bit j), laid out
-/// as [`nibbles_pair`] lays out the nibbles: `0x10` in each lane whose bit is set.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn bit4_pair(qh0: &[u8; 4], qh1: &[u8; 4]) -> (__m256i, __m256i) {
-    let (h0, h1) = (u32::from_le_bytes(*qh0), u32::from_le_bytes(*qh1));
-    // lo: values 0..16 of both blocks; hi: values 16..32.
-    let lo = (h0 & 0xffff) | (h1 << 16);
-    let hi = (h0 >> 16) | (h1 & 0xffff_0000);
-    let both = _mm256_set1_epi64x((lo as u64 | (hi as u64) << 32) as i64);
-    let spread = |shuf: __m256i| {
-        let m = _mm256_or_si256(_mm256_shuffle_epi8(both, shuf), _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
-        _mm256_and_si256(_mm256_cmpeq_epi8(m, _mm256_set1_epi64x(-1)), _mm256_set1_epi8(0x10))
-    };
-    (
-        spread(_mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0)),
-        spread(_mm256_set_epi64x(0x0707070707070707, 0x0606060606060606, 0x0505050505050505, 0x0404040404040404)),
-    )
-}
 
 /// The activations of two 32-value blocks arranged to meet two blocks of
 /// nibbles loaded with one [`load16x2`]: `lo` holds values 0..16 of each block

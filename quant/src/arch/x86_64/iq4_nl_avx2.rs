@@ -1,4 +1,5 @@
-//! IQ4_NL · Q8_0 with AVX2.
+//! IQ4_NL · Q8_0 with AVX2 (not in ggml's float order: two blocks share a
+//! vector, so results may differ from llama.cpp's in the last bits).
 //!
 //! The nibbles index the non-linear table with one byte shuffle. The table's
 //! values lie in -127..=113 (never -128), so the signs move onto them:
@@ -20,7 +21,7 @@ const KVALUES_IQ4NL: [i8; 16] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13
 fn prepare(a0: &BlockQ8_0, a1: &BlockQ8_0) -> PairAct {
     let (lo, hi) = act_pair(&a0.qs, &a1.qs);
     let (x, y) = (_mm256_sign_epi8(lo, lo), _mm256_sign_epi8(hi, hi));
-    PairAct { lo, hi, d: f16x2_repeat(a0.d, a1.d), s: _mm256_setzero_ps(), x, y }
+    PairAct { lo, hi, d: f16x2_repeat(a0.d, a1.d), x, y }
 }
 
 #[inline]

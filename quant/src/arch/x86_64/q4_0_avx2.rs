@@ -1,52 +1,46 @@
-//! Q4_0 · Q8_0 with AVX2.
+//! Q4_0 · Q8_0 with AVX2, in ggml's x86 float order.
 //!
-//! Two blocks per step: one 256-bit load holds both blocks' nibbles, which
-//! (0..=15) multiply the signed activations directly with `maddubs`. The
-//! activations are prepared once per matrix-vector product ([`PairAct`]:
-//! halves rearranged to meet the nibbles, the `-8` offset as `8 * sum(a)`,
-//! the scales), so the per-row work is the weights' alone; four rows share
-//! one f16 → f32 conversion of their scales. An odd last block goes through
-//! the generic kernel.
+//! Each block is one vector in ggml's lane layout (low nibbles are values
+//! 0..16, high nibbles 16..32; lane `l` holds the exact integer sum of
+//! values `4l..4l+4`), accumulated per lane with `fma(d_w*d_a, sum_l,
+//! acc_l)` block after block and reduced with ggml's `hsum_float_8`: the
+//! result is bit-identical to llama.cpp's AVX2 `ggml_vec_dot_q4_0_q8_0`,
+//! which the end-to-end tests against llama.cpp's greedy ids rely on.
+//!
+//! The nibbles (0..=15) multiply the signed activations directly with
+//! `maddubs`; the `-8` offset is `8 * sum(a)` per pair of values (the same
+//! integers as ggml's `(q - 8) * a`). Four rows share each activation block,
+//! its offsets and one f16 → f32 conversion of their scales.
 
 use super::avx2::*;
-use crate::q4_0::{vec_dot_q4_0_q8_0_generic, BlockQ4_0};
+use crate::q4_0::BlockQ4_0;
 use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn prepare(a0: &BlockQ8_0, a1: &BlockQ8_0) -> PairAct {
-    let (lo, hi) = act_pair(&a0.qs, &a1.qs);
-    let eight = _mm256_set1_epi8(8);
-    // |pair sums| <= 8*127*2 each, 4064 for both halves: exact in i16.
-    let off = _mm256_add_epi16(_mm256_maddubs_epi16(eight, lo), _mm256_maddubs_epi16(eight, hi));
-    let x = _mm256_madd_epi16(off, _mm256_set1_epi16(1));
-    let zero = _mm256_setzero_si256();
-    PairAct { lo, hi, d: f16x2_repeat(a0.d, a1.d), s: _mm256_setzero_ps(), x, y: zero }
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn dot_rows<const R: usize>(w: [&[BlockQ4_0]; R], act: &[PairAct]) -> [f32; R] {
-    let w = w.map(|r| &r[..2 * act.len()]);
+fn dot_rows<const R: usize>(w: [&[BlockQ4_0]; R], a: &[BlockQ8_0]) -> [f32; R] {
+    let n = a.len();
+    let w = w.map(|r| &r[..n]);
     let ones = _mm256_set1_epi16(1);
+    let eight = _mm256_set1_epi8(8);
     let mut acc = [_mm256_setzero_ps(); R];
-    for (p, pa) in act.iter().enumerate() {
-        let d = _mm256_mul_ps(f16_rows(w.map(|r| [r[2 * p].d, r[2 * p + 1].d])), pa.d);
+    for (i, ab) in a.iter().enumerate() {
+        let qa = load32(&ab.qs);
+        // |pair sums| <= 8*127*2, and 15*127*2 below: the i16 difference is exact.
+        let off = _mm256_maddubs_epi16(eight, qa);
+        // d_w * d_a, one rounding each, as ggml's `FP16_TO_FP32(x.d) * FP16_TO_FP32(y.d)`.
+        let d = _mm256_mul_ps(f16_lanes(w.map(|r| r[i].d)), _mm256_set1_ps(f16_to_f32(ab.d)));
         for r in 0..R {
-            let (w0, w1) = (&w[r][2 * p], &w[r][2 * p + 1]);
-            prefetch_ahead(w0, PREFETCH);
-            let (lo, hi) = nibbles_pair(&w0.qs, &w1.qs);
-            // |pair sums| <= 15*127*2 per half, 7620 for both: exact in i16.
-            let p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, pa.lo), _mm256_maddubs_epi16(hi, pa.hi));
-            let p32 = _mm256_sub_epi32(_mm256_madd_epi16(p16, ones), pa.x);
-            acc[r] = _mm256_fmadd_ps(row_halves(d, r), _mm256_cvtepi32_ps(p32), acc[r]);
+            let wb = &w[r][i];
+            prefetch_ahead(wb, PREFETCH);
+            let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(&wb.qs), qa), off);
+            let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+            acc[r] = _mm256_fmadd_ps(lane(d, r), p, acc[r]);
         }
     }
     hsum_rows(acc)
 }
-
-pair_driver!(BlockQ4_0, BlockQ8_0, vec_dot_q4_0_q8_0_generic);
 
 /// Q4_0 weights · Q8_0 activations.
 ///
@@ -54,18 +48,28 @@ pair_driver!(BlockQ4_0, BlockQ8_0, vec_dot_q4_0_q8_0_generic);
 /// The CPU must support AVX2, FMA and F16C. `w` and `a` hold the same number of blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn vec_dot_q4_0_q8_0_avx2(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
-    let mut out = [0.0];
-    gemv_rows(|_| w, a, &mut out);
-    out[0]
+    dot_rows([w], a)[0]
 }
 
-/// Q4_0 matrix · Q8_0 activation row: `out.len()` rows of `row_bytes` bytes.
+/// Q4_0 matrix · Q8_0 activation row: `out.len()` rows of `row_bytes` bytes,
+/// four rows per pass over the activation (the rest singly).
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn gemv_q4_0_q8_0_avx2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
+    let a: &[BlockQ8_0] = bytemuck::cast_slice(a);
     let w: &[BlockQ4_0] = bytemuck::cast_slice(w);
     let per_row = row_bytes / core::mem::size_of::<BlockQ4_0>();
-    gemv_rows(|r| &w[r * per_row..(r + 1) * per_row], bytemuck::cast_slice(a), out)
+    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
+    let mut r = 0;
+    while r + 4 <= out.len() {
+        let v = dot_rows([row(r), row(r + 1), row(r + 2), row(r + 3)], a);
+        out[r..r + 4].copy_from_slice(&v);
+        r += 4;
+    }
+    while r < out.len() {
+        out[r] = dot_rows([row(r)], a)[0];
+        r += 1;
+    }
 }

@@ -1,52 +1,41 @@
-//! Q5_0 · Q8_0 with AVX2.
+//! Q5_0 · Q8_0 with AVX2, in ggml's x86 float order.
 //!
-//! The 5-bit values (0..=31: nibbles plus the fifth bits spread from `qh`)
-//! multiply the activations with `maddubs`; the `-16` offset is
-//! `16 * sum(a)`. Two blocks per step with the activations prepared once per
-//! matrix-vector product, as for Q4_0; an odd last block goes through the
-//! generic kernel.
+//! As Q4_0 (one vector per block in ggml's lane layout, `fma(d_w*d_a, sum_l,
+//! acc_l)` per block, ggml's `hsum_float_8`: bit-identical to llama.cpp's
+//! AVX2 `ggml_vec_dot_q5_0_q8_0`), with the fifth bits spread from `qh` to
+//! bytes: the values (0..=31) multiply the activations with `maddubs` and
+//! the `-16` offset is `16 * sum(a)` per pair of values. Four rows share each
+//! activation block, its offsets and one conversion of their scales.
 
 use super::avx2::*;
-use crate::q5_0::{vec_dot_q5_0_q8_0_generic, BlockQ5_0};
+use crate::q5_0::BlockQ5_0;
 use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn prepare(a0: &BlockQ8_0, a1: &BlockQ8_0) -> PairAct {
-    let (lo, hi) = act_pair(&a0.qs, &a1.qs);
-    let sixteen = _mm256_set1_epi8(16);
-    // |pair sums| <= 16*127*2 each, 8128 for both halves: exact in i16.
-    let off = _mm256_add_epi16(_mm256_maddubs_epi16(sixteen, lo), _mm256_maddubs_epi16(sixteen, hi));
-    let x = _mm256_madd_epi16(off, _mm256_set1_epi16(1));
-    let zero = _mm256_setzero_si256();
-    PairAct { lo, hi, d: f16x2_repeat(a0.d, a1.d), s: _mm256_setzero_ps(), x, y: zero }
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn dot_rows<const R: usize>(w: [&[BlockQ5_0]; R], act: &[PairAct]) -> [f32; R] {
-    let w = w.map(|r| &r[..2 * act.len()]);
+fn dot_rows<const R: usize>(w: [&[BlockQ5_0]; R], a: &[BlockQ8_0]) -> [f32; R] {
+    let n = a.len();
+    let w = w.map(|r| &r[..n]);
     let ones = _mm256_set1_epi16(1);
+    let sixteen = _mm256_set1_epi8(16);
     let mut acc = [_mm256_setzero_ps(); R];
-    for (p, pa) in act.iter().enumerate() {
-        let d = _mm256_mul_ps(f16_rows(w.map(|r| [r[2 * p].d, r[2 * p + 1].d])), pa.d);
+    for (i, ab) in a.iter().enumerate() {
+        let qa = load32(&ab.qs);
+        // |pair sums| <= 16*127*2, and 31*127*2 below: the i16 difference is exact.
+        let off = _mm256_maddubs_epi16(sixteen, qa);
+        let d = _mm256_mul_ps(f16_lanes(w.map(|r| r[i].d)), _mm256_set1_ps(f16_to_f32(ab.d)));
         for r in 0..R {
-            let (w0, w1) = (&w[r][2 * p], &w[r][2 * p + 1]);
-            prefetch_ahead(w0, PREFETCH);
-            let (lo, hi) = nibbles_pair(&w0.qs, &w1.qs);
-            let (blo, bhi) = bit4_pair(&w0.qh, &w1.qh);
-            let (lo, hi) = (_mm256_or_si256(lo, blo), _mm256_or_si256(hi, bhi));
-            // |pair sums| <= 31*127*2 per half, 15748 for both: exact in i16.
-            let p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, pa.lo), _mm256_maddubs_epi16(hi, pa.hi));
-            let p32 = _mm256_sub_epi32(_mm256_madd_epi16(p16, ones), pa.x);
-            acc[r] = _mm256_fmadd_ps(row_halves(d, r), _mm256_cvtepi32_ps(p32), acc[r]);
+            let wb = &w[r][i];
+            prefetch_ahead(wb, PREFETCH);
+            let q = _mm256_or_si256(nibbles32(&wb.qs), bit4_from_bits32(&wb.qh));
+            let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q, qa), off);
+            let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+            acc[r] = _mm256_fmadd_ps(lane(d, r), p, acc[r]);
         }
     }
     hsum_rows(acc)
 }
-
-pair_driver!(BlockQ5_0, BlockQ8_0, vec_dot_q5_0_q8_0_generic);
 
 /// Q5_0 weights · Q8_0 activations.
 ///
@@ -54,18 +43,28 @@ pair_driver!(BlockQ5_0, BlockQ8_0, vec_dot_q5_0_q8_0_generic);
 /// The CPU must support AVX2, FMA and F16C. `w` and `a` hold the same number of blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn vec_dot_q5_0_q8_0_avx2(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
-    let mut out = [0.0];
-    gemv_rows(|_| w, a, &mut out);
-    out[0]
+    dot_rows([w], a)[0]
 }
 
-/// Q5_0 matrix · Q8_0 activation row: `out.len()` rows of `row_bytes` bytes.
+/// Q5_0 matrix · Q8_0 activation row: `out.len()` rows of `row_bytes` bytes,
+/// four rows per pass over the activation (the rest singly).
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn gemv_q5_0_q8_0_avx2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
+    let a: &[BlockQ8_0] = bytemuck::cast_slice(a);
     let w: &[BlockQ5_0] = bytemuck::cast_slice(w);
     let per_row = row_bytes / core::mem::size_of::<BlockQ5_0>();
-    gemv_rows(|r| &w[r * per_row..(r + 1) * per_row], bytemuck::cast_slice(a), out)
+    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
+    let mut r = 0;
+    while r + 4 <= out.len() {
+        let v = dot_rows([row(r), row(r + 1), row(r + 2), row(r + 3)], a);
+        out[r..r + 4].copy_from_slice(&v);
+        r += 4;
+    }
+    while r < out.len() {
+        out[r] = dot_rows([row(r)], a)[0];
+        r += 1;
+    }
 }

@@ -1,7 +1,10 @@
 //! Q6_K · Q8_K with AVX2.
 //!
-//! The 6-bit values (0..=63) multiply the activations with `maddubs`; their
-//! `-32` offset is `32 * sum_g(sc_g * bsum_g)`, one multiply-add per block.
+//! In ggml's x86 float order (the same integer lanes as llama.cpp's AVX2
+//! `ggml_vec_dot_q6_K_q8_K`: `(q - 32) * a` per pair, times the group's
+//! scale, summed per lane; one `fma(d, sum, acc)` per block; ggml's
+//! `hsum_float_8`), so results are bit-identical to llama.cpp's. The 6-bit
+//! values (0..=63) multiply the activations with `maddubs`.
 //!
 //! `gemv` takes one row per pass: this format shares little per-block work
 //! between rows, and on wide rows four rows per pass (four memory streams)
@@ -19,17 +22,15 @@ fn dot_rows<const R: usize>(w: [&[BlockQ6K]; R], a: &[BlockQ8K]) -> [f32; R] {
     let n = a.len();
     let w = w.map(|r| &r[..n]);
     let m4 = _mm256_set1_epi8(0x0f);
+    let m32 = _mm256_set1_epi8(32);
     let mut acc = [_mm256_setzero_ps(); R];
     for (i, ab) in a.iter().enumerate() {
-        let bsums = load_i16x16(&ab.bsums);
         for r in 0..R {
             let wb = &w[r][i];
             prefetch_block(wb);
             let d = ab.d * f16_to_f32(wb.d);
             let sc16 = _mm256_cvtepi8_epi16(load16(&wb.scales));
-            // 32 * sum_g(sc_g * bsum_g), to subtract.
-            let mut sumi =
-                _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc16, bsums)));
+            let mut sumi = _mm256_setzero_si256();
             for h in 0..2 {
                 // Scales of groups 8h..8h+8 as i16, in both 128-bit halves.
                 let sc = if h == 0 {
@@ -59,7 +60,10 @@ fn dot_rows<const R: usize>(w: [&[BlockQ6K]; R], a: &[BlockQ8K]) -> [f32; R] {
                     ),
                 ];
                 for (k, q) in q.into_iter().enumerate() {
-                    let p = _mm256_maddubs_epi16(q, load32_at(&ab.qs, 128 * h + 32 * k));
+                    let qa = load32_at(&ab.qs, 128 * h + 32 * k);
+                    // (q - 32) * a per pair, as ggml: |q*a pairs| <= 63*127*2 and
+                    // |32*a pairs| <= 8128, so the i16 difference is exact.
+                    let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, qa), _mm256_maddubs_epi16(m32, qa));
                     let p = _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc, i16_pick(2 * k, 2 * k + 1)));
                     sumi = _mm256_add_epi32(sumi, p);
                 }

@@ -6,16 +6,9 @@
 //! two on 576- and 2048-wide rows).
 
 use super::avx2::*;
-use crate::q8_0::{vec_dot_q8_0_q8_0_generic, BlockQ8_0};
+use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
 use half::f16;
-
-/// Lane `k` of `v` in all eight lanes.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn lane(v: __m256, k: usize) -> __m256 {
-    _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k as i32))
-}
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -23,8 +16,9 @@ fn dot_rows<const R: usize>(w: [&[BlockQ8_0]; R], a: &[BlockQ8_0]) -> [f32; R] {
     let n = a.len();
     let w = w.map(|r| &r[..n]);
     let mut acc = [_mm256_setzero_ps(); R];
-    // Two blocks per step, so that one conversion yields the scales of
-    // both blocks of every row.
+    // Two blocks per step, so that one conversion yields the scales of both
+    // blocks of every row; each row's accumulator still takes the blocks one
+    // at a time, in order, as ggml's loop does.
     for p in 0..n / 2 {
         let (a0, a1) = (&a[2 * p], &a[2 * p + 1]);
         let (qa0, qa1) = (load32(&a0.qs), load32(&a1.qs));
@@ -38,13 +32,17 @@ fn dot_rows<const R: usize>(w: [&[BlockQ8_0]; R], a: &[BlockQ8_0]) -> [f32; R] {
             acc[r] = _mm256_fmadd_ps(lane(d, 2 * r + 1), p1, acc[r]);
         }
     }
-    let mut out = hsum_rows(acc);
     if n % 2 == 1 {
+        // The odd last block, in the same per-block step (ggml's loop has no tail).
+        let (i, ab) = (n - 1, &a[n - 1]);
+        let qa = load32(&ab.qs);
+        let d = _mm256_mul_ps(f16_lanes(w.map(|r| r[i].d)), _mm256_set1_ps(f16_to_f32(ab.d)));
         for r in 0..R {
-            out[r] += vec_dot_q8_0_q8_0_generic(&w[r][n - 1..], &a[n - 1..]);
+            let p = _mm256_cvtepi32_ps(dot_i8(load32(&w[r][i].qs), qa));
+            acc[r] = _mm256_fmadd_ps(lane(d, r), p, acc[r]);
         }
     }
-    out
+    hsum_rows(acc)
 }
 
 /// Q8_0 weights · Q8_0 activations.
@@ -99,19 +97,6 @@ pub(super) fn load_f32x32(x: &[f32; 32]) -> [__m256; 4] {
     unsafe { [0, 8, 16, 24].map(|o| _mm256_loadu_ps(x.as_ptr().add(o))) }
 }
 
-/// `roundf` (half away from zero) of every lane, as i32: exact for |v| < 2^31.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn round_away_epi32(v: __m256) -> __m256i {
-    let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
-    let frac = _mm256_sub_ps(v, t); // exact
-    let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
-    let up = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_and_ps(frac, abs), _mm256_set1_ps(0.5));
-    // ±1 with the sign of v where the fraction is at least one half.
-    let one = _mm256_or_ps(_mm256_set1_ps(1.0), _mm256_andnot_ps(abs, v));
-    _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, one)))
-}
-
 /// Packs 4 × 8 i32 (each in -128..=127) into 32 i8 in lane order.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -130,18 +115,30 @@ pub(super) fn store_i8x32(out: &mut [i8; 32], v: __m256i) {
     unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), v) }
 }
 
-/// One block of ggml's reference Q8_0 rounding: `d = amax / 127`,
-/// `q = roundf(x * (1 / d))`. Returns the quantized lanes and `d`.
+/// One block of ggml's x86 SIMD Q8_0 rounding (`quantize_row_q8_0`, AVX2
+/// code, which llama.cpp's AVX-512 builds run too): `d = amax / 127`,
+/// `q = round_half_even(x * (127 / amax))`. Returns the quantized lanes and `d`.
+///
+/// The reference quantizer (`q8_0::quantize_ref`, the generic kernel)
+/// multiplies by `1 / d` and rounds halves away from zero instead; the two
+/// differ by one in a quant whose scaled value lies within a few f32 ulps of
+/// a half-integer. Activations follow llama.cpp's x86 arithmetic so that
+/// ember's logits, and greedy tokens, match llama.cpp's.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn quantize_block(x: &[f32; 32]) -> ([__m256i; 4], f32) {
     let v = load_f32x32(x);
-    let d = amax32(&v) / 127.0;
-    let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
-    (v.map(|v| round_away_epi32(_mm256_mul_ps(v, id))), d)
+    let amax = amax32(&v);
+    let d = amax / 127.0;
+    let id = _mm256_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+    let q = v.map(|v| {
+        let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(v, id));
+        _mm256_cvtps_epi32(r) // exact: `r` is integer-valued
+    });
+    (q, d)
 }
 
-/// f32 → Q8_0, byte-identical to ggml's `quantize_row_q8_0_ref`.
+/// f32 → Q8_0 with ggml's x86 SIMD arithmetic ([`quantize_block`]).
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C. `x.len() == 32 * out.len()`.

@@ -81,19 +81,6 @@ kernels!(
     vec_dot4_q8_0_q8_0_avx512vnni
 );
 
-/// `roundf` (half away from zero) of every lane, as i32: exact for |v| < 2^31.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-fn round_away_epi32(v: __m512) -> __m512i {
-    let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
-    let frac = _mm512_sub_ps(v, t); // exact
-    let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_abs_ps(frac), _mm512_set1_ps(0.5));
-    // ±1 with the sign of v.
-    let sign = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(i32::MIN));
-    let one = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(1.0)), sign));
-    _mm512_cvttps_epi32(_mm512_mask_add_ps(t, up, t, one))
-}
-
 /// Loads 32 f32 as two vectors.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
@@ -111,19 +98,24 @@ pub(super) fn store_i8x32(out: &mut [i8; 32], q: [__m512i; 2]) {
     unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), v) }
 }
 
-/// One block of ggml's reference Q8_0 rounding: `d = amax / 127`,
-/// `q = roundf(x * (1 / d))`. Returns the quantized lanes and `d`.
+/// One block of ggml's x86 SIMD Q8_0 rounding (see the AVX2 twin, which
+/// llama.cpp's AVX-512 builds run): `d = amax / 127`,
+/// `q = round_half_even(x * (127 / amax))`. Returns the quantized lanes and `d`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 pub(super) fn quantize_block(x: &[f32; 32]) -> ([__m512i; 2], f32) {
     let v = load_f32x32(x);
     let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])));
     let d = amax / 127.0;
-    let id = _mm512_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
-    (v.map(|v| round_away_epi32(_mm512_mul_ps(v, id))), d)
+    let id = _mm512_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+    let q = v.map(|v| {
+        let r = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(v, id));
+        _mm512_cvtps_epi32(r) // exact: `r` is integer-valued
+    });
+    (q, d)
 }
 
-/// f32 → Q8_0, byte-identical to ggml's `quantize_row_q8_0_ref`.
+/// f32 → Q8_0 with ggml's x86 SIMD arithmetic ([`quantize_block`]).
 ///
 /// # Safety
 /// The CPU must support AVX-512 F/BW/VL, AVX2, FMA and F16C. `x.len() == 32 * out.len()`.
