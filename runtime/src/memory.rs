@@ -223,7 +223,7 @@ impl Plan {
     /// Cuts `slab` (at least `self.total` bytes, 64-byte aligned) into the
     /// plan's buffers.
     pub fn carve<'a>(&self, slab: &'a mut [u8]) -> Result<Buffers<'a>, Error> {
-        if slab.len() < self.total || slab.as_ptr() as usize % ALIGN != 0 {
+        if slab.len() < self.total || !(slab.as_ptr() as usize).is_multiple_of(ALIGN) {
             return Err(Error::ArenaTooSmall { needed: self.total, got: slab.len() });
         }
         let mut c = Cutter { rest: slab, at: 0 };

@@ -194,7 +194,7 @@ pub fn rope_cache(cache: &mut [f32], pos: usize, base: f32, freq_scale: f32, fre
 /// `cache` (from [`rope_cache`]).
 pub fn rope_apply(x: &mut [f32], cache: &[f32], style: RopeStyle) {
     let n_rot = cache.len();
-    debug_assert!(n_rot <= x.len() && n_rot % 2 == 0);
+    debug_assert!(n_rot <= x.len() && n_rot.is_multiple_of(2));
     let half = n_rot / 2;
     for i in 0..half {
         let (c, s) = (cache[2 * i], cache[2 * i + 1]);
@@ -372,9 +372,9 @@ impl<'a> KvHead<'a> {
         let ok = self.cells > 0
             && need <= self.row_bytes
             && self.cells.checked_mul(self.row_bytes).is_some_and(|n| n <= self.data.len())
-            && self.data.as_ptr() as usize % self.ty.elem_bytes() == 0
-            && self.row_bytes % self.ty.elem_bytes() == 0
-            && self.offset % self.ty.elem_bytes() == 0;
+            && (self.data.as_ptr() as usize).is_multiple_of(self.ty.elem_bytes())
+            && self.row_bytes.is_multiple_of(self.ty.elem_bytes())
+            && self.offset.is_multiple_of(self.ty.elem_bytes());
         if ok {
             Ok(())
         } else {
@@ -432,7 +432,7 @@ pub fn attend(
     k.check("K cache row")?;
     v.check("V cache row")?;
     let (dk, dv) = (k.dim, v.dim);
-    let g = if dk == 0 { 0 } else { q.len() / dk };
+    let g = q.len().checked_div(dk).unwrap_or(0);
     if g == 0
         || g > MAX_QUERY_GROUP
         || q.len() != g * dk

@@ -140,7 +140,7 @@ impl<'s> Sampler<'s> {
         if !(0.0..=1.0).contains(&params.min_p) {
             return Err(Error::BadOption("min-p must be in [0, 1]"));
         }
-        if !(params.repeat_penalty > 0.0) || !params.temperature.is_finite() {
+        if params.repeat_penalty.is_nan() || params.repeat_penalty <= 0.0 || !params.temperature.is_finite() {
             return Err(Error::BadOption("the repetition penalty must be positive and the temperature finite"));
         }
         Ok(Sampler { params, rng: Rng::new(params.seed), cand, recent, recent_len: 0, recent_next: 0 })

@@ -190,7 +190,7 @@ impl<'m> Session<'m> {
     /// cache; afterwards [`Session::logits`] holds the last token's logits.
     /// Fails, without processing anything, if they do not fit in the context.
     pub fn prefill(&mut self, tokens: &[u32]) -> Result<(), Error> {
-        let needed = self.pos.checked_add(tokens.len()).unwrap_or(usize::MAX);
+        let needed = self.pos.saturating_add(tokens.len());
         if needed > self.plan.opts.ctx_len {
             return Err(Error::ContextFull { ctx_len: self.plan.opts.ctx_len, needed });
         }

@@ -301,7 +301,7 @@ mod pool {
                     break;
                 }
                 spins = spins.wrapping_add(1);
-                if spins % 1024 != 0 {
+                if !spins.is_multiple_of(1024) {
                     core::hint::spin_loop();
                     continue;
                 }

@@ -143,6 +143,7 @@ impl Tiny {
     }
 
     /// Logits after every position of `tokens`, in f64.
+    #[allow(clippy::needless_range_loop)]
     fn reference(&self, tokens: &[u32]) -> Vec<Vec<f64>> {
         let (d, hd, nh, nkv) = (self.d, self.hd, self.nh, self.nkv);
         let w = |n: &str| self.w[n].iter().map(|&v| v as f64).collect::<Vec<f64>>();

@@ -345,7 +345,7 @@ fn residual_rows(
             ops::rmsnorm_in_place(oi, wn, eps);
         }
         for (xv, ov) in xi.iter_mut().zip(oi.iter()) {
-            *xv = *ov + *xv;
+            *xv += *ov;
         }
     });
 }

@@ -144,7 +144,7 @@ fn matrix<'a>(t: &TensorInfo<'a>, cols: usize, rows: usize) -> Result<Mat<'a>, E
     }
     let row_bytes = t.ty.row_bytes(cols).ok_or(bad(t.name, "row length is not a whole number of blocks"))?;
     let align = if matches!(t.ty, GgmlType::F32) { 4 } else { 2 };
-    if t.data.as_ptr() as usize % align != 0 || row_bytes % align != 0 {
+    if !(t.data.as_ptr() as usize).is_multiple_of(align) || !row_bytes.is_multiple_of(align) {
         return Err(bad(t.name, "data is not aligned for its block type"));
     }
     if row_bytes.checked_mul(rows) != Some(t.data.len()) {
