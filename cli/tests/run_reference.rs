@@ -129,30 +129,48 @@ fn gemma3_q4_k_m_greedy_ids_match_llama_cpp() {
     check(&common::gemma3(), "gemma-3-270m.q4_k_m.json");
 }
 
-/// Without `--json` the text is streamed to stdout and the speeds go to stderr.
+/// `ember run` tokenizes prompts as llama.cpp does (BOS/EOS as the model
+/// adds them, special-token text parsed), checked on more prompts
+/// (`tests/data/`: one longer than a prefill batch, one with ChatML markers).
+/// `-n 0`: the prompt is processed, nothing generated.
+#[test]
+fn extra_prompts_tokenize_like_llama_cpp() {
+    let data = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data"));
+    for (model, name) in [
+        (common::smollm2(), "smollm2-135m-instruct.q4_1.extra.json"),
+        (common::gemma3(), "gemma-3-270m.q4_k_m.extra.json"),
+    ] {
+        let r: Value = serde_json::from_str(&std::fs::read_to_string(data.join(name)).unwrap()).unwrap();
+        for g in r["generate"].as_array().unwrap() {
+            let prompt = g["prompt"].as_str().unwrap();
+            let out = ember(&["run", "-m", model.to_str().unwrap(), "--json", "-n", "0", "-p", prompt]);
+            let got: Value = serde_json::from_str(&ok_stdout(&out)).unwrap();
+            assert_eq!(ids(&got["prompt_ids"]), ids(&g["prompt_ids"]), "{name}: {prompt:?}");
+            assert_eq!(ids(&got["ids"]), Vec::<u64>::new());
+        }
+    }
+}
+
+/// Without `--json` the text is streamed to stdout (the same text `--json`
+/// reports for the same greedy run) and the speeds go to stderr.
 #[test]
 fn streams_text_then_speeds_on_stderr() {
-    let r = reference("smollm2-135m-instruct.q4_1.json");
-    let g = &r["generate"][1];
     let model = common::smollm2();
-    let out = ember(&[
-        "run",
-        "-m",
-        model.to_str().unwrap(),
-        "--temp",
-        "0",
-        "-n",
-        "32",
-        "-p",
-        g["prompt"].as_str().unwrap(),
-        "-v",
-    ]);
+    let m = model.to_str().unwrap();
+    let prompt = "The three primary colors are";
+    let json: Value =
+        serde_json::from_str(&ok_stdout(&ember(&["run", "-m", m, "--json", "--temp", "0", "-n", "32", "-p", prompt])))
+            .unwrap();
+    assert_eq!(ids(&json["prompt_ids"]).len(), 5);
+    let n = ids(&json["ids"]).len();
+    let out = ember(&["run", "-m", m, "--temp", "0", "-n", "32", "-p", prompt, "-v"]);
     let text = ok_stdout(&out);
-    assert_eq!(text, format!("{}\n", g["text"].as_str().unwrap()));
+    assert_eq!(text, format!("{}\n", json["text"].as_str().unwrap()));
+    assert!(text.len() > 40, "32 tokens of text: {text:?}");
     let err = stderr(&out);
     assert!(err.contains("ember: kernels: "), "-v names the kernel tier:\n{err}");
     let prompt_line = err.lines().find(|l| l.starts_with("ember: prompt: 5 tokens in")).expect(&err);
-    let gen_line = err.lines().find(|l| l.starts_with("ember: generation: 32 tokens in")).expect(&err);
+    let gen_line = err.lines().find(|l| l.starts_with(&format!("ember: generation: {n} tokens in"))).expect(&err);
     assert!(prompt_line.ends_with("tokens/s)") && gen_line.ends_with("tokens/s)"), "{err}");
 }
 
