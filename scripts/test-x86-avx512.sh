@@ -40,7 +40,8 @@ if [ ${#need[@]} -gt 0 ]; then
   "${sudo_[@]}" apt-get update -qq
   "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-bochs -help cpu 2>&1 | grep -qx tigerlake || { echo "this Bochs has no AVX-512 CPU models" >&2; exit 1; }
+models=$(bochs -help cpu 2>&1 || true)
+grep -qx tigerlake <<<"$models" || { echo "this Bochs has no AVX-512 CPU models" >&2; exit 1; }
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT

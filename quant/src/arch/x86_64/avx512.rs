@@ -8,7 +8,6 @@
 //! `_mm512_dpbusd_epi32` in its place.
 
 use core::arch::x86_64::*;
-use half::f16;
 
 /// `acc + sum of four u8 × i8 products per i32 lane`, without VNNI. Exact
 /// when every pair `u[2k]*s[2k] + u[2k+1]*s[2k+1]` fits an i16 (true for the
@@ -38,90 +37,11 @@ pub(super) fn load32_at<T: bytemuck::Pod, const N: usize>(q: &[T; N], off: usize
     unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
 }
 
-/// Four 16-byte pieces into one vector, `q[k]` in bytes `16k..16k + 16`.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(super) fn load16x4<T: bytemuck::Pod>(q: [&[T; 16]; 4]) -> __m512i {
-    let lo = _mm256_set_m128i(load16(q[1]), load16(q[0]));
-    let hi = _mm256_set_m128i(load16(q[3]), load16(q[2]));
-    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
-}
-
 /// Two 32-byte pieces into one vector.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 pub(super) fn join256(lo: __m256i, hi: __m256i) -> __m512i {
     _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
-}
-
-/// Values `16h..16h + 16` of a 32-value block.
-#[inline]
-pub(super) fn half<T>(q: &[T; 32], h: usize) -> &[T; 16] {
-    q[16 * h..16 * h + 16].try_into().unwrap()
-}
-
-/// Four f16 into f32 lanes 0..4 of a 128-bit vector.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(super) fn f16x4(v: [f16; 4]) -> __m128 {
-    let bits = v.iter().rev().fold(0u64, |acc, h| (acc << 16) | h.to_bits() as u64);
-    _mm_cvtph_ps(_mm_cvtsi64_si128(bits as i64))
-}
-
-/// `[v0 ×4 | v1 ×4 | v2 ×4 | v3 ×4]` from four f16 values.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(super) fn f16x4_quarters(v: [f16; 4]) -> __m512 {
-    let idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-    _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(f16x4(v)))
-}
-
-/// `[v0, 0, 0, 0 | v1, 0, 0, 0 | ..]` from four f16 values: added into an
-/// accumulator whose quarters belong to four blocks, it counts each once.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(super) fn f16x4_once(v: [f16; 4]) -> __m512 {
-    _mm512_maskz_mov_ps(0x1111, f16x4_quarters(v))
-}
-
-/// The nibbles of four Q4_0-style blocks: low nibbles (values 0..16 of each
-/// block, block k in bytes `16k..16k + 16`) and high nibbles (values 16..32).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(super) fn nibbles_quad(q: [&[u8; 16]; 4]) -> (__m512i, __m512i) {
-    let v = load16x4(q);
-    let m = _mm512_set1_epi8(0x0f);
-    (_mm512_and_si512(v, m), _mm512_and_si512(_mm512_srli_epi16::<4>(v), m))
-}
-
-/// The activations of four 32-value blocks arranged to meet [`nibbles_quad`]:
-/// values 0..16 of each block, then values 16..32.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(super) fn act_quad(a: [&[i8; 32]; 4]) -> (__m512i, __m512i) {
-    (load16x4(a.map(|q| half(q, 0))), load16x4(a.map(|q| half(q, 1))))
-}
-
-/// The fifth bits of four Q5_0/Q5_1 blocks (`qh`, value j at bit j), laid out
-/// as [`nibbles_quad`] lays out nibbles: `0x10` where the bit is set.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(super) fn bit4_quad(qh: [&[u8; 4]; 4]) -> (__m512i, __m512i) {
-    let (mut lo, mut hi) = (0u64, 0u64);
-    for (k, q) in qh.iter().enumerate() {
-        let h = u32::from_le_bytes(**q) as u64;
-        lo |= (h & 0xffff) << (16 * k);
-        hi |= (h >> 16) << (16 * k);
-    }
-    let b = _mm512_set1_epi8(0x10);
-    (_mm512_maskz_mov_epi8(lo, b), _mm512_maskz_mov_epi8(hi, b))
-}
-
-/// Horizontal sum of 16 f32 lanes.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(super) fn hsum(v: __m512) -> f32 {
-    _mm512_reduce_add_ps(v)
 }
 
 /// Prefetches the cache line `bytes` past `p` (a hint: never faults).
@@ -140,4 +60,90 @@ pub(super) fn prefetch_block<T>(p: &T) {
         prefetch_ahead(p, super::avx2::PREFETCH + off);
         off += 64;
     }
+}
+
+/// The nibbles of one block of two rows, each 256-bit half in ggml's lane
+/// layout (low nibbles are values 0..16, high nibbles 16..32): row 0 in
+/// bytes 0..32, row 1 in 32..64.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(super) fn nibbles_rows(q0: &[u8; 16], q1: &[u8; 16]) -> __m512i {
+    let v = _mm256_set_m128i(load16(q1), load16(q0));
+    let z = join256(v, _mm256_srli_epi16::<4>(v)); // [q0, q1, q0 >> 4, q1 >> 4]
+    let z = _mm512_shuffle_i64x2::<0b11_01_10_00>(z, z); // [q0, q0 >> 4, q1, q1 >> 4]
+    _mm512_and_si512(z, _mm512_set1_epi8(0x0f))
+}
+
+/// `[x ×8 | y ×8]`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(super) fn halves(x: f32, y: f32) -> __m512 {
+    _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+        _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_set1_ps(x))),
+        _mm256_castps_pd(_mm256_set1_ps(y)),
+    ))
+}
+
+/// ggml's `hsum_float_8` of each 256-bit half: the results of the two rows.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(super) fn hsum_halves(v: __m512) -> [f32; 2] {
+    let lo = _mm512_castps512_ps256(v);
+    let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+    [super::avx2::hsum_ps(lo), super::avx2::hsum_ps(hi)]
+}
+
+/// The 32 activations of a block in both 256-bit halves.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(super) fn act_both(q: &[i8; 32]) -> __m512i {
+    _mm512_broadcast_i64x4(load32_at(q, 0))
+}
+
+/// The gemv of a format whose AVX-512 kernel `$rows::<P>([[&[W]; 2]; P],
+/// &[A]) -> [[f32; 2]; P]` takes `P` pairs of rows: `$pairs` pairs per pass,
+/// then single pairs, and a last odd row through the AVX2 one-row kernel
+/// `$one` (the same float order, so the same bits).
+macro_rules! row_pairs_gemv {
+    ($feat:literal, $W:ty, $A:ty, $rows:ident, $one:path, $gemv:ident, $pairs:literal) => {
+        /// Matrix · activation row, `$pairs` pairs of rows per pass (see the module docs).
+        ///
+        /// # Safety
+        /// The CPU must support the features this function is compiled for; the
+        /// buffers satisfy [`crate::kernels::GemvFn`]'s contract.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn $gemv(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
+            let a: &[$A] = bytemuck::cast_slice(a);
+            let w: &[$W] = bytemuck::cast_slice(w);
+            let per_row = row_bytes / core::mem::size_of::<$W>();
+            let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
+            let mut r = 0;
+            while r + 2 * $pairs <= out.len() {
+                let rows: [[&[$W]; 2]; $pairs] = core::array::from_fn(|p| [row(r + 2 * p), row(r + 2 * p + 1)]);
+                for (p, v) in $rows(rows, a).into_iter().enumerate() {
+                    out[r + 2 * p] = v[0];
+                    out[r + 2 * p + 1] = v[1];
+                }
+                r += 2 * $pairs;
+            }
+            while r + 2 <= out.len() {
+                let [v] = $rows([[row(r), row(r + 1)]], a);
+                out[r] = v[0];
+                out[r + 1] = v[1];
+                r += 2;
+            }
+            if r < out.len() {
+                // SAFETY: this function's features include AVX2, FMA and F16C.
+                out[r] = unsafe { $one(row(r), a) };
+            }
+        }
+    };
+}
+pub(super) use row_pairs_gemv;
+
+/// The 32 bytes `q[off..off + 32]` in both 256-bit halves.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(super) fn act_both32<const N: usize>(q: &[i8; N], off: usize) -> __m512i {
+    _mm512_broadcast_i64x4(load32_at(q, off))
 }

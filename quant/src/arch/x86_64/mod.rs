@@ -1,16 +1,31 @@
 //! x86_64 kernels: AVX2 (+FMA, F16C) and AVX-512 (F, BW, VL; VNNI where it pays).
 //! One file per format and ISA, e.g. `q4_0_avx2.rs`.
 //!
+//! **Float order.** The kernels of the formats llama.cpp's reference outputs
+//! use (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K) and the Q8_0/Q8_1
+//! activation quantizers compute exactly what ggml's x86 code computes (its
+//! AVX2 code, which llama.cpp's AVX-512 builds also run): the same integer
+//! lanes, the same fused multiply-adds in the same order, the same
+//! reduction. Greedy decoding is decided by logits that are often within a
+//! few hundredths of each other, so this is what lets ember's token ids
+//! match llama.cpp's. `tests/kernels_vs_generic.rs` checks it bit for bit
+//! against scalar statements of ggml's code; the other formats (Q2_K, Q3_K,
+//! Q5_K, IQ4_NL, floats) are only within rounding of generic.
+//!
 //! Each format has a one-row kernel (`vec_dot_*`) and a `gemv` that passes over
 //! the activation once for several weight rows where that measured faster:
-//! - the 32-value formats with AVX2 (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL): the
-//!   activation is prepared once per product and shared by all rows, four
-//!   rows per pass (`gemv_*`, [`gemv_entry!`]);
-//! - Q8_0: two rows per pass (`gemv_*`, [`gemv_entry!`]);
-//! - k-quants and floats: one row per pass ([`crate::dot_entry!`]);
-//! - AVX-512: the 32-value formats four rows per pass (`vec_dot4_*`), k-quants
-//!   one, following the AVX2 measurements (no AVX-512 CPU was available to
-//!   measure on).
+//! - Q4_0, Q4_1, Q5_0, Q5_1 (AVX2): four rows per pass, sharing each
+//!   activation block, its offsets and one conversion of the rows' scales
+//!   (`gemv_*`, `gemv_entry!`);
+//! - IQ4_NL (AVX2): the activation prepared once per product, two blocks per
+//!   vector, four rows per pass;
+//! - Q8_0 (AVX2): two rows per pass;
+//! - k-quants and floats (AVX2): one row per pass ([`crate::dot_entry!`]);
+//! - AVX-512: one block of two rows per 512-bit vector (each 256-bit half
+//!   keeps its row's AVX2 float order), four rows per pass for the 32-value
+//!   formats, two for Q8_0 and the k-quants; one row (`vec_dot`) stays on
+//!   the AVX2 kernel (`avx512_entry!`). No AVX-512 CPU was available to
+//!   measure on; `scripts/test-x86-avx512.sh` runs them under Bochs.
 
 use crate::kernels::{DotEntry, Tier};
 use crate::{iq4_nl, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k};
@@ -80,40 +95,6 @@ pub(crate) fn tier_available(tier: Tier) -> bool {
             _ => false,
         }
     }
-}
-
-/// A [`DotEntry`] from a one-row kernel `$one(&[W], &[A]) -> f32` and an
-/// `$n`-row kernel `$many([&[W]; $n], &[A]) -> [f32; $n]`: `gemv` takes rows
-/// `$n` at a time and the rest singly.
-macro_rules! rows_entry {
-    ($tier:expr, $W:ty, $A:ty, $one:path, $many:path, $n:literal) => {{
-        unsafe fn vec_dot(w: &[u8], a: &[u8]) -> f32 {
-            // SAFETY: the caller upholds `VecDotFn`'s contract (CPU tier, whole
-            // aligned blocks of the same count), which is `$one`'s.
-            unsafe { $one(bytemuck::cast_slice(w), bytemuck::cast_slice(a)) }
-        }
-        unsafe fn gemv(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
-            let a: &[$A] = bytemuck::cast_slice(a);
-            let w: &[$W] = bytemuck::cast_slice(w);
-            let per_row = row_bytes / core::mem::size_of::<$W>();
-            let row = |r: usize| -> &[$W] { &w[r * per_row..(r + 1) * per_row] };
-            let mut r = 0;
-            while r + $n <= out.len() {
-                let rows: [&[$W]; $n] = core::array::from_fn(|k| row(r + k));
-                // SAFETY: `GemvFn`'s contract: the CPU has the tier and every row is
-                // `row_bytes` of whole aligned blocks matching `a`.
-                let v = unsafe { $many(rows, a) };
-                out[r..r + $n].copy_from_slice(&v);
-                r += $n;
-            }
-            while r < out.len() {
-                // SAFETY: as above, for one row.
-                out[r] = unsafe { $one(row(r), a) };
-                r += 1;
-            }
-        }
-        DotEntry { tier: $tier, vec_dot, gemv_tier: $tier, gemv }
-    }};
 }
 
 /// A [`DotEntry`] from a typed one-row kernel `$one(&[W], &[A]) -> f32` and a
@@ -205,6 +186,21 @@ fn has_avx512_vnni() -> bool {
     }
 }
 
+/// A [`DotEntry`] whose `gemv` is an AVX-512 kernel and whose `vec_dot` (one
+/// row) is the AVX2 kernel `$one` of the same float order: the AVX-512
+/// kernels put two rows in one vector.
+macro_rules! avx512_entry {
+    ($W:ty, $A:ty, $one:path, $gemv:path) => {{
+        unsafe fn vec_dot(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: the caller upholds `VecDotFn`'s contract (the CPU has the
+            // AVX-512 tier, which includes AVX2, FMA and F16C; whole aligned
+            // blocks of the same count), which is `$one`'s.
+            unsafe { $one(bytemuck::cast_slice::<u8, $W>(w), bytemuck::cast_slice::<u8, $A>(a)) }
+        }
+        DotEntry { tier: Tier::Avx2, vec_dot, gemv_tier: Tier::Avx512, gemv: $gemv }
+    }};
+}
+
 /// Replaces table entries with their AVX-512 versions (the VNNI builds where
 /// the CPU has VNNI). Formats without an AVX-512 kernel keep their AVX2 one.
 ///
@@ -213,75 +209,33 @@ fn has_avx512_vnni() -> bool {
 pub(crate) unsafe fn plug_avx512(k: &mut Kernels) {
     use Tier::Avx512 as T;
     k.tier = T;
+    use q4_0_avx2::vec_dot_q4_0_q8_0_avx2 as q4_0_one;
+    use q4_1_avx2::vec_dot_q4_1_q8_1_avx2 as q4_1_one;
+    use q5_0_avx2::vec_dot_q5_0_q8_0_avx2 as q5_0_one;
+    use q8_0_avx2::vec_dot_q8_0_q8_0_avx2 as q8_0_one;
     if has_avx512_vnni() {
-        k.q4_0 = rows_entry!(
-            T,
-            q4_0::BlockQ4_0,
-            q8_0::BlockQ8_0,
-            q4_0_avx512::vec_dot_q4_0_q8_0_avx512vnni,
-            q4_0_avx512::vec_dot4_q4_0_q8_0_avx512vnni,
-            4
-        );
-        k.q4_1 = rows_entry!(
-            T,
-            q4_1::BlockQ4_1,
-            q8_1::BlockQ8_1,
-            q4_1_avx512::vec_dot_q4_1_q8_1_avx512vnni,
-            q4_1_avx512::vec_dot4_q4_1_q8_1_avx512vnni,
-            4
-        );
-        k.q5_0 = rows_entry!(
-            T,
-            q5_0::BlockQ5_0,
-            q8_0::BlockQ8_0,
-            q5_0_avx512::vec_dot_q5_0_q8_0_avx512vnni,
-            q5_0_avx512::vec_dot4_q5_0_q8_0_avx512vnni,
-            4
-        );
-        k.q8_0 = rows_entry!(
-            T,
-            q8_0::BlockQ8_0,
-            q8_0::BlockQ8_0,
-            q8_0_avx512::vec_dot_q8_0_q8_0_avx512vnni,
-            q8_0_avx512::vec_dot4_q8_0_q8_0_avx512vnni,
-            4
-        );
+        k.q4_0 = avx512_entry!(q4_0::BlockQ4_0, q8_0::BlockQ8_0, q4_0_one, q4_0_avx512::gemv_q4_0_q8_0_avx512vnni);
+        k.q4_1 = avx512_entry!(q4_1::BlockQ4_1, q8_1::BlockQ8_1, q4_1_one, q4_1_avx512::gemv_q4_1_q8_1_avx512vnni);
+        k.q5_0 = avx512_entry!(q5_0::BlockQ5_0, q8_0::BlockQ8_0, q5_0_one, q5_0_avx512::gemv_q5_0_q8_0_avx512vnni);
+        k.q8_0 = avx512_entry!(q8_0::BlockQ8_0, q8_0::BlockQ8_0, q8_0_one, q8_0_avx512::gemv_q8_0_q8_0_avx512vnni);
     } else {
-        k.q4_0 = rows_entry!(
-            T,
-            q4_0::BlockQ4_0,
-            q8_0::BlockQ8_0,
-            q4_0_avx512::vec_dot_q4_0_q8_0_avx512,
-            q4_0_avx512::vec_dot4_q4_0_q8_0_avx512,
-            4
-        );
-        k.q4_1 = rows_entry!(
-            T,
-            q4_1::BlockQ4_1,
-            q8_1::BlockQ8_1,
-            q4_1_avx512::vec_dot_q4_1_q8_1_avx512,
-            q4_1_avx512::vec_dot4_q4_1_q8_1_avx512,
-            4
-        );
-        k.q5_0 = rows_entry!(
-            T,
-            q5_0::BlockQ5_0,
-            q8_0::BlockQ8_0,
-            q5_0_avx512::vec_dot_q5_0_q8_0_avx512,
-            q5_0_avx512::vec_dot4_q5_0_q8_0_avx512,
-            4
-        );
-        k.q8_0 = rows_entry!(
-            T,
-            q8_0::BlockQ8_0,
-            q8_0::BlockQ8_0,
-            q8_0_avx512::vec_dot_q8_0_q8_0_avx512,
-            q8_0_avx512::vec_dot4_q8_0_q8_0_avx512,
-            4
-        );
+        k.q4_0 = avx512_entry!(q4_0::BlockQ4_0, q8_0::BlockQ8_0, q4_0_one, q4_0_avx512::gemv_q4_0_q8_0_avx512);
+        k.q4_1 = avx512_entry!(q4_1::BlockQ4_1, q8_1::BlockQ8_1, q4_1_one, q4_1_avx512::gemv_q4_1_q8_1_avx512);
+        k.q5_0 = avx512_entry!(q5_0::BlockQ5_0, q8_0::BlockQ8_0, q5_0_one, q5_0_avx512::gemv_q5_0_q8_0_avx512);
+        k.q8_0 = avx512_entry!(q8_0::BlockQ8_0, q8_0::BlockQ8_0, q8_0_one, q8_0_avx512::gemv_q8_0_q8_0_avx512);
     }
-    k.q4_k = crate::dot_entry!(T, q4_k::BlockQ4K, q8_k::BlockQ8K, q4_k_avx512::vec_dot_q4_k_q8_k_avx512);
-    k.q6_k = crate::dot_entry!(T, q6_k::BlockQ6K, q8_k::BlockQ8K, q6_k_avx512::vec_dot_q6_k_q8_k_avx512);
+    k.q4_k = avx512_entry!(
+        q4_k::BlockQ4K,
+        q8_k::BlockQ8K,
+        q4_k_avx2::vec_dot_q4_k_q8_k_avx2,
+        q4_k_avx512::gemv_q4_k_q8_k_avx512
+    );
+    k.q6_k = avx512_entry!(
+        q6_k::BlockQ6K,
+        q8_k::BlockQ8K,
+        q6_k_avx2::vec_dot_q6_k_q8_k_avx2,
+        q6_k_avx512::gemv_q6_k_q8_k_avx512
+    );
     k.quantize_q8_0 = quantize_entry!(T, q8_0::BlockQ8_0, q8_0_avx512::quantize_q8_0_avx512);
     k.quantize_q8_1 = quantize_entry!(T, q8_1::BlockQ8_1, q8_1_avx512::quantize_q8_1_avx512);
     k.quantize_q8_k = quantize_entry!(T, q8_k::BlockQ8K, q8_k_avx512::quantize_q8_k_avx512);

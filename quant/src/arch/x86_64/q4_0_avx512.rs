@@ -1,82 +1,56 @@
-//! Q4_0 · Q8_0 with AVX-512, one row or four rows per pass over the
-//! activation, in two builds: with VNNI (`vpdpbusd`) and with BW only.
+//! Q4_0 · Q8_0 with AVX-512 (VNNI and BW-only builds), in ggml's x86 float
+//! order.
 //!
-//! Four blocks per step: one vector holds four blocks' nibbles (block k's
-//! values 0..16 in bytes 16k..16k+16, values 16..32 in a second vector), the
-//! activations are rearranged once per step to meet them, and every row's
-//! integer sum starts from `-8 * sum(a)`. The last `n % 4` blocks go through
-//! the generic kernel.
+//! llama.cpp's AVX-512 builds run ggml's AVX2 code for this format (with
+//! `vpdpbusd` for the integer sums where VNNI exists), so to give the same
+//! bits a 256-bit half still holds one block of one row in ggml's lane
+//! layout: a 512-bit vector holds the same block of two rows, the activation
+//! block sits in both halves, and each half keeps its row's per-lane chain
+//! `fma(d_w*d_a, sum_l, acc_l)`, reduced with ggml's `hsum_float_8`. Every
+//! row's sum starts from `-8 * sum(a)` per lane. `gemv` takes four rows per
+//! pass; `vec_dot` (one row) is the AVX2 kernel, the same arithmetic.
 
-use super::avx2::PREFETCH;
+use super::avx2::{f16_to_f32, PREFETCH};
 use super::avx512::*;
-use crate::q4_0::{vec_dot_q4_0_q8_0_generic, BlockQ4_0};
+use super::q4_0_avx2::vec_dot_q4_0_q8_0_avx2;
+use crate::q4_0::BlockQ4_0;
 use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
 
 macro_rules! kernels {
-    ($feat:literal, $dp:path, $rows:ident, $one:ident, $four:ident) => {
+    ($feat:literal, $dp:path, $rows:ident, $gemv:ident) => {
         #[inline]
         #[target_feature(enable = $feat)]
-        fn $rows<const R: usize>(w: [&[BlockQ4_0]; R], a: &[BlockQ8_0]) -> [f32; R] {
+        fn $rows<const P: usize>(w: [[&[BlockQ4_0]; 2]; P], a: &[BlockQ8_0]) -> [[f32; 2]; P] {
             let n = a.len();
-            let w = w.map(|r| &r[..n]);
+            let w = w.map(|pr| pr.map(|r| &r[..n]));
             let eight = _mm512_set1_epi8(8);
             let zero = _mm512_setzero_si512();
-            let mut acc = [_mm512_setzero_ps(); R];
-            for q in 0..n / 4 {
-                let ab: [&BlockQ8_0; 4] = core::array::from_fn(|k| &a[4 * q + k]);
-                let (alo, ahi) = act_quad(ab.map(|b| &b.qs));
-                let neg = _mm512_sub_epi32(zero, $dp($dp(zero, eight, alo), eight, ahi));
-                let da = f16x4_quarters(ab.map(|b| b.d));
-                for r in 0..R {
-                    let wb: [&BlockQ4_0; 4] = core::array::from_fn(|k| &w[r][4 * q + k]);
-                    prefetch_ahead(wb[0], PREFETCH);
-                    let (lo, hi) = nibbles_quad(wb.map(|b| &b.qs));
-                    let p = $dp($dp(neg, lo, alo), hi, ahi);
-                    let d = _mm512_mul_ps(f16x4_quarters(wb.map(|b| b.d)), da);
-                    acc[r] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc[r]);
+            let mut acc = [_mm512_setzero_ps(); P];
+            for (i, ab) in a.iter().enumerate() {
+                let qa = act_both(&ab.qs);
+                let neg = _mm512_sub_epi32(zero, $dp(zero, eight, qa));
+                let da = f16_to_f32(ab.d);
+                for p in 0..P {
+                    let (w0, w1) = (&w[p][0][i], &w[p][1][i]);
+                    prefetch_ahead(w0, PREFETCH);
+                    prefetch_ahead(w1, PREFETCH);
+                    let s = $dp(neg, nibbles_rows(&w0.qs, &w1.qs), qa);
+                    let d = halves(f16_to_f32(w0.d) * da, f16_to_f32(w1.d) * da);
+                    acc[p] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[p]);
                 }
             }
-            let t = n / 4 * 4;
-            let mut out = [0.0; R];
-            for r in 0..R {
-                out[r] = hsum(acc[r]) + vec_dot_q4_0_q8_0_generic(&w[r][t..], &a[t..]);
-            }
-            out
+            acc.map(|v| hsum_halves(v))
         }
 
-        /// Q4_0 weights · Q8_0 activations.
-        ///
-        /// # Safety
-        /// The CPU must support the features this function is compiled for.
-        /// `w` and `a` hold the same number of blocks.
-        #[target_feature(enable = $feat)]
-        pub(crate) unsafe fn $one(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
-            $rows([w], a)[0]
-        }
-
-        /// Four Q4_0 weight rows · one Q8_0 activation row.
-        ///
-        /// # Safety
-        /// As the one-row kernel, for every row.
-        #[target_feature(enable = $feat)]
-        pub(crate) unsafe fn $four(w: [&[BlockQ4_0]; 4], a: &[BlockQ8_0]) -> [f32; 4] {
-            $rows(w, a)
-        }
+        row_pairs_gemv!($feat, BlockQ4_0, BlockQ8_0, $rows, vec_dot_q4_0_q8_0_avx2, $gemv, 2);
     };
 }
 
-kernels!(
-    "avx512f,avx512bw,avx512vl,avx2,fma,f16c",
-    dpbusd_bw,
-    dot_rows_bw,
-    vec_dot_q4_0_q8_0_avx512,
-    vec_dot4_q4_0_q8_0_avx512
-);
+kernels!("avx512f,avx512bw,avx512vl,avx2,fma,f16c", dpbusd_bw, dot_rows_bw, gemv_q4_0_q8_0_avx512);
 kernels!(
     "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c",
     _mm512_dpbusd_epi32,
     dot_rows_vnni,
-    vec_dot_q4_0_q8_0_avx512vnni,
-    vec_dot4_q4_0_q8_0_avx512vnni
+    gemv_q4_0_q8_0_avx512vnni
 );

@@ -1,84 +1,57 @@
-//! Q8_0 with AVX-512: the Q8_0 · Q8_0 dot product (VNNI and BW-only builds,
-//! one row or four rows per pass) and the f32 → Q8_0 activation quantizer.
+//! Q8_0 with AVX-512: the Q8_0 · Q8_0 `gemv` (VNNI and BW-only builds) and
+//! the f32 → Q8_0 activation quantizer.
 //!
-//! Two blocks per step fill a 512-bit vector. The weights' signs move onto
-//! the activations (`|w|` is at most 128, which `vpdpbusd`/`vpmaddubsw` take
-//! as unsigned; activations are never -128). A last odd block goes through
-//! the generic kernel.
+//! The dot product is in ggml's x86 float order, as llama.cpp's AVX-512
+//! builds compute it (ggml's AVX2 code): one block of two rows per 512-bit
+//! vector, each 256-bit half in ggml's lane layout with its row's per-lane
+//! chain `fma(d_w*d_a, sum_l, acc_l)`, reduced with ggml's `hsum_float_8`.
+//! The weights' signs move onto the activations (`|w|` is at most 128, which
+//! `vpdpbusd`/`vpmaddubsw` take as unsigned; activations are never -128).
+//! `vec_dot` (one row) is the AVX2 kernel, the same arithmetic.
 
-use super::avx2::PREFETCH;
+use super::avx2::{f16_to_f32, PREFETCH};
 use super::avx512::*;
-use crate::q8_0::{vec_dot_q8_0_q8_0_generic, BlockQ8_0};
+use super::q8_0_avx2::vec_dot_q8_0_q8_0_avx2;
+use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
 use half::f16;
 
 macro_rules! kernels {
-    ($feat:literal, $dp:path, $rows:ident, $one:ident, $four:ident) => {
+    ($feat:literal, $dp:path, $rows:ident, $gemv:ident) => {
         #[inline]
         #[target_feature(enable = $feat)]
-        fn $rows<const R: usize>(w: [&[BlockQ8_0]; R], a: &[BlockQ8_0]) -> [f32; R] {
+        fn $rows<const P: usize>(w: [[&[BlockQ8_0]; 2]; P], a: &[BlockQ8_0]) -> [[f32; 2]; P] {
             let n = a.len();
-            let w = w.map(|r| &r[..n]);
+            let w = w.map(|pr| pr.map(|r| &r[..n]));
             let zero = _mm512_setzero_si512();
-            let halves = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-            let mut acc = [_mm512_setzero_ps(); R];
-            for p in 0..n / 2 {
-                let (a0, a1) = (&a[2 * p], &a[2 * p + 1]);
-                let av = join256(load32_at(&a0.qs, 0), load32_at(&a1.qs, 0));
-                let da = f16x4([a0.d, a1.d, f16::ZERO, f16::ZERO]);
-                for r in 0..R {
-                    let (w0, w1) = (&w[r][2 * p], &w[r][2 * p + 1]);
+            let mut acc = [_mm512_setzero_ps(); P];
+            for (i, ab) in a.iter().enumerate() {
+                let qa = act_both(&ab.qs);
+                let da = f16_to_f32(ab.d);
+                for p in 0..P {
+                    let (w0, w1) = (&w[p][0][i], &w[p][1][i]);
                     prefetch_ahead(w0, PREFETCH);
+                    prefetch_ahead(w1, PREFETCH);
                     let wv = join256(load32_at(&w0.qs, 0), load32_at(&w1.qs, 0));
-                    let sa = _mm512_mask_sub_epi8(av, _mm512_movepi8_mask(wv), zero, av);
+                    let sa = _mm512_mask_sub_epi8(qa, _mm512_movepi8_mask(wv), zero, qa);
                     let s = $dp(zero, _mm512_abs_epi8(wv), sa);
-                    let d = _mm_mul_ps(f16x4([w0.d, w1.d, f16::ZERO, f16::ZERO]), da);
-                    let d = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(d));
-                    acc[r] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[r]);
+                    let d = halves(f16_to_f32(w0.d) * da, f16_to_f32(w1.d) * da);
+                    acc[p] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[p]);
                 }
             }
-            let t = n / 2 * 2;
-            let mut out = [0.0; R];
-            for r in 0..R {
-                out[r] = hsum(acc[r]) + vec_dot_q8_0_q8_0_generic(&w[r][t..], &a[t..]);
-            }
-            out
+            acc.map(|v| hsum_halves(v))
         }
 
-        /// Q8_0 weights · Q8_0 activations.
-        ///
-        /// # Safety
-        /// The CPU must support the features this function is compiled for.
-        /// `w` and `a` hold the same number of blocks.
-        #[target_feature(enable = $feat)]
-        pub(crate) unsafe fn $one(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
-            $rows([w], a)[0]
-        }
-
-        /// Four Q8_0 weight rows · one Q8_0 activation row.
-        ///
-        /// # Safety
-        /// As the one-row kernel, for every row.
-        #[target_feature(enable = $feat)]
-        pub(crate) unsafe fn $four(w: [&[BlockQ8_0]; 4], a: &[BlockQ8_0]) -> [f32; 4] {
-            $rows(w, a)
-        }
+        row_pairs_gemv!($feat, BlockQ8_0, BlockQ8_0, $rows, vec_dot_q8_0_q8_0_avx2, $gemv, 1);
     };
 }
 
-kernels!(
-    "avx512f,avx512bw,avx512vl,avx2,fma,f16c",
-    dpbusd_bw,
-    dot_rows_bw,
-    vec_dot_q8_0_q8_0_avx512,
-    vec_dot4_q8_0_q8_0_avx512
-);
+kernels!("avx512f,avx512bw,avx512vl,avx2,fma,f16c", dpbusd_bw, dot_rows_bw, gemv_q8_0_q8_0_avx512);
 kernels!(
     "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c",
     _mm512_dpbusd_epi32,
     dot_rows_vnni,
-    vec_dot_q8_0_q8_0_avx512vnni,
-    vec_dot4_q8_0_q8_0_avx512vnni
+    gemv_q8_0_q8_0_avx512vnni
 );
 
 /// Loads 32 f32 as two vectors.
