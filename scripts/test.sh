@@ -7,7 +7,9 @@
 #   2. the end-to-end model tests in release mode (feature `e2e`);
 #   3. the ember-quant tests cross-compiled for aarch64 under qemu
 #      (Cortex-A72 = NEON only, and `-cpu max` = dotprod);
-#   4. the no_std builds of ember-quant and ember for thumbv7em-none-eabihf.
+#   4. the AVX-512 kernels on Bochs' emulated tigerlake and skylake-x CPUs
+#      (scripts/test-x86-avx512.sh, a bare-metal harness; ~3 minutes);
+#   5. the no_std builds of ember-quant and ember for thumbv7em-none-eabihf.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export EMBER_HOME="${EMBER_HOME:-$PWD/.models}"
@@ -51,6 +53,9 @@ cargo test --release -p ember-cli --features e2e \
 
 step "aarch64 tests under qemu"
 if [ -x scripts/test-aarch64.sh ]; then scripts/test-aarch64.sh; else echo "scripts/test-aarch64.sh missing" >&2; exit 1; fi
+
+step "AVX-512 kernels under Bochs (this machine and CI have no AVX-512)"
+scripts/test-x86-avx512.sh
 
 step "no_std builds (thumbv7em-none-eabihf)"
 cargo build -p ember-quant --no-default-features --target thumbv7em-none-eabihf
