@@ -106,7 +106,14 @@ macro_rules! gemv_entry {
             // aligned blocks of the same count), which is `$one`'s.
             unsafe { $one(bytemuck::cast_slice::<u8, $W>(w), bytemuck::cast_slice::<u8, $A>(a)) }
         }
-        DotEntry { tier: $tier, vec_dot, gemv_tier: $tier, gemv: $gemv }
+        DotEntry {
+            tier: $tier,
+            vec_dot,
+            gemv_tier: $tier,
+            gemv: $gemv,
+            gemm_tier: $tier,
+            gemm: crate::gemm_by_rows!($gemv),
+        }
     }};
 }
 
@@ -197,7 +204,14 @@ macro_rules! avx512_entry {
             // blocks of the same count), which is `$one`'s.
             unsafe { $one(bytemuck::cast_slice::<u8, $W>(w), bytemuck::cast_slice::<u8, $A>(a)) }
         }
-        DotEntry { tier: Tier::Avx2, vec_dot, gemv_tier: Tier::Avx512, gemv: $gemv }
+        DotEntry {
+            tier: Tier::Avx2,
+            vec_dot,
+            gemv_tier: Tier::Avx512,
+            gemv: $gemv,
+            gemm_tier: Tier::Avx512,
+            gemm: crate::gemm_by_rows!($gemv),
+        }
     }};
 }
 
