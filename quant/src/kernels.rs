@@ -80,6 +80,19 @@ pub type VecDotFn = unsafe fn(w: &[u8], a: &[u8]) -> f32;
 /// several weight rows. Same safety contract as [`VecDotFn`].
 pub type GemvFn = unsafe fn(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]);
 
+/// Matrix-matrix product: `out[i * out_stride + r] = dot(w row r, act row i)`
+/// for every weight row `r < w.len() / row_bytes` and activation row
+/// `i < acts.len() / act_row_bytes`. Kernels that follow a multi-activation
+/// float order (ggml's repacked gemm takes activation rows four at a time)
+/// live here; the default loops the entry's `gemv` over the activation rows.
+///
+/// # Safety
+/// As [`VecDotFn`], and `out` must hold at least
+/// `(m - 1) * out_stride + rows` values when `m` and `rows` are non-zero
+/// ([`Kernels::gemm_strided`] checks all of it).
+pub type GemmFn =
+    unsafe fn(w: &[u8], row_bytes: usize, acts: &[u8], act_row_bytes: usize, out: &mut [f32], out_stride: usize);
+
 /// Quantizes one activation row of f32 into the paired format's blocks (as
 /// bytes). Same safety contract as [`VecDotFn`].
 pub type QuantizeFn = unsafe fn(x: &[f32], out: &mut [u8]);
@@ -95,6 +108,10 @@ pub struct DotEntry {
     pub gemv_tier: Tier,
     /// Many rows · one activation.
     pub gemv: GemvFn,
+    /// Tier of `gemm`.
+    pub gemm_tier: Tier,
+    /// Many rows · many activations.
+    pub gemm: GemmFn,
 }
 
 /// An activation quantizer.
@@ -128,7 +145,33 @@ macro_rules! dot_entry {
                 *o = unsafe { $f(bytemuck::cast_slice(row), a) };
             }
         }
-        $crate::kernels::DotEntry { tier: $tier, vec_dot, gemv_tier: $tier, gemv }
+        $crate::kernels::DotEntry {
+            tier: $tier,
+            vec_dot,
+            gemv_tier: $tier,
+            gemv,
+            gemm_tier: $tier,
+            gemm: $crate::gemm_by_rows!(gemv),
+        }
+    }};
+}
+
+/// A [`GemmFn`] that calls the [`GemvFn`] `$gemv` once per activation row:
+/// the default `gemm` of an entry, with the entry's one-activation order.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! gemm_by_rows {
+    ($gemv:path) => {{
+        unsafe fn gemm(w: &[u8], row_bytes: usize, acts: &[u8], act_row_bytes: usize, out: &mut [f32], stride: usize) {
+            let rows = w.len() / row_bytes;
+            for (i, a) in acts.chunks_exact(act_row_bytes).enumerate() {
+                // SAFETY: the caller upholds `GemmFn`'s contract: the CPU runs
+                // the tier, the buffers are whole aligned blocks, and `out`
+                // holds `rows` values from `i * stride` for every row `i`.
+                unsafe { $gemv(w, row_bytes, a, &mut out[i * stride..i * stride + rows]) };
+            }
+        }
+        gemm as $crate::kernels::GemmFn
     }};
 }
 

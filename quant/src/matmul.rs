@@ -97,7 +97,9 @@ impl Kernels {
     /// Matrix-matrix product for `m` activation rows: `out[i * rows + r] =
     /// W[r] · a_i`, where `acts` holds `m` activation rows back to back and `w`
     /// holds `rows` weight rows. Weight rows are taken in tiles that stay in
-    /// cache while every activation row passes over them.
+    /// cache while every activation row passes over them (the entry's `gemm`
+    /// per tile).
+    #[allow(clippy::too_many_arguments)]
     pub fn gemm(
         &self,
         wty: GgmlType,
@@ -117,19 +119,82 @@ impl Kernels {
         if rows == 0 || m == 0 {
             return Ok(());
         }
-        // About 32 KiB of weights per tile, at least 4 rows.
+        if cols == 0 {
+            out.fill(0.0);
+            return Ok(());
+        }
+        // About 32 KiB of weights per tile, at least 8 rows (ggml's repacked
+        // kernels take weight rows eight at a time).
         const TILE_BYTES: usize = 32 * 1024;
-        let tile = (TILE_BYTES / row_bytes.max(1)).clamp(4, 256);
+        let tile = (TILE_BYTES / row_bytes.max(1)).clamp(8, 256).next_multiple_of(8);
         let mut r0 = 0;
         while r0 < rows {
             let r1 = (r0 + tile).min(rows);
-            let wt = &w[r0 * row_bytes..r1 * row_bytes];
-            for i in 0..m {
-                let a = &acts[i * act_bytes..(i + 1) * act_bytes];
-                self.gemv(wty, cols, wt, a, &mut out[i * rows + r0..i * rows + r1])?;
-            }
+            self.gemm_strided(wty, cols, &w[r0 * row_bytes..r1 * row_bytes], acts, &mut out[r0..], rows)?;
             r0 = r1;
         }
+        Ok(())
+    }
+
+    /// Matrix-matrix product with a strided output: `out[i * out_stride + r] =
+    /// W[r] · a_i` for the `w.len() / row_bytes` weight rows of `w` (each `cols`
+    /// values in format `wty`) and the activation rows `acts` holds back to
+    /// back (quantized to the paired format). Values of `out` between one
+    /// activation row's outputs and the next are left as they are. The float
+    /// order per output is the one llama.cpp uses for this many activation
+    /// rows (see the format's kernel), so call it with the whole batch, or
+    /// with groups of a multiple of four rows, to keep that order.
+    pub fn gemm_strided(
+        &self,
+        wty: GgmlType,
+        cols: usize,
+        w: &[u8],
+        acts: &[u8],
+        out: &mut [f32],
+        out_stride: usize,
+    ) -> Result<(), Error> {
+        let (e, act) = self.entry(wty)?;
+        let row_bytes = wty.row_bytes(cols).ok_or(Error::NotBlockMultiple { ty: wty, n: cols })?;
+        let act_bytes = act_row_bytes(act, cols)?;
+        if row_bytes == 0 || act_bytes == 0 {
+            return Err(Error::Length { what: "matrix columns", expected: 1, got: 0 });
+        }
+        if w.len() % row_bytes != 0 {
+            return Err(Error::Length { what: "weights", expected: w.len() / row_bytes * row_bytes, got: w.len() });
+        }
+        if acts.len() % act_bytes != 0 {
+            return Err(Error::Length {
+                what: "activations",
+                expected: acts.len() / act_bytes * act_bytes,
+                got: acts.len(),
+            });
+        }
+        let (rows, m) = (w.len() / row_bytes, acts.len() / act_bytes);
+        if rows == 0 || m == 0 {
+            return Ok(());
+        }
+        if out_stride < rows {
+            return Err(Error::Length { what: "output stride", expected: rows, got: out_stride });
+        }
+        let need = (m - 1).checked_mul(out_stride).and_then(|v| v.checked_add(rows)).ok_or(Error::Length {
+            what: "output",
+            expected: usize::MAX,
+            got: out.len(),
+        })?;
+        if out.len() < need {
+            return Err(Error::Length { what: "output", expected: need, got: out.len() });
+        }
+        check_align("weights", wty, w)?;
+        check_align("activations", act, acts)?;
+        if row_bytes % align_of_blocks(wty) != 0 {
+            return Err(Error::Misaligned { what: "weight rows", align: align_of_blocks(wty) });
+        }
+        if act_bytes % align_of_blocks(act) != 0 {
+            return Err(Error::Misaligned { what: "activation rows", align: align_of_blocks(act) });
+        }
+        // SAFETY: table built for this CPU; whole aligned blocks in every row
+        // and `out` long enough for every (row, activation) pair (checked above).
+        unsafe { (e.gemm)(w, row_bytes, acts, act_bytes, out, out_stride) };
         Ok(())
     }
 

@@ -629,6 +629,49 @@ mod ggml_x86 {
         hsum8(acc)
     }
 
+    /// `ggml_gemv_q4_0_8x8_q8_0` / `ggml_gemm_q4_0_8x8_q8_0` (llama.cpp's
+    /// repacked Q4_0, `arch/x86/repack.cpp`), per output: `acc = fma(f32(isum),
+    /// d_w * d_a, acc)` block after block, `isum` the block's exact integer dot.
+    pub fn q4_0_repacked(w: &[q4_0::BlockQ4_0], a: &[q8_0::BlockQ8_0]) -> f32 {
+        let mut acc = 0.0f32;
+        for (x, y) in w.iter().zip(a) {
+            let q = nibbles(&x.qs);
+            let isum: i32 = (0..32).map(|j| (q[j] - 8) * y.qs[j] as i32).sum();
+            acc = (isum as f32).mul_add(x.d.to_f32() * y.d.to_f32(), acc);
+        }
+        acc
+    }
+
+    /// `ggml_gemv_q4_K_8x8_q8_K` (`per_64 = false`: one step per super-block)
+    /// and `ggml_gemm_q4_K_8x8_q8_K` (`per_64 = true`: one step per 64
+    /// values), per output: `acc = fma(f32(sum sc_j * dot_j), d_w * d_a, acc)`,
+    /// `acc_min = fma(f32(sum m_j * bsum_j), dmin_w * d_a, acc_min)`, result
+    /// `acc - acc_min`.
+    pub fn q4_k_repacked(w: &[q4_k::BlockQ4K], a: &[q8_k::BlockQ8K], per_64: bool) -> f32 {
+        let (mut acc, mut acc_min) = (0.0f32, 0.0f32);
+        for (x, y) in w.iter().zip(a) {
+            let (sc, m) = scale_min_k4(&x.scales);
+            let d = x.d.to_f32() * y.d;
+            let dmin = x.dmin.to_f32() * y.d;
+            let dot = |j: usize| -> i32 {
+                let q4 = &x.qs[32 * (j / 2)..32 * (j / 2) + 32];
+                (0..32)
+                    .map(|k| (if j % 2 == 0 { q4[k] & 0x0f } else { q4[k] >> 4 }) as i32 * y.qs[32 * j + k] as i32)
+                    .sum()
+            };
+            let bsum = |j: usize| y.bsums[2 * j] as i32 + y.bsums[2 * j + 1] as i32;
+            let groups: &[&[usize]] =
+                if per_64 { &[&[0, 1], &[2, 3], &[4, 5], &[6, 7]] } else { &[&[0, 1, 2, 3, 4, 5, 6, 7]] };
+            for g in groups {
+                let isum: i32 = g.iter().map(|&j| sc[j] * dot(j)).sum();
+                let imin: i32 = g.iter().map(|&j| m[j] * bsum(j)).sum();
+                acc = (isum as f32).mul_add(d, acc);
+                acc_min = (imin as f32).mul_add(dmin, acc_min);
+            }
+        }
+        acc - acc_min
+    }
+
     /// `quantize_row_q8_0/q8_1` (AVX2): `d = amax / 127`, `id = 127 / amax`,
     /// `q = round_half_even(x * id)`.
     fn q8_block(x: &[f32]) -> (f32, [i8; 32]) {
@@ -696,11 +739,77 @@ fn x86_kernels_reproduce_ggml_float_order() {
                     for (r, got) in out.iter().enumerate() {
                         let wr = &w.bytes()[r * rb..(r + 1) * rb];
                         let want = model(wr, a.bytes());
+                        // llama.cpp repacks Q4_0 and Q4_K: its matrix products
+                        // run the repacked kernels' order, not vec_dot's.
+                        let want_gemv = match ty {
+                            GgmlType::Q4_0 => {
+                                m::<q4_0::BlockQ4_0, q8_0::BlockQ8_0>(ggml_x86::q4_0_repacked, wr, a.bytes())
+                            }
+                            GgmlType::Q4_K => m::<q4_k::BlockQ4K, q8_k::BlockQ8K>(
+                                |w, a| ggml_x86::q4_k_repacked(w, a, false),
+                                wr,
+                                a.bytes(),
+                            ),
+                            _ => want,
+                        };
                         let one = k.vec_dot(ty, cols, wr, a.bytes()).unwrap();
                         let what = format!("avx2 {ty} cols={cols} raw={raw} rows={rows} row {r}");
-                        assert_eq!(got.to_bits(), want.to_bits(), "{what}: gemv {got} vs ggml {want}");
+                        assert_eq!(got.to_bits(), want_gemv.to_bits(), "{what}: gemv {got} vs ggml {want_gemv}");
                         assert_eq!(one.to_bits(), want.to_bits(), "{what}: vec_dot {one} vs ggml {want}");
                         checked += 2;
+                    }
+                }
+            }
+        }
+    }
+    // The repacked formats' gemm, on every x86 tier this CPU has: Q4_0 in
+    // the gemv order for every activation row; Q4_K in the gemm order for
+    // the first m - m % 4 activation rows and the gemv order for the rest.
+    for tier in [Tier::Avx2, Tier::Avx512].into_iter().filter(|t| t.is_available()) {
+        let k = Kernels::with_tier(tier).unwrap();
+        for ty in [GgmlType::Q4_0, GgmlType::Q4_K] {
+            let act = ty.vec_dot_type().unwrap();
+            for cols in lengths(ty).into_iter().filter(|&c| c > 0) {
+                for (rows, m_act) in [(1usize, 1usize), (8, 4), (9, 5), (16, 7), (5, 8), (13, 3), (24, 9)] {
+                    let raw = rows % 2 == 1;
+                    let w = weights(&mut rng, ty, rows, cols, raw);
+                    let acts: Vec<Buf> = (0..m_act).map(|_| activation(&mut rng, act, cols)).collect();
+                    let ab = act_row_bytes(act, cols).unwrap();
+                    let mut all = Buf::new(ab * m_act);
+                    for (i, a) in acts.iter().enumerate() {
+                        all.bytes_mut()[i * ab..(i + 1) * ab].copy_from_slice(a.bytes());
+                    }
+                    let stride = rows + 1;
+                    let mut out = vec![f32::NAN; (m_act - 1) * stride + rows];
+                    k.gemm_strided(ty, cols, w.bytes(), all.bytes(), &mut out, stride).unwrap();
+                    let rb = ty.row_bytes(cols).unwrap();
+                    for (i, a) in acts.iter().enumerate() {
+                        let per_64 = i < m_act - m_act % 4;
+                        for r in 0..rows {
+                            let wr = &w.bytes()[r * rb..(r + 1) * rb];
+                            let want = match ty {
+                                GgmlType::Q4_0 => {
+                                    m::<q4_0::BlockQ4_0, q8_0::BlockQ8_0>(ggml_x86::q4_0_repacked, wr, a.bytes())
+                                }
+                                _ if per_64 => m::<q4_k::BlockQ4K, q8_k::BlockQ8K>(
+                                    |w, a| ggml_x86::q4_k_repacked(w, a, true),
+                                    wr,
+                                    a.bytes(),
+                                ),
+                                _ => m::<q4_k::BlockQ4K, q8_k::BlockQ8K>(
+                                    |w, a| ggml_x86::q4_k_repacked(w, a, false),
+                                    wr,
+                                    a.bytes(),
+                                ),
+                            };
+                            let got = out[i * stride + r];
+                            assert_eq!(
+                                got.to_bits(),
+                                want.to_bits(),
+                                "{tier} {ty} gemm cols={cols} rows={rows} m={m_act} ({i},{r}): {got} vs ggml {want}"
+                            );
+                            checked += 1;
+                        }
                     }
                 }
             }

@@ -695,11 +695,41 @@ pub fn matmul(
         let r0 = (c - first_chunk[j]) * block[j];
         let r1 = (r0 + block[j]).min(w.rows);
         let wt = &w.data[r0 * wrb..r1 * wrb];
-        for i in 0..n {
+        if n == 1 {
             // SAFETY: each chunk is a distinct block of rows of one matrix,
-            // run once; these are its outputs for input row `i`.
-            let o = unsafe { out.slice(i * w.rows + r0..i * w.rows + r1) };
-            err.check(kernels.gemv(w.ty, cols, wt, &acts[i * rb..(i + 1) * rb], o));
+            // run once; these are its outputs for the one input row.
+            let o = unsafe { out.slice(r0..r1) };
+            return err.check(kernels.gemm_strided(w.ty, cols, wt, acts, o, r1 - r0));
+        }
+        // The gemm entry writes a strided block; it goes through a local
+        // buffer so that no two threads hold overlapping output slices.
+        // Groups of GROUP input rows (a multiple of 4, so each row keeps the
+        // float order llama.cpp gives it for the whole batch), at most TILE
+        // weight rows at a time.
+        const GROUP: usize = 16;
+        const TILE: usize = 256;
+        let mut tmp = [0.0f32; GROUP * TILE];
+        let mut t0 = r0;
+        while t0 < r1 {
+            let t1 = (t0 + TILE).min(r1);
+            let wt = &wt[(t0 - r0) * wrb..(t1 - r0) * wrb];
+            let mut i0 = 0;
+            while i0 < n {
+                let i1 = (i0 + GROUP).min(n);
+                let width = t1 - t0;
+                let tb = &mut tmp[..(i1 - i0) * width];
+                if let Err(e) = kernels.gemm_strided(w.ty, cols, wt, &acts[i0 * rb..i1 * rb], tb, width) {
+                    return err.set(e);
+                }
+                for (k, src) in tb.chunks_exact(width).enumerate() {
+                    let i = i0 + k;
+                    // SAFETY: each chunk is a distinct block of rows of one
+                    // matrix, run once; these are its outputs for input row `i`.
+                    unsafe { out.slice(i * w.rows + t0..i * w.rows + t1) }.copy_from_slice(src);
+                }
+                i0 = i1;
+            }
+            t0 = t1;
         }
     };
     par.run(first_chunk[MAX_GROUP], &job);

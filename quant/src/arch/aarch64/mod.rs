@@ -81,7 +81,7 @@ macro_rules! rows_entry {
                 r += 1;
             }
         }
-        DotEntry { tier: $tier, vec_dot, gemv_tier: $tier, gemv }
+        DotEntry { tier: $tier, vec_dot, gemv_tier: $tier, gemv, gemm_tier: $tier, gemm: crate::gemm_by_rows!(gemv) }
     }};
 }
 

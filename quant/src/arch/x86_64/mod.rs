@@ -48,10 +48,9 @@ mod q6_k_avx2;
 mod q8_0_avx2;
 mod q8_1_avx2;
 mod q8_k_avx2;
+mod x8_avx2;
 
-mod q4_0_avx512;
 mod q4_1_avx512;
-mod q4_k_avx512;
 mod q5_0_avx512;
 mod q6_k_avx512;
 mod q8_0_avx512;
@@ -106,7 +105,28 @@ macro_rules! gemv_entry {
             // aligned blocks of the same count), which is `$one`'s.
             unsafe { $one(bytemuck::cast_slice::<u8, $W>(w), bytemuck::cast_slice::<u8, $A>(a)) }
         }
-        DotEntry { tier: $tier, vec_dot, gemv_tier: $tier, gemv: $gemv }
+        DotEntry {
+            tier: $tier,
+            vec_dot,
+            gemv_tier: $tier,
+            gemv: $gemv,
+            gemm_tier: $tier,
+            gemm: crate::gemm_by_rows!($gemv),
+        }
+    }};
+}
+
+/// A [`DotEntry`] whose `gemv` and `gemm` follow llama.cpp's repacked
+/// (8-row) x86 kernels ([`x8_avx2`]) and whose `vec_dot` (one row) is ggml's
+/// `vec_dot` order.
+macro_rules! x8_entry {
+    ($W:ty, $A:ty, $one:path, $gemv:path, $gemm:path) => {{
+        unsafe fn vec_dot(w: &[u8], a: &[u8]) -> f32 {
+            // SAFETY: the caller upholds `VecDotFn`'s contract (CPU tier, whole
+            // aligned blocks of the same count), which is `$one`'s.
+            unsafe { $one(bytemuck::cast_slice::<u8, $W>(w), bytemuck::cast_slice::<u8, $A>(a)) }
+        }
+        DotEntry { tier: Tier::Avx2, vec_dot, gemv_tier: Tier::Avx2, gemv: $gemv, gemm_tier: Tier::Avx2, gemm: $gemm }
     }};
 }
 
@@ -120,12 +140,12 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
     k.f32 = crate::dot_entry!(T, f32, f32, floats_avx2::vec_dot_f32_avx2);
     k.f16 = crate::dot_entry!(T, f16, f16, floats_avx2::vec_dot_f16_avx2);
     k.bf16 = crate::dot_entry!(T, bf16, bf16, floats_avx2::vec_dot_bf16_avx2);
-    k.q4_0 = gemv_entry!(
-        T,
+    k.q4_0 = x8_entry!(
         q4_0::BlockQ4_0,
         q8_0::BlockQ8_0,
         q4_0_avx2::vec_dot_q4_0_q8_0_avx2,
-        q4_0_avx2::gemv_q4_0_q8_0_avx2
+        x8_avx2::gemv_q4_0_q8_0_x8_avx2,
+        x8_avx2::gemm_q4_0_q8_0_x8_avx2
     );
     k.q4_1 = gemv_entry!(
         T,
@@ -164,7 +184,13 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
     );
     k.q2_k = crate::dot_entry!(T, q2_k::BlockQ2K, q8_k::BlockQ8K, q2_k_avx2::vec_dot_q2_k_q8_k_avx2);
     k.q3_k = crate::dot_entry!(T, q3_k::BlockQ3K, q8_k::BlockQ8K, q3_k_avx2::vec_dot_q3_k_q8_k_avx2);
-    k.q4_k = crate::dot_entry!(T, q4_k::BlockQ4K, q8_k::BlockQ8K, q4_k_avx2::vec_dot_q4_k_q8_k_avx2);
+    k.q4_k = x8_entry!(
+        q4_k::BlockQ4K,
+        q8_k::BlockQ8K,
+        q4_k_avx2::vec_dot_q4_k_q8_k_avx2,
+        x8_avx2::gemv_q4_k_q8_k_x8_avx2,
+        x8_avx2::gemm_q4_k_q8_k_x8_avx2
+    );
     k.q5_k = crate::dot_entry!(T, q5_k::BlockQ5K, q8_k::BlockQ8K, q5_k_avx2::vec_dot_q5_k_q8_k_avx2);
     k.q6_k = crate::dot_entry!(T, q6_k::BlockQ6K, q8_k::BlockQ8K, q6_k_avx2::vec_dot_q6_k_q8_k_avx2);
     k.quantize_q8_0 = quantize_entry!(T, q8_0::BlockQ8_0, q8_0_avx2::quantize_q8_0_avx2);
@@ -197,7 +223,14 @@ macro_rules! avx512_entry {
             // blocks of the same count), which is `$one`'s.
             unsafe { $one(bytemuck::cast_slice::<u8, $W>(w), bytemuck::cast_slice::<u8, $A>(a)) }
         }
-        DotEntry { tier: Tier::Avx2, vec_dot, gemv_tier: Tier::Avx512, gemv: $gemv }
+        DotEntry {
+            tier: Tier::Avx2,
+            vec_dot,
+            gemv_tier: Tier::Avx512,
+            gemv: $gemv,
+            gemm_tier: Tier::Avx512,
+            gemm: crate::gemm_by_rows!($gemv),
+        }
     }};
 }
 
@@ -209,27 +242,21 @@ macro_rules! avx512_entry {
 pub(crate) unsafe fn plug_avx512(k: &mut Kernels) {
     use Tier::Avx512 as T;
     k.tier = T;
-    use q4_0_avx2::vec_dot_q4_0_q8_0_avx2 as q4_0_one;
     use q4_1_avx2::vec_dot_q4_1_q8_1_avx2 as q4_1_one;
     use q5_0_avx2::vec_dot_q5_0_q8_0_avx2 as q5_0_one;
     use q8_0_avx2::vec_dot_q8_0_q8_0_avx2 as q8_0_one;
     if has_avx512_vnni() {
-        k.q4_0 = avx512_entry!(q4_0::BlockQ4_0, q8_0::BlockQ8_0, q4_0_one, q4_0_avx512::gemv_q4_0_q8_0_avx512vnni);
         k.q4_1 = avx512_entry!(q4_1::BlockQ4_1, q8_1::BlockQ8_1, q4_1_one, q4_1_avx512::gemv_q4_1_q8_1_avx512vnni);
         k.q5_0 = avx512_entry!(q5_0::BlockQ5_0, q8_0::BlockQ8_0, q5_0_one, q5_0_avx512::gemv_q5_0_q8_0_avx512vnni);
         k.q8_0 = avx512_entry!(q8_0::BlockQ8_0, q8_0::BlockQ8_0, q8_0_one, q8_0_avx512::gemv_q8_0_q8_0_avx512vnni);
     } else {
-        k.q4_0 = avx512_entry!(q4_0::BlockQ4_0, q8_0::BlockQ8_0, q4_0_one, q4_0_avx512::gemv_q4_0_q8_0_avx512);
         k.q4_1 = avx512_entry!(q4_1::BlockQ4_1, q8_1::BlockQ8_1, q4_1_one, q4_1_avx512::gemv_q4_1_q8_1_avx512);
         k.q5_0 = avx512_entry!(q5_0::BlockQ5_0, q8_0::BlockQ8_0, q5_0_one, q5_0_avx512::gemv_q5_0_q8_0_avx512);
         k.q8_0 = avx512_entry!(q8_0::BlockQ8_0, q8_0::BlockQ8_0, q8_0_one, q8_0_avx512::gemv_q8_0_q8_0_avx512);
     }
-    k.q4_k = avx512_entry!(
-        q4_k::BlockQ4K,
-        q8_k::BlockQ8K,
-        q4_k_avx2::vec_dot_q4_k_q8_k_avx2,
-        q4_k_avx512::gemv_q4_k_q8_k_avx512
-    );
+    // Q4_0 and Q4_K keep the AVX2 kernels plugged by `plug_avx2`: llama.cpp
+    // repacks these formats and its repacked order (`x8_avx2`) has no
+    // AVX-512 twin here yet (the former AVX-512 gemvs follow `vec_dot`'s order).
     k.q6_k = avx512_entry!(
         q6_k::BlockQ6K,
         q8_k::BlockQ8K,

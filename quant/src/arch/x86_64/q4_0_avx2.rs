@@ -9,8 +9,8 @@
 //!
 //! The nibbles (0..=15) multiply the signed activations directly with
 //! `maddubs`; the `-8` offset is `8 * sum(a)` per pair of values (the same
-//! integers as ggml's `(q - 8) * a`). Four rows share each activation block,
-//! its offsets and one f16 → f32 conversion of their scales.
+//! integers as ggml's `(q - 8) * a`). Matrix products use `x8_avx2`
+//! instead (llama.cpp repacks Q4_0 and runs another order there).
 
 use super::avx2::*;
 use crate::q4_0::BlockQ4_0;
@@ -49,27 +49,4 @@ fn dot_rows<const R: usize>(w: [&[BlockQ4_0]; R], a: &[BlockQ8_0]) -> [f32; R] {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn vec_dot_q4_0_q8_0_avx2(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     dot_rows([w], a)[0]
-}
-
-/// Q4_0 matrix · Q8_0 activation row: `out.len()` rows of `row_bytes` bytes,
-/// four rows per pass over the activation (the rest singly).
-///
-/// # Safety
-/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn gemv_q4_0_q8_0_avx2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
-    let a: &[BlockQ8_0] = bytemuck::cast_slice(a);
-    let w: &[BlockQ4_0] = bytemuck::cast_slice(w);
-    let per_row = row_bytes / core::mem::size_of::<BlockQ4_0>();
-    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
-    let mut r = 0;
-    while r + 4 <= out.len() {
-        let v = dot_rows([row(r), row(r + 1), row(r + 2), row(r + 3)], a);
-        out[r..r + 4].copy_from_slice(&v);
-        r += 4;
-    }
-    while r < out.len() {
-        out[r] = dot_rows([row(r)], a)[0];
-        r += 1;
-    }
 }

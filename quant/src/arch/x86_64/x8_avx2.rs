@@ -1,0 +1,280 @@
+//! Q4_0 and Q4_K matrix products with AVX2 in the float order of llama.cpp's
+//! **repacked** x86 kernels (ggml-cpu `repack.cpp`: `ggml_gemv_q4_0_8x8_q8_0`,
+//! `ggml_gemm_q4_0_8x8_q8_0`, `ggml_gemv_q4_K_8x8_q8_K`,
+//! `ggml_gemm_q4_K_8x8_q8_K`), which llama.cpp runs instead of `vec_dot` for
+//! every Q4_0 / Q4_K weight whose row count is a multiple of 8 on an AVX2 or
+//! AVX-512 CPU.
+//!
+//! Those kernels give each output (weight row `r`, activation row `i`) its
+//! own f32 lane, so the float order per output is a plain chain, whatever
+//! the grouping of rows:
+//! - Q4_0 (gemv and gemm alike): `acc = fma(f32(isum_b), d_w * d_a, acc)`
+//!   block after block from `acc = 0`, where `isum_b` is the exact integer
+//!   dot product of block `b`.
+//! - Q4_K, one activation row (gemv; also the `m % 4` trailing activation
+//!   rows of a gemm): per super-block `acc = fma(f32(isum), d * d_a, acc)`
+//!   and `acc_min = fma(f32(imin), dmin * d_a, acc_min)`, with `isum =
+//!   sum_j scale_j * dot_j` and `imin = sum_j min_j * bsum_j` over the eight
+//!   32-value groups; the output is `acc - acc_min`.
+//! - Q4_K, activation rows four at a time (gemm): the same two chains but
+//!   one step per 64 values (groups `2s` and `2s + 1`), four per super-block.
+//!
+//! Here eight weight rows are read straight from the GGUF layout (no
+//! repacked copy): each row's integer dot products are reduced across its
+//! lanes and the eight rows' sums land in one vector, lane `r` for row `r`,
+//! where the f32 chain runs exactly as above.
+
+use super::avx2::*;
+use crate::k_common::get_scale_min_k4;
+use crate::q4_0::BlockQ4_0;
+use crate::q4_k::BlockQ4K;
+use crate::q8_0::BlockQ8_0;
+use crate::q8_k::BlockQ8K;
+use core::arch::x86_64::*;
+
+/// Lane sums of eight vectors: lane `r` of the result is the (exact,
+/// wrapping-free for our ranges) sum of the eight i32 lanes of `p[r]`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn reduce8(p: [__m256i; 8]) -> __m256i {
+    let s01 = _mm256_hadd_epi32(p[0], p[1]);
+    let s23 = _mm256_hadd_epi32(p[2], p[3]);
+    let s45 = _mm256_hadd_epi32(p[4], p[5]);
+    let s67 = _mm256_hadd_epi32(p[6], p[7]);
+    let t0 = _mm256_hadd_epi32(s01, s23);
+    let t1 = _mm256_hadd_epi32(s45, s67);
+    let lo = _mm256_permute2x128_si256::<0x20>(t0, t1);
+    let hi = _mm256_permute2x128_si256::<0x31>(t0, t1);
+    _mm256_add_epi32(lo, hi)
+}
+
+/// Stores the first `n` lanes of `v` into `out`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn store_lanes(v: __m256, out: &mut [f32]) {
+    let mut tmp = [0.0f32; 8];
+    // SAFETY: `tmp` is 8 f32s, the size of one unaligned 256-bit store.
+    unsafe { _mm256_storeu_ps(tmp.as_mut_ptr(), v) };
+    let n = out.len().min(8);
+    out[..n].copy_from_slice(&tmp[..n]);
+}
+
+/// Eight row slices of `per_row` blocks from `w`, starting at row `r0`; rows
+/// past `rows` repeat the last row (their outputs are not stored).
+#[inline(always)]
+fn rows8<T>(w: &[T], per_row: usize, r0: usize, rows: usize) -> [&[T]; 8] {
+    core::array::from_fn(|k| {
+        let r = (r0 + k).min(rows - 1);
+        &w[r * per_row..(r + 1) * per_row]
+    })
+}
+
+// ---------------------------------------------------------------- Q4_0 ----
+
+/// Eight Q4_0 rows · one Q8_0 activation row, in the repacked order.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q4_0_rows8(w: [&[BlockQ4_0]; 8], a: &[BlockQ8_0]) -> __m256 {
+    let n = a.len();
+    let w = w.map(|r| &r[..n]);
+    let ones = _mm256_set1_epi16(1);
+    let eight = _mm256_set1_epi8(8);
+    let mut acc = _mm256_setzero_ps();
+    for (b, ab) in a.iter().enumerate() {
+        let qa = load32(&ab.qs);
+        // 8 * (pair sums of a): the -8 offset of Q4_0, exact in i16.
+        let off = _mm256_maddubs_epi16(eight, qa);
+        let p: [__m256i; 8] = core::array::from_fn(|r| {
+            let wb = &w[r][b];
+            prefetch_ahead(wb, PREFETCH);
+            let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(&wb.qs), qa), off);
+            _mm256_madd_epi16(p16, ones)
+        });
+        let isum = reduce8(p);
+        // col_scale * row_scale, as ggml's `_mm256_mul_ps(col_scale_f32, row_scale_f32)`.
+        let d = _mm256_mul_ps(f16_lanes(w.map(|r| r[b].d)), _mm256_set1_ps(f16_to_f32(ab.d)));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
+    }
+    acc
+}
+
+/// Q4_0 matrix · Q8_0 activation row in llama.cpp's repacked order (eight
+/// rows per pass; a last group of fewer rows is computed the same way).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn gemv_q4_0_q8_0_x8_avx2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
+    let a: &[BlockQ8_0] = bytemuck::cast_slice(a);
+    let w: &[BlockQ4_0] = bytemuck::cast_slice(w);
+    let per_row = row_bytes / core::mem::size_of::<BlockQ4_0>();
+    let rows = out.len();
+    let mut r = 0;
+    while r < rows {
+        let v = q4_0_rows8(rows8(w, per_row, r, rows), a);
+        store_lanes(v, &mut out[r..(r + 8).min(rows)]);
+        r += 8;
+    }
+}
+
+/// Q4_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]):
+/// the repacked gemm and gemv orders are the same for Q4_0, so each
+/// activation row gets [`gemv_q4_0_q8_0_x8_avx2`]'s result.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn gemm_q4_0_q8_0_x8_avx2(
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[u8],
+    act_row_bytes: usize,
+    out: &mut [f32],
+    stride: usize,
+) {
+    let wb: &[BlockQ4_0] = bytemuck::cast_slice(w);
+    let per_row = row_bytes / core::mem::size_of::<BlockQ4_0>();
+    let rows = w.len() / row_bytes;
+    let m = acts.len() / act_row_bytes;
+    let mut r = 0;
+    while r < rows {
+        // Weight rows outer, activation rows inner: the eight rows stay in L1.
+        let w8 = rows8(wb, per_row, r, rows);
+        let end = (r + 8).min(rows);
+        for i in 0..m {
+            let a: &[BlockQ8_0] = bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]);
+            let v = q4_0_rows8(w8, a);
+            store_lanes(v, &mut out[i * stride + r..i * stride + end]);
+        }
+        r += 8;
+    }
+}
+
+// ---------------------------------------------------------------- Q4_K ----
+
+/// Eight Q4_K rows · one Q8_K activation row. `PER_64`: ggml's gemm order
+/// (one f32 step per 64 values) instead of its gemv order (one per 256).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q4_k_rows8<const PER_64: bool>(w: [&[BlockQ4K]; 8], a: &[BlockQ8K]) -> __m256 {
+    let n = a.len();
+    let w = w.map(|r| &r[..n]);
+    let m4 = _mm256_set1_epi8(0x0f);
+    let mut acc = _mm256_setzero_ps();
+    let mut acc_min = _mm256_setzero_ps();
+    for (b, ab) in a.iter().enumerate() {
+        let da = _mm256_set1_ps(ab.d);
+        let d = _mm256_mul_ps(f16_lanes(w.map(|r| r[b].d)), da);
+        let dmin = _mm256_mul_ps(f16_lanes(w.map(|r| r[b].dmin)), da);
+        // Sums of the activation over each 32-value group (two bsums each).
+        let bs: [i32; 8] = core::array::from_fn(|j| ab.bsums[2 * j] as i32 + ab.bsums[2 * j + 1] as i32);
+        let mut sc = [[0i16; 8]; 8];
+        let mut mn = [[0i32; 8]; 8];
+        for r in 0..8 {
+            for j in 0..8 {
+                let (s, m) = get_scale_min_k4(j, &w[r][b].scales);
+                sc[r][j] = s as i16;
+                mn[r][j] = m as i32;
+            }
+        }
+        let mut tot = [_mm256_setzero_si256(); 8];
+        for s in 0..4 {
+            let a_lo = load32_at(&ab.qs, 64 * s);
+            let a_hi = load32_at(&ab.qs, 64 * s + 32);
+            let p: [__m256i; 8] = core::array::from_fn(|r| {
+                let wb = &w[r][b];
+                if s == 0 {
+                    prefetch_ahead(wb, PREFETCH);
+                }
+                let q = load32_at(&wb.qs, 32 * s);
+                let lo = _mm256_and_si256(q, m4);
+                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+                // |pair sums| <= 2 * 15 * 128: exact in i16; times a 6-bit scale, exact in i32.
+                let plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a_lo), _mm256_set1_epi16(sc[r][2 * s]));
+                let phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a_hi), _mm256_set1_epi16(sc[r][2 * s + 1]));
+                _mm256_add_epi32(plo, phi)
+            });
+            if PER_64 {
+                let isum = reduce8(p);
+                let imin: [i32; 8] =
+                    core::array::from_fn(|r| mn[r][2 * s] * bs[2 * s] + mn[r][2 * s + 1] * bs[2 * s + 1]);
+                let imin = load_i32x8(&imin);
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
+                acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin), dmin, acc_min);
+            } else {
+                for r in 0..8 {
+                    tot[r] = _mm256_add_epi32(tot[r], p[r]);
+                }
+            }
+        }
+        if !PER_64 {
+            let isum = reduce8(tot);
+            let imin: [i32; 8] = core::array::from_fn(|r| (0..8).map(|j| mn[r][j] * bs[j]).sum());
+            let imin = load_i32x8(&imin);
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
+            acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin), dmin, acc_min);
+        }
+    }
+    _mm256_sub_ps(acc, acc_min)
+}
+
+/// Eight i32s as one vector.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load_i32x8(v: &[i32; 8]) -> __m256i {
+    // SAFETY: `v` is 32 readable bytes; the load is unaligned.
+    unsafe { _mm256_loadu_si256(v.as_ptr().cast()) }
+}
+
+/// Q4_K matrix · Q8_K activation row in llama.cpp's repacked gemv order.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn gemv_q4_k_q8_k_x8_avx2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
+    let a: &[BlockQ8K] = bytemuck::cast_slice(a);
+    let w: &[BlockQ4K] = bytemuck::cast_slice(w);
+    let per_row = row_bytes / core::mem::size_of::<BlockQ4K>();
+    let rows = out.len();
+    let mut r = 0;
+    while r < rows {
+        let v = q4_k_rows8::<false>(rows8(w, per_row, r, rows), a);
+        store_lanes(v, &mut out[r..(r + 8).min(rows)]);
+        r += 8;
+    }
+}
+
+/// Q4_K matrix · several Q8_K activation rows ([`crate::kernels::GemmFn`]) in
+/// llama.cpp's repacked order: the first `m - m % 4` activation rows in the
+/// gemm order (one step per 64 values), the last `m % 4` in the gemv order,
+/// as `forward_mul_mat_one_chunk` splits a batch. Call it with the whole
+/// batch, or with groups whose sizes are multiples of four but the last.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn gemm_q4_k_q8_k_x8_avx2(
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[u8],
+    act_row_bytes: usize,
+    out: &mut [f32],
+    stride: usize,
+) {
+    let wb: &[BlockQ4K] = bytemuck::cast_slice(w);
+    let per_row = row_bytes / core::mem::size_of::<BlockQ4K>();
+    let rows = w.len() / row_bytes;
+    let m = acts.len() / act_row_bytes;
+    let m4 = m - m % 4;
+    let mut r = 0;
+    while r < rows {
+        let w8 = rows8(wb, per_row, r, rows);
+        let end = (r + 8).min(rows);
+        for i in 0..m {
+            let a: &[BlockQ8K] = bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]);
+            let v = if i < m4 { q4_k_rows8::<true>(w8, a) } else { q4_k_rows8::<false>(w8, a) };
+            store_lanes(v, &mut out[i * stride + r..i * stride + end]);
+        }
+        r += 8;
+    }
+}

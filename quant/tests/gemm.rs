@@ -1,0 +1,129 @@
+//! `Kernels::gemm_strided` and `Kernels::gemm` (the table's `gemm` entries)
+//! on every available tier: against the generic table within the bound of
+//! `kernels_vs_generic.rs`, for weight row counts and activation row counts
+//! that are and are not multiples of 8 and 4, with the stride's gap values
+//! left untouched; and the errors on bad buffers.
+
+use ember_quant::matmul::act_row_bytes;
+use ember_quant::{GgmlType, Kernels, Tier};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// Relative bound against generic (see `kernels_vs_generic.rs`).
+const REL: f64 = 2e-5;
+
+fn tiers() -> Vec<Tier> {
+    [Tier::Generic, Tier::Avx2, Tier::Avx512, Tier::Neon, Tier::Dotprod]
+        .into_iter()
+        .filter(|t| t.is_available())
+        .collect()
+}
+
+/// `n` bytes, 8-aligned.
+fn buf(n: usize) -> Vec<u64> {
+    vec![0; n.div_ceil(8)]
+}
+
+fn floats(rng: &mut SmallRng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
+}
+
+#[test]
+fn gemm_strided_matches_generic_and_keeps_gaps() {
+    let generic = Kernels::generic();
+    let mut rng = SmallRng::seed_from_u64(0x6e33);
+    let formats =
+        [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F32];
+    for tier in tiers() {
+        let k = Kernels::with_tier(tier).unwrap();
+        for ty in formats {
+            let act = ty.vec_dot_type().unwrap();
+            for cols in [256usize, 768] {
+                for rows in [1usize, 7, 8, 16, 19] {
+                    for m in [1usize, 3, 4, 5, 8, 9] {
+                        let rb = ty.row_bytes(cols).unwrap();
+                        let ab = act_row_bytes(act, cols).unwrap();
+                        let wf = floats(&mut rng, rows * cols);
+                        let mut w = buf(rb * rows);
+                        let wb = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut w)[..rb * rows];
+                        ember_quant::matmul::quantize(ty, &wf, wb).unwrap();
+                        let xf = floats(&mut rng, m * cols);
+                        let mut a = buf(ab * m);
+                        let abytes = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut a)[..ab * m];
+                        for i in 0..m {
+                            generic
+                                .quantize_activations(
+                                    act,
+                                    &xf[i * cols..(i + 1) * cols],
+                                    &mut abytes[i * ab..(i + 1) * ab],
+                                )
+                                .unwrap();
+                        }
+                        let wb = &bytemuck::cast_slice::<u64, u8>(&w)[..rb * rows];
+                        let abytes = &bytemuck::cast_slice::<u64, u8>(&a)[..ab * m];
+                        let stride = rows + 3;
+                        let mut out = vec![-7.0f32; (m - 1) * stride + rows];
+                        k.gemm_strided(ty, cols, wb, abytes, &mut out, stride).unwrap();
+                        let mut packed = vec![0.0f32; m * rows];
+                        k.gemm(ty, cols, wb, rows, abytes, m, &mut packed).unwrap();
+                        for i in 0..m {
+                            let a_i = &abytes[i * ab..(i + 1) * ab];
+                            let mut want = vec![0.0f32; rows];
+                            generic.gemv(ty, cols, wb, a_i, &mut want).unwrap();
+                            for r in 0..rows {
+                                let scale: f64 =
+                                    (0..cols).map(|c| (wf[r * cols + c] * xf[i * cols + c]).abs() as f64).sum::<f64>()
+                                        * 1.1
+                                        + 1e-3;
+                                let got = out[i * stride + r];
+                                let what = format!("{tier} {ty} cols={cols} rows={rows} m={m} ({i},{r})");
+                                assert!(
+                                    (got as f64 - want[r] as f64).abs() <= REL * scale,
+                                    "{what}: {got} vs generic {}",
+                                    want[r]
+                                );
+                                assert_eq!(
+                                    got.to_bits(),
+                                    packed[i * rows + r].to_bits(),
+                                    "{what}: gemm != gemm_strided"
+                                );
+                            }
+                            if i + 1 < m {
+                                assert!(
+                                    out[i * stride + rows..(i + 1) * stride].iter().all(|&v| v == -7.0),
+                                    "{tier} {ty}: gap written"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gemm_strided_rejects_bad_buffers() {
+    let k = Kernels::best();
+    let ty = GgmlType::Q4_0;
+    let cols = 64;
+    let rb = ty.row_bytes(cols).unwrap();
+    let ab = act_row_bytes(GgmlType::Q8_0, cols).unwrap();
+    let w = buf(rb * 8);
+    let a = buf(ab * 4);
+    let wb = &bytemuck::cast_slice::<u64, u8>(&w)[..rb * 8];
+    let abytes = &bytemuck::cast_slice::<u64, u8>(&a)[..ab * 4];
+    let mut out = vec![0.0f32; 3 * 8 + 8];
+    assert!(k.gemm_strided(ty, cols, wb, abytes, &mut out, 8).is_ok());
+    // stride shorter than the row count
+    assert!(k.gemm_strided(ty, cols, wb, abytes, &mut out, 7).is_err());
+    // output one value short
+    assert!(k.gemm_strided(ty, cols, wb, abytes, &mut out[..31], 8).is_err());
+    // a partial weight row, a partial activation row
+    assert!(k.gemm_strided(ty, cols, &wb[..rb * 8 - 2], abytes, &mut out, 8).is_err());
+    assert!(k.gemm_strided(ty, cols, wb, &abytes[..ab * 4 - 2], &mut out, 8).is_err());
+    // misaligned weights
+    assert!(k.gemm_strided(ty, cols, &wb[1..rb + 1], &abytes[..ab], &mut out, 8).is_err());
+    // cols not a whole number of blocks
+    assert!(k.gemm_strided(ty, 40, wb, abytes, &mut out, 8).is_err());
+}
