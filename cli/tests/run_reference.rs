@@ -9,9 +9,9 @@
 //! and Gemma 3 270M Q4_K_M.
 //!
 //! Release mode: `cargo test --release -p ember-cli --features e2e --test run_reference`.
-//! Q4_1 and Q8_0 match exactly; Q4_0 and Gemma 3 are ignored until ember's
-//! kernels follow the arithmetic of the layouts the reference llama.cpp used
-//! for them (see the reasons); `-- --include-ignored` runs them.
+//! Q4_1, Q8_0 and Q4_0 match exactly (Q4_0 through ember-quant's kernels in
+//! the order of llama.cpp's repacked 8x8 Q4_0 kernels); Gemma 3 is ignored
+//! (see the reason); `-- --include-ignored` runs it.
 #![cfg(feature = "e2e")]
 
 mod common;
@@ -114,7 +114,6 @@ fn smollm2_q4_1_greedy_ids_match_llama_cpp() {
 }
 
 #[test]
-#[ignore = "Q4_0 greedy ids differ from the reference on 3 of 6 prompts (Q4_1 and Q8_0 match exactly): the reference llama.cpp repacks Q4_0 weights, and ember's Q4_0 kernel does not follow that reduction order yet; run with --include-ignored"]
 fn smollm2_q4_0_greedy_ids_match_llama_cpp() {
     check(&requantized("Q4_0"), "smollm2-135m-instruct.q4_0.json");
 }
@@ -125,7 +124,7 @@ fn smollm2_q8_0_greedy_ids_match_llama_cpp() {
 }
 
 #[test]
-#[ignore = "Gemma 3 greedy ids need ggml's repacked Q4_K and tinyBLAS arithmetic in the kernels (runtime/tests/model_reference.rs); run with --include-ignored"]
+#[ignore = "Gemma 3: 5 of 6 prompts differ (first at generated token 2 of 'The three primary colors are', 'Question: How many legs...' and the numpy prompt, 8 of 'Once upon a time...', 31 of the Raspberry Pi one) although the Q4_K kernels now follow llama.cpp's repacked order (tinyBLAS Q5_0/Q8_0 = vec_dot order per output); llama.cpp's own AVX2 build differs from the AVX-512 reference on 4 of 6 Gemma prompts and ember gives its exact ids on two, so the rest is an AVX-512-only non-matmul op not yet identified (runtime/tests/model_reference.rs); run with --include-ignored"]
 fn gemma3_q4_k_m_greedy_ids_match_llama_cpp() {
     check(&common::gemma3(), "gemma-3-270m.q4_k_m.json");
 }
