@@ -37,6 +37,8 @@ enum Command {
     Quantize(cmd::quantize::Args),
     /// Perplexity of a model on a text file, as llama.cpp's llama-perplexity computes it.
     Perplexity(cmd::perplexity::Args),
+    /// Prompt and generation speed (tokens/s) like llama-bench, cold-start time to first token, peak RSS.
+    Bench(cmd::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Dump(args) => cmd::dump::run(args),
         Command::Quantize(args) => cmd::quantize::run(args),
         Command::Perplexity(args) => cmd::perplexity::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

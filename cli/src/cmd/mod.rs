@@ -1,5 +1,6 @@
 //! One module per command. Each has `Args` (clap derive) and `run(Args) -> anyhow::Result<()>`.
 
+pub mod bench;
 pub mod chat;
 pub mod dump;
 pub mod info;

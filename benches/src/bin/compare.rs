@@ -1,0 +1,646 @@
+//! `compare`: ember against llama.cpp on the same GGUF files, side by side.
+//!
+//! ```text
+//! cargo build --release -p ember-cli -p ember-benches
+//! target/release/compare [-m MODEL.gguf]... [-p 128,512] [-n 64] [-t 1,2] [-r 5]
+//!     [--llama-bench PATH] [--llama-simple PATH] [--ember PATH] [--derived DIR]
+//!     [--no-cold-start] [--contention] [--contention-only]
+//! ```
+//! (`benches/compare ARGS` builds and runs it.)
+//!
+//! - Speed: for each round (`-r`), model and thread count, one
+//!   `ember bench -r 1 --json` then one `llama-bench -r 1 -o json` with the
+//!   same `-p`/`-n`, so both see the same machine conditions (A B A B); each
+//!   figure is the mean ± sd over the rounds, and the ratio is ember / llama.cpp.
+//! - Cold start: `ember run -n 1 --temp 0` against `llama-simple -n 1` (its
+//!   thread count is llama.cpp's default, 4: it has no flag), the same short
+//!   prompt, each in a child process whose wall time (spawn to exit) and
+//!   `ru_maxrss` (`wait4`) are taken, after one untimed run of each to warm
+//!   the page cache; interleaved too.
+//! - `--contention`: a busy loop (`sh -c 'while :; do :; done'`, pinned to
+//!   CPU 1 with `taskset` when there is one) runs while tg64 with `-t 2` is
+//!   measured for both, interleaved.
+//!
+//! Without `-m`, the four files of issue 6: SmolLM2 Q4_1 and Gemma 3 Q4_K_M
+//! from `$EMBER_HOME/models`, and SmolLM2 Q4_0 and Q8_0 made from the Q4_1
+//! with `ember quantize --allow-requantize` into `--derived` (default
+//! `$EMBER_HOME/derived`) if they are not there yet (byte-identical to
+//! llama-quantize's output).
+//!
+//! The output is markdown on stdout (progress on stderr), ready for
+//! `benches/RESULTS.md`.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+type Result<T> = std::result::Result<T, String>;
+
+const USAGE: &str = "usage: compare [-m MODEL.gguf]... [-p 128,512] [-n 64] [-t 1,2] [-r 5] \
+[--llama-bench PATH] [--llama-simple PATH] [--ember PATH] [--derived DIR] [--prompt TEXT] \
+[--no-cold-start] [--contention] [--contention-only]";
+
+const DEFAULT_LLAMA_BENCH: &str = "/root/.cache/llama-cpp-ref/src/build/bin/llama-bench";
+
+/// Command-line settings.
+#[derive(Debug)]
+struct Opts {
+    models: Vec<PathBuf>,
+    n_prompt: String,
+    n_gen: String,
+    threads: String,
+    rounds: usize,
+    llama_bench: PathBuf,
+    llama_simple: Option<PathBuf>,
+    ember: PathBuf,
+    derived: Option<PathBuf>,
+    prompt: String,
+    cold_start: bool,
+    speed: bool,
+    contention: bool,
+}
+
+fn ember_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("EMBER_HOME") {
+        return PathBuf::from(h);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache/ember")
+}
+
+fn parse_opts(args: &[String]) -> Result<Opts> {
+    let exe_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf));
+    let mut o = Opts {
+        models: Vec::new(),
+        n_prompt: "128,512".into(),
+        n_gen: "64".into(),
+        threads: "1,2".into(),
+        rounds: 5,
+        llama_bench: std::env::var_os("LLAMA_BENCH").map_or_else(|| PathBuf::from(DEFAULT_LLAMA_BENCH), PathBuf::from),
+        llama_simple: std::env::var_os("LLAMA_SIMPLE").map(PathBuf::from),
+        ember: exe_dir.map_or_else(|| PathBuf::from("ember"), |d| d.join("ember")),
+        derived: None,
+        prompt: "The capital of France is".into(),
+        cold_start: true,
+        speed: true,
+        contention: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
+        match a.as_str() {
+            "-m" | "--model" => o.models.push(PathBuf::from(val(a)?)),
+            "-p" | "--n-prompt" => o.n_prompt = val(a)?,
+            "-n" | "--n-gen" => o.n_gen = val(a)?,
+            "-t" | "--threads" => o.threads = val(a)?,
+            "-r" | "--rounds" => {
+                let v = val(a)?;
+                o.rounds = v.parse().map_err(|_| format!("-r: {v:?} is not a whole number"))?;
+                if o.rounds == 0 {
+                    return Err("-r must be at least 1".into());
+                }
+            }
+            "--llama-bench" => o.llama_bench = PathBuf::from(val(a)?),
+            "--llama-simple" => o.llama_simple = Some(PathBuf::from(val(a)?)),
+            "--ember" => o.ember = PathBuf::from(val(a)?),
+            "--derived" => o.derived = Some(PathBuf::from(val(a)?)),
+            "--prompt" => o.prompt = val(a)?,
+            "--no-cold-start" => o.cold_start = false,
+            "--contention" => o.contention = true,
+            "--contention-only" => {
+                o.contention = true;
+                o.speed = false;
+                o.cold_start = false;
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    for (flag, list) in [("-p", &o.n_prompt), ("-n", &o.n_gen), ("-t", &o.threads)] {
+        if list.split(',').any(|x| x.trim().parse::<usize>().is_err()) {
+            return Err(format!("{flag}: {list:?} is not a comma-separated list of whole numbers"));
+        }
+    }
+    Ok(o)
+}
+
+/// One llama-bench (or `ember bench`) result: which test, and its tokens/s samples.
+#[derive(Clone, Debug, PartialEq)]
+struct Sample {
+    model: String,
+    threads: usize,
+    test: String,
+    samples_ts: Vec<f64>,
+}
+
+/// `pp512`, `tg64`, or `pp512+tg64` for a combined test, as llama-bench names them.
+fn test_name(n_prompt: u64, n_gen: u64) -> String {
+    match (n_prompt, n_gen) {
+        (p, 0) => format!("pp{p}"),
+        (0, g) => format!("tg{g}"),
+        (p, g) => format!("pp{p}+tg{g}"),
+    }
+}
+
+fn field_u64(o: &Value, k: &str) -> Result<u64> {
+    o[k].as_u64().ok_or_else(|| format!("llama-bench JSON: missing or non-integer {k:?} in {o}"))
+}
+
+fn samples_of(o: &Value, who: &str) -> Result<Vec<f64>> {
+    let arr = o["samples_ts"].as_array().ok_or_else(|| format!("{who} JSON: no samples_ts array in {o}"))?;
+    arr.iter().map(|v| v.as_f64().ok_or_else(|| format!("{who} JSON: non-numeric sample {v}"))).collect()
+}
+
+/// Parses `llama-bench -o json` output: an array with one object per test.
+fn parse_llama_bench(text: &str) -> Result<(Vec<Sample>, String)> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("llama-bench output is not JSON: {e}"))?;
+    let arr = v.as_array().ok_or("llama-bench JSON: expected an array of results")?;
+    let mut out = Vec::new();
+    let mut build = String::new();
+    for o in arr {
+        if field_u64(o, "n_depth").unwrap_or(0) != 0 {
+            return Err("llama-bench JSON: tests with -d (depth) are not compared".into());
+        }
+        let model = o["model_filename"].as_str().ok_or("llama-bench JSON: missing model_filename")?.to_string();
+        let test = test_name(field_u64(o, "n_prompt")?, field_u64(o, "n_gen")?);
+        let threads = field_u64(o, "n_threads")? as usize;
+        build = o["build_commit"].as_str().unwrap_or("").to_string();
+        out.push(Sample { model, threads, test, samples_ts: samples_of(o, "llama-bench")? });
+    }
+    Ok((out, build))
+}
+
+/// Parses `ember bench --json` output.
+fn parse_ember_bench(text: &str) -> Result<(Vec<Sample>, String)> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("ember bench output is not JSON: {e}"))?;
+    let arr = v["results"].as_array().ok_or("ember bench JSON: no results array")?;
+    let mut out = Vec::new();
+    for o in arr {
+        out.push(Sample {
+            model: o["model_filename"].as_str().ok_or("ember bench JSON: missing model_filename")?.to_string(),
+            threads: o["n_threads"].as_u64().ok_or("ember bench JSON: missing n_threads")? as usize,
+            test: o["test"].as_str().ok_or("ember bench JSON: missing test")?.to_string(),
+            samples_ts: samples_of(o, "ember bench")?,
+        });
+    }
+    Ok((out, v["kernel_tier"].as_str().unwrap_or("").to_string()))
+}
+
+/// Mean and sample standard deviation.
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    if v.len() < 2 {
+        return (m, 0.0);
+    }
+    (m, (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0)).sqrt())
+}
+
+/// Wall time and peak RSS of a finished child.
+struct ChildRun {
+    wall: Duration,
+    peak_rss: u64,
+}
+
+/// Runs `cmd` to completion (stdin closed); returns stdout, and the wall time
+/// and peak RSS (`ru_maxrss` from `wait4`). Fails with stderr on a non-zero exit.
+fn run_measured(cmd: &mut Command) -> Result<(String, ChildRun)> {
+    let what = format!("{cmd:?}");
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let t0 = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start {what}: {e}"))?;
+    // Read stderr on a thread and stdout here, so neither pipe can fill and block the child.
+    let mut err_pipe = child.stderr.take().ok_or("no stderr pipe")?;
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err_pipe.read_to_string(&mut s);
+        s
+    });
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut out);
+    }
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; all-zero bytes are a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is our child and has not been reaped (std's wait is
+        // never called on it); `status` and `ru` are valid, writable out-pointers.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(format!("waiting for {what}: {e}"));
+        }
+    }
+    let wall = t0.elapsed();
+    let err = err_thread.join().unwrap_or_default();
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        return Err(format!("{what} failed (status {status}):\n{}", tail(&err, 2000)));
+    }
+    Ok((out, ChildRun { wall, peak_rss: (ru.ru_maxrss.max(0) as u64) * 1024 }))
+}
+
+fn tail(s: &str, n: usize) -> &str {
+    let mut i = s.len().saturating_sub(n);
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    &s[i..]
+}
+
+/// The busy process of `--contention`; killed and reaped on drop.
+struct Spinner(Child);
+
+impl Spinner {
+    fn start() -> Result<(Spinner, String)> {
+        let busy = ["sh", "-c", "while :; do :; done"];
+        let taskset = Command::new("taskset").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let (mut cmd, how) = if taskset.is_ok_and(|s| s.success()) {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "1"]).args(busy);
+            (c, "`taskset -c 1 sh -c 'while :; do :; done'` (pinned to CPU 1)")
+        } else {
+            let mut c = Command::new(busy[0]);
+            c.args(&busy[1..]);
+            (c, "`sh -c 'while :; do :; done'` (not pinned: no taskset)")
+        };
+        let child = cmd.stdin(Stdio::null()).spawn().map_err(|e| format!("cannot start the busy loop: {e}"))?;
+        Ok((Spinner(child), how.to_string()))
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Collected samples: (model, threads, test) → (ember, llama.cpp).
+type Table = BTreeMap<(String, usize, String), (Vec<f64>, Vec<f64>)>;
+
+struct Runner<'a> {
+    o: &'a Opts,
+    tier: String,
+    llama_build: String,
+}
+
+impl Runner<'_> {
+    fn ember_bench(&mut self, model: &Path, p: &str, n: &str, t: usize) -> Result<Vec<Sample>> {
+        let mut c = Command::new(&self.o.ember);
+        c.arg("bench").arg("-m").arg(model);
+        c.args(["-p", p, "-n", n, "-t", &t.to_string(), "-r", "1", "--no-cold-start", "--json"]);
+        let (out, _) = run_measured(&mut c)?;
+        let (s, tier) = parse_ember_bench(&out)?;
+        self.tier = tier;
+        Ok(s)
+    }
+
+    fn llama_bench(&mut self, model: &Path, p: &str, n: &str, t: usize) -> Result<Vec<Sample>> {
+        let mut c = Command::new(&self.o.llama_bench);
+        c.arg("-m").arg(model);
+        c.args(["-p", p, "-n", n, "-t", &t.to_string(), "-r", "1", "-o", "json"]);
+        let (out, _) = run_measured(&mut c)?;
+        let (s, build) = parse_llama_bench(&out)?;
+        self.llama_build = build;
+        Ok(s)
+    }
+
+    /// Rounds of A B for each model and thread count; samples keyed by the model path.
+    fn speed(&mut self, models: &[PathBuf], p: &str, n: &str, threads: &[usize]) -> Result<Table> {
+        let mut table = Table::new();
+        for round in 0..self.o.rounds {
+            for m in models {
+                for &t in threads {
+                    eprintln!("compare: round {}/{} {} -t {t}", round + 1, self.o.rounds, name_of(m));
+                    let key = m.display().to_string();
+                    for s in self.ember_bench(m, p, n, t)? {
+                        table.entry((key.clone(), s.threads, s.test)).or_default().0.extend(s.samples_ts);
+                    }
+                    for s in self.llama_bench(m, p, n, t)? {
+                        table.entry((key.clone(), s.threads, s.test)).or_default().1.extend(s.samples_ts);
+                    }
+                }
+            }
+        }
+        Ok(table)
+    }
+}
+
+/// Cold-start samples of one model: (ember ms, llama.cpp ms, ember peak RSS, llama.cpp peak RSS).
+#[derive(Default)]
+struct Cold {
+    ember_ms: Vec<f64>,
+    llama_ms: Vec<f64>,
+    ember_rss: u64,
+    llama_rss: u64,
+}
+
+fn cold_start(o: &Opts, simple: &Path, model: &Path) -> Result<Cold> {
+    let ember = || {
+        let mut c = Command::new(&o.ember);
+        c.arg("run").arg("-m").arg(model).args(["-p", &o.prompt, "-n", "1", "--temp", "0"]);
+        c
+    };
+    let llama = || {
+        let mut c = Command::new(simple);
+        c.arg("-m").arg(model).args(["-n", "1", &o.prompt]);
+        c
+    };
+    // Warm the page cache for both.
+    run_measured(&mut ember())?;
+    run_measured(&mut llama())?;
+    let mut r = Cold::default();
+    for _ in 0..o.rounds {
+        let (_, e) = run_measured(&mut ember())?;
+        let (_, l) = run_measured(&mut llama())?;
+        r.ember_ms.push(e.wall.as_secs_f64() * 1e3);
+        r.llama_ms.push(l.wall.as_secs_f64() * 1e3);
+        r.ember_rss = r.ember_rss.max(e.peak_rss);
+        r.llama_rss = r.llama_rss.max(l.peak_rss);
+    }
+    Ok(r)
+}
+
+/// The four files of issue 6, making the derived ones if needed.
+fn default_models(o: &Opts) -> Result<Vec<PathBuf>> {
+    let home = ember_home();
+    let q4_1 = home.join("models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let gemma = home.join("models/gemma3-270m/gemma-3-270m-q4_k_m.gguf");
+    for p in [&q4_1, &gemma] {
+        if !p.exists() {
+            return Err(format!("{} is missing: run scripts/fetch-models.sh (or `ember pull`)", p.display()));
+        }
+    }
+    let dir = o.derived.clone().unwrap_or_else(|| home.join("derived"));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut out = vec![q4_1.clone()];
+    for ty in ["Q4_0", "Q8_0"] {
+        let p = dir.join(format!("SmolLM2-135M-Instruct.{ty}.gguf"));
+        if !p.exists() {
+            eprintln!("compare: making {} with ember quantize", p.display());
+            let mut c = Command::new(&o.ember);
+            c.arg("quantize").arg("--allow-requantize").arg(&q4_1).arg(&p).arg(ty);
+            run_measured(&mut c)?;
+        }
+        out.push(p);
+    }
+    out.push(gemma);
+    Ok(out)
+}
+
+fn name_of(p: &Path) -> String {
+    let n = p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned());
+    n.strip_suffix(".gguf").unwrap_or(&n).to_string()
+}
+
+fn fmt_ms(v: &[f64]) -> String {
+    let (m, s) = mean_sd(v);
+    format!("{m:.0} ± {s:.0}")
+}
+
+fn fmt_ts(v: &[f64]) -> String {
+    if v.is_empty() {
+        return "n/a".into();
+    }
+    let (m, s) = mean_sd(v);
+    format!("{m:.2} ± {s:.2}")
+}
+
+fn ratio(a: &[f64], b: &[f64]) -> String {
+    let (a, b) = (mean_sd(a).0, mean_sd(b).0);
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "n/a".into()
+    }
+}
+
+fn speed_table(t: &Table) -> String {
+    let mut s = String::from(
+        "| model | threads | test | ember t/s | llama.cpp t/s | ember / llama.cpp |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    for ((m, th, test), (e, l)) in t {
+        let _ = writeln!(
+            s,
+            "| {} | {th} | {test} | {} | {} | {} |",
+            name_of(Path::new(m)),
+            fmt_ts(e),
+            fmt_ts(l),
+            ratio(e, l)
+        );
+    }
+    s
+}
+
+fn sh(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match parse_opts(&args).and_then(|o| run(&o, &args)) {
+        Ok(md) => print!("{md}"),
+        Err(e) => {
+            eprintln!("compare: error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(o: &Opts, args: &[String]) -> Result<String> {
+    if !o.ember.exists() {
+        return Err(format!(
+            "ember binary {} not found: `cargo build --release -p ember-cli` or pass --ember PATH",
+            o.ember.display()
+        ));
+    }
+    if !o.llama_bench.exists() {
+        return Err(format!(
+            "llama-bench {} not found: pass --llama-bench PATH or set LLAMA_BENCH (../shared/tools/build-llama-cpp.sh builds one)",
+            o.llama_bench.display()
+        ));
+    }
+    let models = if o.models.is_empty() { default_models(o)? } else { o.models.clone() };
+    for m in &models {
+        if !m.is_file() {
+            return Err(format!("model {} not found", m.display()));
+        }
+    }
+    // Absolute paths: both tools are given, and report, the same string.
+    let models: Vec<PathBuf> = models.iter().map(|m| std::fs::canonicalize(m).unwrap_or_else(|_| m.clone())).collect();
+    let threads: Vec<usize> = o.threads.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+    let simple = o.llama_simple.clone().unwrap_or_else(|| o.llama_bench.with_file_name("llama-simple"));
+
+    let mut r = Runner { o, tier: String::new(), llama_build: String::new() };
+    let started = Instant::now();
+    let load_start = loadavg();
+    let speed = if o.speed { Some(r.speed(&models, &o.n_prompt, &o.n_gen, &threads)?) } else { None };
+    let mut colds = Vec::new();
+    if o.cold_start {
+        if !simple.exists() {
+            return Err(format!(
+                "llama-simple {} not found: pass --llama-simple PATH or --no-cold-start",
+                simple.display()
+            ));
+        }
+        for m in &models {
+            eprintln!("compare: cold start {}", name_of(m));
+            colds.push((m.clone(), cold_start(o, &simple, m)?));
+        }
+    }
+    let mut contention = None;
+    if o.contention {
+        let (_spin, how) = Spinner::start()?;
+        std::thread::sleep(Duration::from_millis(300));
+        let t = r.speed(&models, "0", "64", &[2])?;
+        contention = Some((t, how));
+    }
+
+    let mut s = String::new();
+    let commit = sh("git", &["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"]);
+    let _ = writeln!(s, "## ember vs llama.cpp\n");
+    let _ = writeln!(s, "- date: {}", sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]));
+    let _ = writeln!(
+        s,
+        "- CPU: {} ({} logical CPUs)",
+        cpu_model(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let _ = writeln!(s, "- ember commit: {commit}, kernels: {}", r.tier);
+    let _ = writeln!(s, "- llama.cpp: {} (build {})", o.llama_bench.display(), r.llama_build);
+    let _ = writeln!(s, "- command: `compare {}`", args.join(" "));
+    let _ = writeln!(
+        s,
+        "- {} interleaved rounds (ember then llama.cpp, one repetition each, after each tool's own warm-up); \
+         load average {} at start, {} at end; took {:.0} s",
+        o.rounds,
+        load_start,
+        loadavg(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(t) = &speed {
+        let _ = writeln!(s, "\n### Speed (tokens/s, mean ± sd over rounds)\n\n{}", speed_table(t));
+    }
+    if !colds.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n### Cold start to first token and peak RSS\n\n`ember run -n 1 --temp 0` (threads: one per core) vs \
+             `llama-simple -n 1` (4 threads, its fixed default), prompt {:?}; wall time from spawn to exit of a \
+             child process, page cache warm; peak RSS = ru_maxrss.\n\n| model | ember ms | llama.cpp ms | ember / \
+             llama.cpp | ember peak RSS MiB | llama.cpp peak RSS MiB | ember / llama.cpp |\n|---|---:|---:|---:|---:|---:|---:|",
+            o.prompt
+        );
+        for (m, c) in &colds {
+            let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {:.1} | {:.1} | {:.2} |",
+                name_of(m),
+                fmt_ms(&c.ember_ms),
+                fmt_ms(&c.llama_ms),
+                ratio(&c.ember_ms, &c.llama_ms),
+                mib(c.ember_rss),
+                mib(c.llama_rss),
+                c.ember_rss as f64 / c.llama_rss.max(1) as f64
+            );
+        }
+    }
+    if let Some((t, how)) = &contention {
+        let _ = writeln!(
+            s,
+            "\n### Under contention: tg64, -t 2, with a busy process running\n\nbusy process: {how}\n\n{}",
+            speed_table(t)
+        );
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = include_str!("../../../cli/tests/data/llama-bench-smollm2-q4_1.json");
+
+    #[test]
+    fn parses_captured_llama_bench_json() {
+        let (s, build) = parse_llama_bench(SAMPLE).unwrap();
+        assert_eq!(build, "0c1e570");
+        // `llama-bench -p 16 -n 4 -r 2 -t 1,2`: pp16 and tg4 for each thread count.
+        let keys: Vec<(usize, &str)> = s.iter().map(|x| (x.threads, x.test.as_str())).collect();
+        assert_eq!(keys, [(1, "pp16"), (1, "tg4"), (2, "pp16"), (2, "tg4")]);
+        assert!(s.iter().all(|x| x.model.ends_with("SmolLM2-135M-Instruct.Q4_1.gguf")));
+        // The first entry's samples, as captured.
+        assert_eq!(s[0].samples_ts, [39.2382, 39.4409]);
+        assert!(s.iter().all(|x| x.samples_ts.len() == 2 && x.samples_ts.iter().all(|&v| v > 0.0)));
+    }
+
+    #[test]
+    fn rejects_bad_llama_bench_json() {
+        assert!(parse_llama_bench("not json").unwrap_err().contains("not JSON"));
+        assert!(parse_llama_bench("{}").unwrap_err().contains("array"));
+        assert!(parse_llama_bench(r#"[{"model_filename":"m","n_prompt":1,"n_gen":0}]"#)
+            .unwrap_err()
+            .contains("n_threads"));
+    }
+
+    #[test]
+    fn test_names() {
+        assert_eq!(test_name(512, 0), "pp512");
+        assert_eq!(test_name(0, 64), "tg64");
+        assert_eq!(test_name(512, 64), "pp512+tg64");
+    }
+
+    #[test]
+    fn parses_ember_bench_json() {
+        let text = r#"{"kernel_tier":"avx2","results":[{"model_filename":"/m.gguf","n_threads":2,"test":"tg64","samples_ts":[10.5]}]}"#;
+        let (s, tier) = parse_ember_bench(text).unwrap();
+        assert_eq!(tier, "avx2");
+        assert_eq!(s, [Sample { model: "/m.gguf".into(), threads: 2, test: "tg64".into(), samples_ts: vec![10.5] }]);
+    }
+
+    #[test]
+    fn options() {
+        let a = |v: &[&str]| parse_opts(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let o = a(&["-m", "x.gguf", "-r", "3", "--contention"]).unwrap();
+        assert_eq!((o.rounds, o.contention, o.models.len()), (3, true, 1));
+        assert!(a(&["-r", "0"]).unwrap_err().contains("at least 1"));
+        assert!(a(&["-p", "1,,2"]).unwrap_err().contains("-p"));
+        assert!(a(&["--bogus"]).unwrap_err().contains("unknown argument"));
+        assert!(a(&["-m"]).unwrap_err().contains("needs a value"));
+    }
+}
