@@ -664,7 +664,9 @@ mod ggml_x86 {
             let dot = |j: usize| -> i32 {
                 let q4 = &x.qs[32 * (j / 2)..32 * (j / 2) + 32];
                 (0..32)
-                    .map(|k| (if j.is_multiple_of(2) { q4[k] & 0x0f } else { q4[k] >> 4 }) as i32 * y.qs[32 * j + k] as i32)
+                    .map(|k| {
+                        (if j.is_multiple_of(2) { q4[k] & 0x0f } else { q4[k] >> 4 }) as i32 * y.qs[32 * j + k] as i32
+                    })
                     .sum()
             };
             let bsum = |j: usize| y.bsums[2 * j] as i32 + y.bsums[2 * j + 1] as i32;
