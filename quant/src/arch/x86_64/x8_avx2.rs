@@ -83,18 +83,38 @@ fn q4_0_rows8(w: [&[BlockQ4_0]; 8], a: &[BlockQ8_0]) -> __m256 {
         let qa = load32(&ab.qs);
         // 8 * (pair sums of a): the -8 offset of Q4_0, exact in i16.
         let off = _mm256_maddubs_epi16(eight, qa);
+        // Per row, 16 i16 pair sums of (q - 8) * a, each |.| <= 2 * 15 * 127 + 2 * 8 * 127.
         let p: [__m256i; 8] = core::array::from_fn(|r| {
             let wb = &w[r][b];
-            prefetch_ahead(wb, PREFETCH);
-            let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(&wb.qs), qa), off);
-            _mm256_madd_epi16(p16, ones)
+            if b % 2 == 0 {
+                prefetch_ahead(wb, PREFETCH);
+            }
+            _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(&wb.qs), qa), off)
         });
-        let isum = reduce8(p);
+        let isum = reduce8_i16(p, ones);
         // col_scale * row_scale, as ggml's `_mm256_mul_ps(col_scale_f32, row_scale_f32)`.
         let d = _mm256_mul_ps(f16_lanes(w.map(|r| r[b].d)), _mm256_set1_ps(f16_to_f32(ab.d)));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
     }
     acc
+}
+
+/// [`reduce8`] for 16 i16 lanes per row whose sums of any four lanes fit in
+/// i16 (Q4_0's pair sums: 4 * 5842 < 32768): two `hadd_epi16` levels, then
+/// one `madd` per four rows. Lane `r` of the result is the exact sum of
+/// `p[r]`'s lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn reduce8_i16(p: [__m256i; 8], ones: __m256i) -> __m256i {
+    // Per 128-bit half: rows 0..4, two i16 each (sums of four lanes).
+    let h03 = _mm256_hadd_epi16(_mm256_hadd_epi16(p[0], p[1]), _mm256_hadd_epi16(p[2], p[3]));
+    let h47 = _mm256_hadd_epi16(_mm256_hadd_epi16(p[4], p[5]), _mm256_hadd_epi16(p[6], p[7]));
+    // i32 lanes: rows 0..4 (4..8) of each half.
+    let m03 = _mm256_madd_epi16(h03, ones);
+    let m47 = _mm256_madd_epi16(h47, ones);
+    let lo = _mm256_permute2x128_si256::<0x20>(m03, m47);
+    let hi = _mm256_permute2x128_si256::<0x31>(m03, m47);
+    _mm256_add_epi32(lo, hi)
 }
 
 /// Q4_0 matrix · Q8_0 activation row in llama.cpp's repacked order (eight
