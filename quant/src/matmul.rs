@@ -30,7 +30,7 @@ fn align_of_blocks(ty: GgmlType) -> usize {
 fn check_align(what: &'static str, ty: GgmlType, bytes: &[u8]) -> Result<(), Error> {
     let align = align_of_blocks(ty);
     // An empty slice holds no blocks, whatever its (dangling) address.
-    if !bytes.is_empty() && bytes.as_ptr() as usize % align != 0 {
+    if !bytes.is_empty() && !(bytes.as_ptr() as usize).is_multiple_of(align) {
         return Err(Error::Misaligned { what, align });
     }
     Ok(())
@@ -159,10 +159,10 @@ impl Kernels {
         if row_bytes == 0 || act_bytes == 0 {
             return Err(Error::Length { what: "matrix columns", expected: 1, got: 0 });
         }
-        if w.len() % row_bytes != 0 {
+        if !w.len().is_multiple_of(row_bytes) {
             return Err(Error::Length { what: "weights", expected: w.len() / row_bytes * row_bytes, got: w.len() });
         }
-        if acts.len() % act_bytes != 0 {
+        if !acts.len().is_multiple_of(act_bytes) {
             return Err(Error::Length {
                 what: "activations",
                 expected: acts.len() / act_bytes * act_bytes,

@@ -591,10 +591,12 @@ mod ggml_x86 {
         hsum8(acc) + ((acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]))
     }
 
-    /// `ggml_vec_dot_q6_K_q8_K`: lane l of `sumi` sums, over the eight
-    /// 32-value vectors of a block, `sc * sum((q - 32) * a)` over values
-    /// 4l..4l+4 of the vector (lanes 0..4 take the scale of its first 16
-    /// values, lanes 4..8 of the next 16); `acc = fma(d, sumi, acc)`.
+    /// `ggml_vec_dot_q6_K_q8_K` (llama.cpp 0c1e570): lane l of `sumi` sums,
+    /// over the eight 32-value vectors of a block, `sc * sum(q * a)` (q the
+    /// unsigned 6-bit value) over values 4l..4l+4 of the vector (lanes 0..4
+    /// take the scale of its first 16 values, lanes 4..8 of the next 16),
+    /// minus `32 * (bsums[2l] sc[2l] + bsums[2l+1] sc[2l+1])`;
+    /// `acc = fma(d, sumi, acc)`.
     pub fn q6_k(w: &[q6_k::BlockQ6K], a: &[q8_k::BlockQ8K]) -> f32 {
         let mut acc = [0.0f32; 8];
         for (x, y) in w.iter().zip(a) {
@@ -617,10 +619,16 @@ mod ggml_x86 {
                     for (l, s) in sumi.iter_mut().enumerate() {
                         let sc = x.scales[8 * h + 2 * k + l / 4] as i32;
                         let base = 128 * h + 32 * k;
-                        let dot: i32 = (0..4).map(|m| q(4 * l + m) * y.qs[base + 4 * l + m] as i32).sum();
+                        let dot: i32 = (0..4).map(|m| (q(4 * l + m) + 32) * y.qs[base + 4 * l + m] as i32).sum();
                         *s += sc * dot;
                     }
                 }
+            }
+            // q8sclsub: lane l loses 32 * (bsums[2l] sc[2l] + bsums[2l+1] sc[2l+1]).
+            for (l, s) in sumi.iter_mut().enumerate() {
+                let sub = y.bsums[2 * l] as i32 * x.scales[2 * l] as i32
+                    + y.bsums[2 * l + 1] as i32 * x.scales[2 * l + 1] as i32;
+                *s -= 32 * sub;
             }
             for (v, s) in acc.iter_mut().zip(sumi) {
                 *v = d.mul_add(s as f32, *v);
@@ -656,7 +664,9 @@ mod ggml_x86 {
             let dot = |j: usize| -> i32 {
                 let q4 = &x.qs[32 * (j / 2)..32 * (j / 2) + 32];
                 (0..32)
-                    .map(|k| (if j % 2 == 0 { q4[k] & 0x0f } else { q4[k] >> 4 }) as i32 * y.qs[32 * j + k] as i32)
+                    .map(|k| {
+                        (if j.is_multiple_of(2) { q4[k] & 0x0f } else { q4[k] >> 4 }) as i32 * y.qs[32 * j + k] as i32
+                    })
                     .sum()
             };
             let bsum = |j: usize| y.bsums[2 * j] as i32 + y.bsums[2 * j + 1] as i32;

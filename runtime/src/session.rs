@@ -204,11 +204,27 @@ impl<'m> Session<'m> {
             par: &self.pool,
             plan: &self.plan,
         };
-        for chunk in tokens.chunks(self.plan.opts.batch) {
-            let mut bufs = self.plan.carve(self.arena.bytes_mut())?;
-            forward(&fm, &mut bufs, chunk, self.pos)?;
-            self.pos += chunk.len();
-            self.logit_rows = if self.plan.logits_rows > 1 { chunk.len() } else { 1 };
+        // With sliding-window attention, llama.cpp's server evaluates the last
+        // 4 (and the last 4 + 512) tokens of a prompt as batches of their own
+        // (to checkpoint the SWA cache; server-context.cpp, PR 20288). The
+        // batch split decides which activation rows its repacked Q4_K gemm
+        // takes four at a time, so ember splits there too to give its ids
+        // (not when every row's logits are kept: llama-perplexity does not).
+        let n = tokens.len();
+        let split = self.cfg.sliding_window > 0 && self.plan.logits_rows <= 1;
+        let cuts = if split { [n.saturating_sub(516), n.saturating_sub(4)] } else { [0, 0] };
+        let mut start = 0;
+        for end in cuts.into_iter().chain([n]) {
+            if end <= start {
+                continue;
+            }
+            for chunk in tokens[start..end].chunks(self.plan.opts.batch) {
+                let mut bufs = self.plan.carve(self.arena.bytes_mut())?;
+                forward(&fm, &mut bufs, chunk, self.pos)?;
+                self.pos += chunk.len();
+                self.logit_rows = if self.plan.logits_rows > 1 { chunk.len() } else { 1 };
+            }
+            start = end;
         }
         Ok(())
     }

@@ -51,17 +51,6 @@ pub(super) fn prefetch_ahead<T>(p: &T, bytes: usize) {
     _mm_prefetch::<_MM_HINT_T0>((p as *const T).cast::<i8>().wrapping_add(bytes))
 }
 
-/// Prefetches every cache line of a block of type `T`, [`super::avx2::PREFETCH`] bytes ahead.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(super) fn prefetch_block<T>(p: &T) {
-    let mut off = 0;
-    while off < core::mem::size_of::<T>() {
-        prefetch_ahead(p, super::avx2::PREFETCH + off);
-        off += 64;
-    }
-}
-
 /// The nibbles of one block of two rows, each 256-bit half in ggml's lane
 /// layout (low nibbles are values 0..16, high nibbles 16..32): row 0 in
 /// bytes 0..32, row 1 in 32..64.
@@ -140,10 +129,3 @@ macro_rules! row_pairs_gemv {
     };
 }
 pub(super) use row_pairs_gemv;
-
-/// The 32 bytes `q[off..off + 32]` in both 256-bit halves.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(super) fn act_both32<const N: usize>(q: &[i8; N], off: usize) -> __m512i {
-    _mm512_broadcast_i64x4(load32_at(q, off))
-}

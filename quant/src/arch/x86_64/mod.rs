@@ -52,7 +52,6 @@ mod x8_avx2;
 
 mod q4_1_avx512;
 mod q5_0_avx512;
-mod q6_k_avx512;
 mod q8_0_avx512;
 mod q8_1_avx512;
 mod q8_k_avx512;
@@ -257,12 +256,7 @@ pub(crate) unsafe fn plug_avx512(k: &mut Kernels) {
     // Q4_0 and Q4_K keep the AVX2 kernels plugged by `plug_avx2`: llama.cpp
     // repacks these formats and its repacked order (`x8_avx2`) has no
     // AVX-512 twin here yet (the former AVX-512 gemvs follow `vec_dot`'s order).
-    k.q6_k = avx512_entry!(
-        q6_k::BlockQ6K,
-        q8_k::BlockQ8K,
-        q6_k_avx2::vec_dot_q6_k_q8_k_avx2,
-        q6_k_avx512::gemv_q6_k_q8_k_avx512
-    );
+    // Q6_K too: ggml 0c1e570's Q6_K lanes (`q8sclsub`) have no AVX-512 twin here.
     k.quantize_q8_0 = quantize_entry!(T, q8_0::BlockQ8_0, q8_0_avx512::quantize_q8_0_avx512);
     k.quantize_q8_1 = quantize_entry!(T, q8_1::BlockQ8_1, q8_1_avx512::quantize_q8_1_avx512);
     k.quantize_q8_k = quantize_entry!(T, q8_k::BlockQ8K, q8_k_avx512::quantize_q8_k_avx512);

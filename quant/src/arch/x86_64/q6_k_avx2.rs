@@ -1,10 +1,13 @@
 //! Q6_K · Q8_K with AVX2.
 //!
 //! In ggml's x86 float order (the same integer lanes as llama.cpp's AVX2
-//! `ggml_vec_dot_q6_K_q8_K`: `(q - 32) * a` per pair, times the group's
-//! scale, summed per lane; one `fma(d, sum, acc)` per block; ggml's
-//! `hsum_float_8`), so results are bit-identical to llama.cpp's. The 6-bit
-//! values (0..=63) multiply the activations with `maddubs`.
+//! `ggml_vec_dot_q6_K_q8_K`: the unsigned 6-bit values (0..=63) times the
+//! activations per pair with `maddubs`, times the group's scale, summed per
+//! lane; then lane `l` loses `32 * (bsums[2l] * sc[2l] + bsums[2l+1] *
+//! sc[2l+1])`, ggml's `q8sclsub`; one `fma(d, sum, acc)` per block; ggml's
+//! `hsum_float_8`), so results are bit-identical to llama.cpp's. (Older
+//! ggml took the -32 off each pair, which spreads the same total over the
+//! lanes differently: checked against llama.cpp 0c1e570's tensors.)
 //!
 //! `gemv` takes one row per pass: this format shares little per-block work
 //! between rows, and on wide rows four rows per pass (four memory streams)
@@ -22,7 +25,6 @@ fn dot_rows<const R: usize>(w: [&[BlockQ6K]; R], a: &[BlockQ8K]) -> [f32; R] {
     let n = a.len();
     let w = w.map(|r| &r[..n]);
     let m4 = _mm256_set1_epi8(0x0f);
-    let m32 = _mm256_set1_epi8(32);
     let mut acc = [_mm256_setzero_ps(); R];
     for (i, ab) in a.iter().enumerate() {
         for r in 0..R {
@@ -61,13 +63,15 @@ fn dot_rows<const R: usize>(w: [&[BlockQ6K]; R], a: &[BlockQ8K]) -> [f32; R] {
                 ];
                 for (k, q) in q.into_iter().enumerate() {
                     let qa = load32_at(&ab.qs, 128 * h + 32 * k);
-                    // (q - 32) * a per pair, as ggml: |q*a pairs| <= 63*127*2 and
-                    // |32*a pairs| <= 8128, so the i16 difference is exact.
-                    let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, qa), _mm256_maddubs_epi16(m32, qa));
+                    // |q * a pairs| <= 63 * 128 * 2: exact in i16.
+                    let p = _mm256_maddubs_epi16(q, qa);
                     let p = _mm256_madd_epi16(p, _mm256_shuffle_epi8(sc, i16_pick(2 * k, 2 * k + 1)));
                     sumi = _mm256_add_epi32(sumi, p);
                 }
             }
+            // ggml's q8sclsub: 32 * (bsums · scales), pairs of groups per lane.
+            let sub = _mm256_slli_epi32::<5>(_mm256_madd_epi16(load_i16x16(&ab.bsums), sc16));
+            let sumi = _mm256_sub_epi32(sumi, sub);
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[r]);
         }
     }

@@ -25,7 +25,6 @@
 //! where the f32 chain runs exactly as above.
 
 use super::avx2::*;
-use crate::k_common::get_scale_min_k4;
 use crate::q4_0::BlockQ4_0;
 use crate::q4_k::BlockQ4K;
 use crate::q8_0::BlockQ8_0;
@@ -84,18 +83,38 @@ fn q4_0_rows8(w: [&[BlockQ4_0]; 8], a: &[BlockQ8_0]) -> __m256 {
         let qa = load32(&ab.qs);
         // 8 * (pair sums of a): the -8 offset of Q4_0, exact in i16.
         let off = _mm256_maddubs_epi16(eight, qa);
+        // Per row, 16 i16 pair sums of (q - 8) * a, each |.| <= 2 * 15 * 127 + 2 * 8 * 127.
         let p: [__m256i; 8] = core::array::from_fn(|r| {
             let wb = &w[r][b];
-            prefetch_ahead(wb, PREFETCH);
-            let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(&wb.qs), qa), off);
-            _mm256_madd_epi16(p16, ones)
+            if b % 2 == 0 {
+                prefetch_ahead(wb, PREFETCH);
+            }
+            _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(&wb.qs), qa), off)
         });
-        let isum = reduce8(p);
+        let isum = reduce8_i16(p, ones);
         // col_scale * row_scale, as ggml's `_mm256_mul_ps(col_scale_f32, row_scale_f32)`.
         let d = _mm256_mul_ps(f16_lanes(w.map(|r| r[b].d)), _mm256_set1_ps(f16_to_f32(ab.d)));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
     }
     acc
+}
+
+/// [`reduce8`] for 16 i16 lanes per row whose sums of any four lanes fit in
+/// i16 (Q4_0's pair sums: 4 * 5842 < 32768): two `hadd_epi16` levels, then
+/// one `madd` per four rows. Lane `r` of the result is the exact sum of
+/// `p[r]`'s lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn reduce8_i16(p: [__m256i; 8], ones: __m256i) -> __m256i {
+    // Per 128-bit half: rows 0..4, two i16 each (sums of four lanes).
+    let h03 = _mm256_hadd_epi16(_mm256_hadd_epi16(p[0], p[1]), _mm256_hadd_epi16(p[2], p[3]));
+    let h47 = _mm256_hadd_epi16(_mm256_hadd_epi16(p[4], p[5]), _mm256_hadd_epi16(p[6], p[7]));
+    // i32 lanes: rows 0..4 (4..8) of each half.
+    let m03 = _mm256_madd_epi16(h03, ones);
+    let m47 = _mm256_madd_epi16(h47, ones);
+    let lo = _mm256_permute2x128_si256::<0x20>(m03, m47);
+    let hi = _mm256_permute2x128_si256::<0x31>(m03, m47);
+    _mm256_add_epi32(lo, hi)
 }
 
 /// Q4_0 matrix · Q8_0 activation row in llama.cpp's repacked order (eight
@@ -166,64 +185,62 @@ fn q4_k_rows8<const PER_64: bool>(w: [&[BlockQ4K]; 8], a: &[BlockQ8K]) -> __m256
         let da = _mm256_set1_ps(ab.d);
         let d = _mm256_mul_ps(f16_lanes(w.map(|r| r[b].d)), da);
         let dmin = _mm256_mul_ps(f16_lanes(w.map(|r| r[b].dmin)), da);
-        // Sums of the activation over each 32-value group (two bsums each).
-        let bs: [i32; 8] = core::array::from_fn(|j| ab.bsums[2 * j] as i32 + ab.bsums[2 * j + 1] as i32);
-        let mut sc = [[0i16; 8]; 8];
-        let mut mn = [[0i32; 8]; 8];
+        // Scales row by row; minimums transposed (group j: the eight rows' lanes).
+        let mut sc = [_mm256_setzero_si256(); 8];
+        let mut mn = [[0u8; 8]; 8];
         for r in 0..8 {
+            let wb = &w[r][b];
+            prefetch_ahead(wb, PREFETCH);
+            prefetch_ahead(wb, PREFETCH + 64);
+            prefetch_ahead(wb, PREFETCH + 128);
+            let (s, m) = k4_scales_mins(&wb.scales);
+            // The eight scales as i16, in both 128-bit halves.
+            sc[r] = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(load8(s)));
             for j in 0..8 {
-                let (s, m) = get_scale_min_k4(j, &w[r][b].scales);
-                sc[r][j] = s as i16;
-                mn[r][j] = m as i32;
+                mn[j][r] = m[j];
             }
         }
-        let mut tot = [_mm256_setzero_si256(); 8];
-        for s in 0..4 {
+        // sum_j min_j * (sum of the activation over group j), exact in i32.
+        let min_term = |j: usize| {
+            let bs = ab.bsums[2 * j] as i32 + ab.bsums[2 * j + 1] as i32;
+            _mm256_mullo_epi32(_mm256_cvtepu8_epi32(load8(mn[j])), _mm256_set1_epi32(bs))
+        };
+        // One 64-value step of row `r`: scale_2s * dot_2s + scale_2s+1 * dot_2s+1
+        // in 8 i32 lanes (|pair sums| <= 2 * 15 * 127 in i16; times a 6-bit scale in i32).
+        let step = |r: usize, s: usize| {
+            let q = load32_at(&w[r][b].qs, 32 * s);
+            let lo = _mm256_and_si256(q, m4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
             let a_lo = load32_at(&ab.qs, 64 * s);
             let a_hi = load32_at(&ab.qs, 64 * s + 32);
-            let p: [__m256i; 8] = core::array::from_fn(|r| {
-                let wb = &w[r][b];
-                if s == 0 {
-                    prefetch_ahead(wb, PREFETCH);
-                }
-                let q = load32_at(&wb.qs, 32 * s);
-                let lo = _mm256_and_si256(q, m4);
-                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
-                // |pair sums| <= 2 * 15 * 128: exact in i16; times a 6-bit scale, exact in i32.
-                let plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a_lo), _mm256_set1_epi16(sc[r][2 * s]));
-                let phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a_hi), _mm256_set1_epi16(sc[r][2 * s + 1]));
-                _mm256_add_epi32(plo, phi)
-            });
-            if PER_64 {
-                let isum = reduce8(p);
-                let imin: [i32; 8] =
-                    core::array::from_fn(|r| mn[r][2 * s] * bs[2 * s] + mn[r][2 * s + 1] * bs[2 * s + 1]);
-                let imin = load_i32x8(&imin);
+            let s_lo = _mm256_shuffle_epi8(sc[r], i16_pick(2 * s, 2 * s));
+            let s_hi = _mm256_shuffle_epi8(sc[r], i16_pick(2 * s + 1, 2 * s + 1));
+            let plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a_lo), s_lo);
+            let phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a_hi), s_hi);
+            _mm256_add_epi32(plo, phi)
+        };
+        if PER_64 {
+            for s in 0..4 {
+                let isum = reduce8(core::array::from_fn(|r| step(r, s)));
+                let imin = _mm256_add_epi32(min_term(2 * s), min_term(2 * s + 1));
                 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
                 acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin), dmin, acc_min);
-            } else {
-                for r in 0..8 {
-                    tot[r] = _mm256_add_epi32(tot[r], p[r]);
-                }
             }
-        }
-        if !PER_64 {
-            let isum = reduce8(tot);
-            let imin: [i32; 8] = core::array::from_fn(|r| (0..8).map(|j| mn[r][j] * bs[j]).sum());
-            let imin = load_i32x8(&imin);
+        } else {
+            let isum = reduce8(core::array::from_fn(|r| {
+                let t01 = _mm256_add_epi32(step(r, 0), step(r, 1));
+                let t23 = _mm256_add_epi32(step(r, 2), step(r, 3));
+                _mm256_add_epi32(t01, t23)
+            }));
+            let mut imin = min_term(0);
+            for j in 1..8 {
+                imin = _mm256_add_epi32(imin, min_term(j));
+            }
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
             acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin), dmin, acc_min);
         }
     }
     _mm256_sub_ps(acc, acc_min)
-}
-
-/// Eight i32s as one vector.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn load_i32x8(v: &[i32; 8]) -> __m256i {
-    // SAFETY: `v` is 32 readable bytes; the load is unaligned.
-    unsafe { _mm256_loadu_si256(v.as_ptr().cast()) }
 }
 
 /// Q4_K matrix · Q8_K activation row in llama.cpp's repacked gemv order.
