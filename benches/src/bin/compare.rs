@@ -116,7 +116,6 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
                 o.speed = false;
                 o.cold_start = false;
             }
-            "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
@@ -489,6 +488,10 @@ fn loadavg() -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}\n\nember vs llama.cpp side by side: see benches/README.md.");
+        return;
+    }
     match parse_opts(&args).and_then(|o| run(&o, &args)) {
         Ok(md) => print!("{md}"),
         Err(e) => {
