@@ -116,7 +116,6 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
                 o.speed = false;
                 o.cold_start = false;
             }
-            "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
@@ -287,8 +286,16 @@ impl Drop for Spinner {
     }
 }
 
-/// Collected samples: (model, threads, test) → (ember, llama.cpp).
-type Table = BTreeMap<(String, usize, String), (Vec<f64>, Vec<f64>)>;
+/// Collected samples: (model's place in the list, threads, test order, model, test) → (ember, llama.cpp).
+/// Rows come out in the order the models were given, then by threads, pp before tg, by length.
+type Table = BTreeMap<(usize, usize, (u8, u64), String, String), (Vec<f64>, Vec<f64>)>;
+
+/// Sort key of a test name: `pp*` before `tg*`, then by token count.
+fn test_order(test: &str) -> (u8, u64) {
+    let kind = if test.starts_with("pp") { 0 } else { 1 };
+    let n = test.get(2..).and_then(|r| r.split('+').next()).and_then(|x| x.parse().ok()).unwrap_or(0);
+    (kind, n)
+}
 
 struct Runner<'a> {
     o: &'a Opts,
@@ -321,15 +328,23 @@ impl Runner<'_> {
     fn speed(&mut self, models: &[PathBuf], p: &str, n: &str, threads: &[usize]) -> Result<Table> {
         let mut table = Table::new();
         for round in 0..self.o.rounds {
-            for m in models {
+            for (mi, m) in models.iter().enumerate() {
                 for &t in threads {
                     eprintln!("compare: round {}/{} {} -t {t}", round + 1, self.o.rounds, name_of(m));
                     let key = m.display().to_string();
                     for s in self.ember_bench(m, p, n, t)? {
-                        table.entry((key.clone(), s.threads, s.test)).or_default().0.extend(s.samples_ts);
+                        table
+                            .entry((mi, s.threads, test_order(&s.test), key.clone(), s.test))
+                            .or_default()
+                            .0
+                            .extend(s.samples_ts);
                     }
                     for s in self.llama_bench(m, p, n, t)? {
-                        table.entry((key.clone(), s.threads, s.test)).or_default().1.extend(s.samples_ts);
+                        table
+                            .entry((mi, s.threads, test_order(&s.test), key.clone(), s.test))
+                            .or_default()
+                            .1
+                            .extend(s.samples_ts);
                     }
                 }
             }
@@ -431,7 +446,7 @@ fn speed_table(t: &Table) -> String {
     let mut s = String::from(
         "| model | threads | test | ember t/s | llama.cpp t/s | ember / llama.cpp |\n|---|---:|---:|---:|---:|---:|\n",
     );
-    for ((m, th, test), (e, l)) in t {
+    for ((_, th, _, m, test), (e, l)) in t {
         let _ = writeln!(
             s,
             "| {} | {th} | {test} | {} | {} | {} |",
@@ -473,6 +488,10 @@ fn loadavg() -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}\n\nember vs llama.cpp side by side: see benches/README.md.");
+        return;
+    }
     match parse_opts(&args).and_then(|o| run(&o, &args)) {
         Ok(md) => print!("{md}"),
         Err(e) => {
@@ -623,6 +642,9 @@ mod tests {
         assert_eq!(test_name(512, 0), "pp512");
         assert_eq!(test_name(0, 64), "tg64");
         assert_eq!(test_name(512, 64), "pp512+tg64");
+        assert!(test_order("pp128") < test_order("pp1024"));
+        assert!(test_order("pp1024") < test_order("tg64"));
+        assert_eq!(test_order("pp512+tg64"), (0, 512));
     }
 
     #[test]
