@@ -314,25 +314,41 @@ pub struct Arena {
 }
 
 enum Storage {
+    /// A zeroed allocation; the slab is `buf[skip..skip + len]`, 64-aligned.
     #[cfg(feature = "alloc")]
-    Heap(alloc::vec::Vec<Line>),
+    Heap { buf: alloc::boxed::Box<[u8]>, skip: usize, len: usize },
     Static(&'static mut [u8]),
 }
 
-/// A cache line of bytes: the element of the heap slab, so the slab is aligned.
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C, align(64))]
-struct Line([u8; ALIGN]);
 
 impl Arena {
     /// A zeroed heap slab of `plan.total` bytes.
+    ///
+    /// The bytes come from `alloc_zeroed` with byte alignment (`calloc`),
+    /// which for a large slab maps fresh zero pages without writing them, and
+    /// the slab starts at the first 64-byte boundary inside. (An aligned
+    /// `alloc_zeroed` would be `memalign` + `memset`, touching every page.)
+    /// So the pages of the KV cache join the resident set only once a
+    /// position is written: a long planned context costs no memory until used.
     #[cfg(feature = "alloc")]
     pub fn new(plan: &Plan) -> Result<Arena, Error> {
-        let lines = plan.total.div_ceil(ALIGN);
-        let mut v = alloc::vec::Vec::new();
-        v.try_reserve_exact(lines).map_err(|_| Error::OutOfMemory { bytes: plan.total })?;
-        v.resize(lines, Line([0; ALIGN]));
-        Ok(Arena { storage: Storage::Heap(v) })
+        let oom = || Error::OutOfMemory { bytes: plan.total };
+        let len = plan.total.checked_add(ALIGN).ok_or_else(oom)?;
+        let layout = core::alloc::Layout::array::<u8>(len).map_err(|_| oom())?;
+        // SAFETY: `layout` has a non-zero size (len >= ALIGN).
+        let ptr = unsafe { alloc::alloc::alloc_zeroed(layout) };
+        if ptr.is_null() {
+            return Err(oom());
+        }
+        // SAFETY: `ptr` was allocated by the global allocator with the layout
+        // of a `[u8]` of `len` elements (what `Box<[u8]>` frees with), and all
+        // of them are initialised (zero).
+        let buf = unsafe { alloc::boxed::Box::from_raw(core::ptr::slice_from_raw_parts_mut(ptr, len)) };
+        let skip = buf.as_ptr().align_offset(ALIGN);
+        if skip > ALIGN {
+            return Err(oom());
+        }
+        Ok(Arena { storage: Storage::Heap { buf, skip, len: plan.total } })
     }
 
     /// Uses `buf` (e.g. a static in RAM on a microcontroller) as the slab.
@@ -352,7 +368,7 @@ impl Arena {
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         match &mut self.storage {
             #[cfg(feature = "alloc")]
-            Storage::Heap(v) => bytemuck::cast_slice_mut(v.as_mut_slice()),
+            Storage::Heap { buf, skip, len } => &mut buf[*skip..*skip + *len],
             Storage::Static(s) => s,
         }
     }
@@ -361,7 +377,7 @@ impl Arena {
     pub fn bytes(&self) -> &[u8] {
         match &self.storage {
             #[cfg(feature = "alloc")]
-            Storage::Heap(v) => bytemuck::cast_slice(v.as_slice()),
+            Storage::Heap { buf, skip, len } => &buf[*skip..*skip + *len],
             Storage::Static(s) => s,
         }
     }
@@ -370,7 +386,7 @@ impl Arena {
     pub fn len(&self) -> usize {
         match &self.storage {
             #[cfg(feature = "alloc")]
-            Storage::Heap(v) => v.len() * ALIGN,
+            Storage::Heap { len, .. } => *len,
             Storage::Static(s) => s.len(),
         }
     }
