@@ -316,10 +316,13 @@ pub struct Arena {
 enum Storage {
     /// A zeroed allocation; the slab is `buf[skip..skip + len]`, 64-aligned.
     #[cfg(feature = "alloc")]
-    Heap { buf: alloc::boxed::Box<[u8]>, skip: usize, len: usize },
+    Heap {
+        buf: alloc::boxed::Box<[u8]>,
+        skip: usize,
+        len: usize,
+    },
     Static(&'static mut [u8]),
 }
-
 
 impl Arena {
     /// A zeroed heap slab of `plan.total` bytes.
