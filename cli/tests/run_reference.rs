@@ -124,7 +124,7 @@ fn smollm2_q8_0_greedy_ids_match_llama_cpp() {
 }
 
 #[test]
-#[ignore = "Gemma 3: 5 of 6 prompts differ (first at generated token 2 of 'The three primary colors are', 'Question: How many legs...' and the numpy prompt, 8 of 'Once upon a time...', 31 of the Raspberry Pi one) although the Q4_K kernels now follow llama.cpp's repacked order (tinyBLAS Q5_0/Q8_0 = vec_dot order per output); llama.cpp's own AVX2 build differs from the AVX-512 reference on 4 of 6 Gemma prompts and ember gives its exact ids on two, so the rest is an AVX-512-only non-matmul op not yet identified (runtime/tests/model_reference.rs); run with --include-ignored"]
+#[ignore = "Gemma 3: 5 of 6 prompts differ (first differing generated token: 2 for 'The three primary colors are' and 'Question: How many legs...', 11 numpy, 24 'Once upon a time', 31 Raspberry Pi). Every matmul kernel is now bit-identical to llama.cpp 0c1e570's tensors (repacked Q4_K gemv/gemm, Q5_0, Q8_0, Q6_K) and the prompt is split like llama-server (last 4 tokens apart); with the attention dot in AVX2 order ember reproduces the local AVX2 llama.cpp's logits at some steps but not all (e.g. 'Question' step 0: 15.868 vs 15.915), so a non-matmul op still differs (not identified); run with --include-ignored"]
 fn gemma3_q4_k_m_greedy_ids_match_llama_cpp() {
     check(&common::gemma3(), "gemma-3-270m.q4_k_m.json");
 }

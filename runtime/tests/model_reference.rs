@@ -216,13 +216,14 @@ fn smollm2_q4_1_matches_llama_cpp_greedy_ids() {
     run_reference(common::smollm2(), "smollm2-135m-instruct.q4_1.json", 2, None);
 }
 
-/// Gemma 3's file runs kernels whose llama.cpp arithmetic ember does not
-/// mirror yet: Q4_K is repacked by llama.cpp (`q4_K_8x8` gemv/gemm) and
-/// prompt batches of Q5_0/Q8_0 go through llamafile's tinyBLAS. Every other
-/// operation of the Gemma 3 forward was checked bit-exact against llama.cpp's
-/// tensors (norms, q/k norms, NeoX RoPE with both bases, GeGLU, attention).
+/// Gemma 3: ember-quant's Q4_K (llama.cpp's repacked order), Q5_0, Q8_0 and
+/// Q6_K products are bit-identical to llama.cpp's tensors, and the session
+/// splits the prompt as llama-server does for SWA models; every other
+/// operation was checked against llama.cpp's tensors in session 1 (norms,
+/// q/k norms, NeoX RoPE with both bases, GeGLU, attention). Still ignored:
+/// see the reason.
 #[test]
-#[ignore = "Gemma 3 greedy ids need ggml's repacked Q4_K and tinyBLAS arithmetic in the kernels (issue 4 note); run with --ignored"]
+#[ignore = "Gemma 3: 5 of 6 prompts differ (first differing generated token: 2 for 'The three primary colors are' and 'Question: How many legs...', 11 numpy, 24 'Once upon a time', 31 Raspberry Pi). Every matmul kernel is now bit-identical to llama.cpp 0c1e570's tensors (repacked Q4_K gemv/gemm, Q5_0, Q8_0, Q6_K) and the prompt is split like llama-server (last 4 tokens apart); with the attention dot in AVX2 order ember reproduces the local AVX2 llama.cpp's logits at some steps but not all (e.g. 'Question' step 0: 15.868 vs 15.915), so a non-matmul op still differs (not identified); run with --ignored"]
 fn gemma3_q4_k_m_matches_llama_cpp_greedy_ids() {
     run_reference(common::gemma3(), "gemma-3-270m.q4_k_m.json", 2, None);
 }
