@@ -19,10 +19,10 @@
 //! - Q4_K, activation rows four at a time (gemm): the same two chains but
 //!   one step per 64 values (groups `2s` and `2s + 1`), four per super-block.
 //!
-//! Here eight weight rows are read straight from the GGUF layout (no
-//! repacked copy): each row's integer dot products are reduced across its
-//! lanes and the eight rows' sums land in one vector, lane `r` for row `r`,
-//! where the f32 chain runs exactly as above.
+//! Here the weight rows are read straight from the GGUF layout (no
+//! repacked copy; Q4_0 eight rows per pass, Q4_K two): each row's integer
+//! dot products are reduced across its lanes and the rows' sums land in one
+//! vector, lane `r` for row `r`, where the f32 chain runs exactly as above.
 
 use super::avx2::*;
 use crate::q4_0::BlockQ4_0;
@@ -31,20 +31,17 @@ use crate::q8_0::BlockQ8_0;
 use crate::q8_k::BlockQ8K;
 use core::arch::x86_64::*;
 
-/// Lane sums of eight vectors: lane `r` of the result is the (exact,
-/// wrapping-free for our ranges) sum of the eight i32 lanes of `p[r]`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn reduce8(p: [__m256i; 8]) -> __m256i {
-    let s01 = _mm256_hadd_epi32(p[0], p[1]);
-    let s23 = _mm256_hadd_epi32(p[2], p[3]);
-    let s45 = _mm256_hadd_epi32(p[4], p[5]);
-    let s67 = _mm256_hadd_epi32(p[6], p[7]);
-    let t0 = _mm256_hadd_epi32(s01, s23);
-    let t1 = _mm256_hadd_epi32(s45, s67);
-    let lo = _mm256_permute2x128_si256::<0x20>(t0, t1);
-    let hi = _mm256_permute2x128_si256::<0x31>(t0, t1);
-    _mm256_add_epi32(lo, hi)
+/// Q4_K weight rows per pass (each one its own memory stream).
+const K_ROWS: usize = 2;
+
+/// `N` row slices of `per_row` blocks from `w`, starting at row `r0`; rows
+/// past `rows` repeat the last row (their outputs are not stored).
+#[inline(always)]
+fn rows_n<T, const N: usize>(w: &[T], per_row: usize, r0: usize, rows: usize) -> [&[T]; N] {
+    core::array::from_fn(|k| {
+        let r = (r0 + k).min(rows - 1);
+        &w[r * per_row..(r + 1) * per_row]
+    })
 }
 
 /// Stores the first `n` lanes of `v` into `out`.
@@ -99,7 +96,7 @@ fn q4_0_rows8(w: [&[BlockQ4_0]; 8], a: &[BlockQ8_0]) -> __m256 {
     acc
 }
 
-/// [`reduce8`] for 16 i16 lanes per row whose sums of any four lanes fit in
+/// Lane sums of eight rows' vectors of 16 i16 lanes, whose sums of any four lanes fit in
 /// i16 (Q4_0's pair sums: 4 * 5842 < 32768): two `hadd_epi16` levels, then
 /// one `madd` per four rows. Lane `r` of the result is the exact sum of
 /// `p[r]`'s lanes.
@@ -171,11 +168,14 @@ pub(crate) unsafe fn gemm_q4_0_q8_0_x8_avx2(
 
 // ---------------------------------------------------------------- Q4_K ----
 
-/// Eight Q4_K rows · one Q8_K activation row. `PER_64`: ggml's gemm order
-/// (one f32 step per 64 values) instead of its gemv order (one per 256).
+/// `R` Q4_K rows · one Q8_K activation row, each row's integer sums reduced
+/// on its own, the `R` rows' f32 chains in the lanes of one vector. `PER_64`:
+/// ggml's gemm order (one f32 step per 64 values) instead of its gemv order
+/// (one per 256). Few rows per pass: each row is a memory stream, and eight
+/// measured slower than two.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q4_k_rows8<const PER_64: bool>(w: [&[BlockQ4K]; 8], a: &[BlockQ8K]) -> __m256 {
+fn q4_k_rows<const R: usize, const PER_64: bool>(w: [&[BlockQ4K]; R], a: &[BlockQ8K]) -> __m256 {
     let n = a.len();
     let w = w.map(|r| &r[..n]);
     let m4 = _mm256_set1_epi8(0x0f);
@@ -185,62 +185,58 @@ fn q4_k_rows8<const PER_64: bool>(w: [&[BlockQ4K]; 8], a: &[BlockQ8K]) -> __m256
         let da = _mm256_set1_ps(ab.d);
         let d = _mm256_mul_ps(f16_lanes(w.map(|r| r[b].d)), da);
         let dmin = _mm256_mul_ps(f16_lanes(w.map(|r| r[b].dmin)), da);
-        // Scales row by row; minimums transposed (group j: the eight rows' lanes).
-        let mut sc = [_mm256_setzero_si256(); 8];
-        let mut mn = [[0u8; 8]; 8];
-        for r in 0..8 {
+        let bs: [i32; 8] = core::array::from_fn(|j| ab.bsums[2 * j] as i32 + ab.bsums[2 * j + 1] as i32);
+        let mut isum = [[0i32; 8]; 4];
+        let mut imin = [[0i32; 8]; 4];
+        for r in 0..R {
             let wb = &w[r][b];
             prefetch_ahead(wb, PREFETCH);
             prefetch_ahead(wb, PREFETCH + 64);
             prefetch_ahead(wb, PREFETCH + 128);
-            let (s, m) = k4_scales_mins(&wb.scales);
-            // The eight scales as i16, in both 128-bit halves.
-            sc[r] = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(load8(s)));
-            for j in 0..8 {
-                mn[j][r] = m[j];
+            let (sc8, mn8) = k4_scales_mins(&wb.scales);
+            let sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(load8(sc8)));
+            let mut tot = _mm256_setzero_si256();
+            for s in 0..4 {
+                let q = load32_at(&wb.qs, 32 * s);
+                let lo = _mm256_and_si256(q, m4);
+                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+                let a_lo = load32_at(&ab.qs, 64 * s);
+                let a_hi = load32_at(&ab.qs, 64 * s + 32);
+                let s_lo = _mm256_shuffle_epi8(sc, i16_pick(2 * s, 2 * s));
+                let s_hi = _mm256_shuffle_epi8(sc, i16_pick(2 * s + 1, 2 * s + 1));
+                let plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a_lo), s_lo);
+                let phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a_hi), s_hi);
+                let p = _mm256_add_epi32(plo, phi);
+                let m = mn8[2 * s] as i32 * bs[2 * s] + mn8[2 * s + 1] as i32 * bs[2 * s + 1];
+                if PER_64 {
+                    isum[s][r] = hsum_epi32(p);
+                    imin[s][r] = m;
+                } else {
+                    tot = _mm256_add_epi32(tot, p);
+                    imin[0][r] += m;
+                }
+            }
+            if !PER_64 {
+                isum[0][r] = hsum_epi32(tot);
             }
         }
-        // sum_j min_j * (sum of the activation over group j), exact in i32.
-        let min_term = |j: usize| {
-            let bs = ab.bsums[2 * j] as i32 + ab.bsums[2 * j + 1] as i32;
-            _mm256_mullo_epi32(_mm256_cvtepu8_epi32(load8(mn[j])), _mm256_set1_epi32(bs))
-        };
-        // One 64-value step of row `r`: scale_2s * dot_2s + scale_2s+1 * dot_2s+1
-        // in 8 i32 lanes (|pair sums| <= 2 * 15 * 127 in i16; times a 6-bit scale in i32).
-        let step = |r: usize, s: usize| {
-            let q = load32_at(&w[r][b].qs, 32 * s);
-            let lo = _mm256_and_si256(q, m4);
-            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
-            let a_lo = load32_at(&ab.qs, 64 * s);
-            let a_hi = load32_at(&ab.qs, 64 * s + 32);
-            let s_lo = _mm256_shuffle_epi8(sc[r], i16_pick(2 * s, 2 * s));
-            let s_hi = _mm256_shuffle_epi8(sc[r], i16_pick(2 * s + 1, 2 * s + 1));
-            let plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a_lo), s_lo);
-            let phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a_hi), s_hi);
-            _mm256_add_epi32(plo, phi)
-        };
-        if PER_64 {
-            for s in 0..4 {
-                let isum = reduce8(core::array::from_fn(|r| step(r, s)));
-                let imin = _mm256_add_epi32(min_term(2 * s), min_term(2 * s + 1));
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
-                acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin), dmin, acc_min);
-            }
-        } else {
-            let isum = reduce8(core::array::from_fn(|r| {
-                let t01 = _mm256_add_epi32(step(r, 0), step(r, 1));
-                let t23 = _mm256_add_epi32(step(r, 2), step(r, 3));
-                _mm256_add_epi32(t01, t23)
-            }));
-            let mut imin = min_term(0);
-            for j in 1..8 {
-                imin = _mm256_add_epi32(imin, min_term(j));
-            }
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
-            acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin), dmin, acc_min);
+        let steps = if PER_64 { 4 } else { 1 };
+        for s in 0..steps {
+            let vi = _mm256_cvtepi32_ps(load_i32x8(&isum[s]));
+            let vm = _mm256_cvtepi32_ps(load_i32x8(&imin[s]));
+            acc = _mm256_fmadd_ps(vi, d, acc);
+            acc_min = _mm256_fmadd_ps(vm, dmin, acc_min);
         }
     }
     _mm256_sub_ps(acc, acc_min)
+}
+
+/// Eight i32s as one vector.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load_i32x8(v: &[i32; 8]) -> __m256i {
+    // SAFETY: `v` is 32 readable bytes; the load is unaligned.
+    unsafe { _mm256_loadu_si256(v.as_ptr().cast()) }
 }
 
 /// Q4_K matrix · Q8_K activation row in llama.cpp's repacked gemv order.
@@ -255,9 +251,9 @@ pub(crate) unsafe fn gemv_q4_k_q8_k_x8_avx2(w: &[u8], row_bytes: usize, a: &[u8]
     let rows = out.len();
     let mut r = 0;
     while r < rows {
-        let v = q4_k_rows8::<false>(rows8(w, per_row, r, rows), a);
-        store_lanes(v, &mut out[r..(r + 8).min(rows)]);
-        r += 8;
+        let v = q4_k_rows::<K_ROWS, false>(rows_n(w, per_row, r, rows), a);
+        store_lanes(v, &mut out[r..(r + K_ROWS).min(rows)]);
+        r += K_ROWS;
     }
 }
 
@@ -285,13 +281,13 @@ pub(crate) unsafe fn gemm_q4_k_q8_k_x8_avx2(
     let m4 = m - m % 4;
     let mut r = 0;
     while r < rows {
-        let w8 = rows8(wb, per_row, r, rows);
-        let end = (r + 8).min(rows);
+        let wr = rows_n::<_, K_ROWS>(wb, per_row, r, rows);
+        let end = (r + K_ROWS).min(rows);
         for i in 0..m {
             let a: &[BlockQ8K] = bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]);
-            let v = if i < m4 { q4_k_rows8::<true>(w8, a) } else { q4_k_rows8::<false>(w8, a) };
+            let v = if i < m4 { q4_k_rows::<K_ROWS, true>(wr, a) } else { q4_k_rows::<K_ROWS, false>(wr, a) };
             store_lanes(v, &mut out[i * stride + r..i * stride + end]);
         }
-        r += 8;
+        r += K_ROWS;
     }
 }
