@@ -20,7 +20,7 @@
 //!   one step per 64 values (groups `2s` and `2s + 1`), four per super-block.
 //!
 //! Here the weight rows are read straight from the GGUF layout (no
-//! repacked copy; Q4_0 eight rows per pass, Q4_K two): each row's integer
+//! repacked copy; Q4_0 four rows per pass, eight in the gemm, Q4_K two): each row's integer
 //! dot products are reduced across its lanes and the rows' sums land in one
 //! vector, lane `r` for row `r`, where the f32 chain runs exactly as above.
 
@@ -114,6 +114,35 @@ fn reduce8_i16(p: [__m256i; 8], ones: __m256i) -> __m256i {
     _mm256_add_epi32(lo, hi)
 }
 
+/// Four Q4_0 rows · one Q8_0 activation row (lanes 0..4), in the repacked order.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q4_0_rows4(w: [&[BlockQ4_0]; 4], a: &[BlockQ8_0]) -> __m256 {
+    let n = a.len();
+    let w = w.map(|r| &r[..n]);
+    let ones = _mm256_set1_epi16(1);
+    let eight = _mm256_set1_epi8(8);
+    let mut acc = _mm_setzero_ps();
+    for (b, ab) in a.iter().enumerate() {
+        let qa = load32(&ab.qs);
+        let off = _mm256_maddubs_epi16(eight, qa);
+        let p: [__m256i; 4] = core::array::from_fn(|r| {
+            let wb = &w[r][b];
+            if b % 2 == 0 {
+                prefetch_ahead(wb, PREFETCH);
+            }
+            _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(&wb.qs), qa), off)
+        });
+        // Per 128-bit half: rows 0..4, two i16 each (sums of four lanes, exact), then i32.
+        let h = _mm256_hadd_epi16(_mm256_hadd_epi16(p[0], p[1]), _mm256_hadd_epi16(p[2], p[3]));
+        let m = _mm256_madd_epi16(h, ones);
+        let isum = _mm_add_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256::<1>(m));
+        let d = _mm_mul_ps(_mm256_castps256_ps128(f16_lanes(w.map(|r| r[b].d))), _mm_set1_ps(f16_to_f32(ab.d)));
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), d, acc);
+    }
+    _mm256_castps128_ps256(acc)
+}
+
 /// Q4_0 matrix · Q8_0 activation row in llama.cpp's repacked order (eight
 /// rows per pass; a last group of fewer rows is computed the same way).
 ///
@@ -127,9 +156,9 @@ pub(crate) unsafe fn gemv_q4_0_q8_0_x8_avx2(w: &[u8], row_bytes: usize, a: &[u8]
     let rows = out.len();
     let mut r = 0;
     while r < rows {
-        let v = q4_0_rows8(rows8(w, per_row, r, rows), a);
-        store_lanes(v, &mut out[r..(r + 8).min(rows)]);
-        r += 8;
+        let v = q4_0_rows4(rows_n(w, per_row, r, rows), a);
+        store_lanes(v, &mut out[r..(r + 4).min(rows)]);
+        r += 4;
     }
 }
 
