@@ -346,6 +346,14 @@ impl<'a> KvHead<'a> {
         &self.data[start..start + self.dim * self.ty.elem_bytes()]
     }
 
+    /// Position `pos`'s values of an f16 cache, in place.
+    #[inline]
+    fn row_f16(&self, pos: usize) -> Result<&'a [ember_quant::f16], Error> {
+        bytemuck::try_cast_slice(self.row(pos)).map_err(|_| {
+            Error::Quant(ember_quant::Error::Length { what: "f16 KV cache row", expected: self.dim, got: 0 })
+        })
+    }
+
     /// Position `pos`'s values, widened to f32 into `out` (`dim` values).
     #[inline]
     fn widen(&self, pos: usize, out: &mut [f32]) {
@@ -419,7 +427,9 @@ pub struct AttnParams {
 /// soft-capped, online softmax, `out = Σ softmax(s)·v` (see
 /// [`AttnParams::half`] for the f16 variant). Each cached row is widened once
 /// for the whole group.
+#[allow(clippy::too_many_arguments)]
 pub fn attend(
+    kernels: &Kernels,
     q: &[f32],
     k: &KvHead<'_>,
     v: &KvHead<'_>,
@@ -448,13 +458,50 @@ pub fn attend(
     let mut s_sum = [0.0f32; MAX_QUERY_GROUP];
     let mut m = [f32::NEG_INFINITY; MAX_QUERY_GROUP];
     let scale = if softcap != 0.0 { scale / softcap } else { scale };
-    let f16 = half && k.ty == KvType::F16;
+    let f16 = half && k.ty == KvType::F16 && v.ty == KvType::F16;
     let qr = &mut scratch.q[..g * dk];
     for (o, &x) in qr.iter_mut().zip(q) {
         *o = if f16 { round_f16(x) } else { x };
     }
-    let row = &mut *scratch.row;
     let mut s = [0.0f32; MAX_QUERY_GROUP];
+    if f16 {
+        // The same steps as the loop below, on the f16 rows in place through
+        // the kernel table (SIMD with F16C): ggml's one-row path.
+        for p in positions {
+            let kr = k.row_f16(p)?;
+            for (h, sh) in s[..g].iter_mut().enumerate() {
+                let mut x = kernels.attn_dot_f16(kr, &qr[h * dk..(h + 1) * dk])? * scale;
+                if softcap != 0.0 {
+                    x = softcap * math::tanhf(x);
+                }
+                *sh = x;
+            }
+            let vr = v.row_f16(p)?;
+            for h in 0..g {
+                let a = &mut acc[h * dv..(h + 1) * dv];
+                let mut vs = 1.0f32;
+                let mut ms = 1.0f32;
+                if s[h] > m[h] {
+                    let m_old = m[h];
+                    m[h] = s[h];
+                    ms = math::expf(m_old - m[h]);
+                    kernels.attn_scale_f16(a, ms);
+                } else {
+                    vs = math::expf(s[h] - m[h]);
+                }
+                kernels.attn_mad_f16(a, vr, vs)?;
+                s_sum[h] = fma(s_sum[h], ms, vs);
+            }
+        }
+        for h in 0..g {
+            let inv = if s_sum[h] == 0.0 { 0.0 } else { 1.0 / s_sum[h] };
+            for (o, &a) in out[h * dv..(h + 1) * dv].iter_mut().zip(&acc[h * dv..(h + 1) * dv]) {
+                *o = a * inv;
+            }
+        }
+        return Ok(());
+    }
+    let row = &mut *scratch.row;
     for p in positions {
         let kr = &mut row[..dk];
         k.widen(p, kr);
@@ -994,9 +1041,23 @@ mod tests {
                 let mut out = vec![0.0f32; dv];
                 let mut scratch = AttnScratch { q: &mut qs, acc: &mut acc, row: &mut row };
                 let half = AttnParams { scale: 0.125, softcap: 0.0, half: true };
-                attend(&q, &kh, &vh, lo..hi, half, &mut scratch, &mut out).unwrap();
+                attend(&Kernels::best(), &q, &kh, &vh, lo..hi, half, &mut scratch, &mut out).unwrap();
+                // the portable kernels give the same bits as the SIMD ones
+                let mut out_generic = vec![0.0f32; dv];
+                attend(&Kernels::generic(), &q, &kh, &vh, lo..hi, half, &mut scratch, &mut out_generic).unwrap();
+                assert_eq!(out, out_generic, "{ty:?} head={head} {lo}..{hi}: SIMD vs generic kernels");
                 let mut out32 = vec![0.0f32; dv];
-                attend(&q, &kh, &vh, lo..hi, AttnParams { half: false, ..half }, &mut scratch, &mut out32).unwrap();
+                attend(
+                    &Kernels::best(),
+                    &q,
+                    &kh,
+                    &vh,
+                    lo..hi,
+                    AttnParams { half: false, ..half },
+                    &mut scratch,
+                    &mut out32,
+                )
+                .unwrap();
                 let qr = ty.round_trip(&q);
                 let want32 =
                     attention_ref(&q, &ks_all(&kvals, lo, hi, head, dk), &ks_all(&vvals, lo, hi, head, dv), 0.125);
@@ -1039,10 +1100,10 @@ mod tests {
             let mut together = vec![0.0f32; g * dk];
             let mut sc = AttnScratch { q: &mut qs, acc: &mut acc, row: &mut row };
             let p = AttnParams { scale: 0.125, softcap: 0.0, half: true };
-            attend(&q, &kh, &vh, 0..cells, p, &mut sc, &mut together).unwrap();
+            attend(&Kernels::best(), &q, &kh, &vh, 0..cells, p, &mut sc, &mut together).unwrap();
             for h in 0..g {
                 let mut alone = vec![0.0f32; dk];
-                attend(&q[h * dk..(h + 1) * dk], &kh, &vh, 0..cells, p, &mut sc, &mut alone).unwrap();
+                attend(&Kernels::best(), &q[h * dk..(h + 1) * dk], &kh, &vh, 0..cells, p, &mut sc, &mut alone).unwrap();
                 assert_eq!(&together[h * dk..(h + 1) * dk], &alone[..], "{ty:?} head {h}");
             }
         }
@@ -1070,7 +1131,7 @@ mod tests {
         let mut scratch = AttnScratch { q: &mut qs, acc: &mut acc, row: &mut row };
         let mut out = [0.0f32; 8];
         let p = AttnParams { scale: 1.0, softcap: 0.0, half: true };
-        attend(&[1.0; 8], &kh, &vh, 0..1, p, &mut scratch, &mut out).unwrap();
+        attend(&Kernels::best(), &[1.0; 8], &kh, &vh, 0..1, p, &mut scratch, &mut out).unwrap();
         assert_eq!(&out[..], &v[..]);
     }
 

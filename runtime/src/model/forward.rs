@@ -291,7 +291,7 @@ fn attention(
             let qh = &q[i * dq + h0 * hdk..i * dq + h1 * hdk];
             // SAFETY: each task writes the outputs of its own (token, heads).
             let o = unsafe { out.slice(i * da + h0 * hdv..i * da + h1 * hdv) };
-            err.check(ops::attend(qh, &kh, &vh, lo..pos + 1, params, &mut s, o));
+            err.check(ops::attend(m.kernels, qh, &kh, &vh, lo..pos + 1, params, &mut s, o));
         }
     });
     err.into_result()
