@@ -9,6 +9,11 @@
 //!   value accumulator kept in f16);
 //! - [`scale_f16_generic`]: `acc = f16(acc * s)` (`ggml_vec_scale_f16`).
 //!
+//! and two helpers of the f32-accumulating path ember takes for larger
+//! batches: [`widen_f16_generic`] (an f16 row to f32) and
+//! [`dot_f32_x4_generic`] (four scores at once, each summed in f64 in order)
+//! and [`mad_f32_generic`] (`acc = fma(v, s, acc)`).
+//!
 //! The accumulators are f32 slices holding f16 values. The SIMD versions
 //! (AVX2 + F16C) compute bit-identical results; they are reached through
 //! [`Kernels::attn`](crate::Kernels).
@@ -21,6 +26,14 @@ pub type DotF16Fn = unsafe fn(k: &[f16], q: &[f32]) -> f32;
 pub type MadF16Fn = unsafe fn(acc: &mut [f32], v: &[f16], s: f32);
 /// `acc[i] = f16(acc[i] * s)`.
 pub type ScaleF16Fn = unsafe fn(acc: &mut [f32], s: f32);
+/// `dst[i] = src[i]` widened to f32. `dst.len() == src.len()`.
+pub type WidenF16Fn = unsafe fn(src: &[f16], dst: &mut [f32]);
+/// Four dot products of `k` with the columns of `qt` (`[k.len()][4]`, four
+/// queries interleaved): `out[h] = sum_d f64(k[d] * qt[4d + h])`, summed in
+/// order of `d` from 0, then rounded to f32. `qt.len() == 4 * k.len()`.
+pub type DotF32x4Fn = unsafe fn(k: &[f32], qt: &[f32], out: &mut [f32; 4]);
+/// `acc[i] = fma(v[i], s, acc[i])` (`ggml_vec_mad_f32`). `acc.len() == v.len()`.
+pub type MadF32Fn = unsafe fn(acc: &mut [f32], v: &[f32], s: f32);
 
 /// The f16 attention kernels of one tier.
 ///
@@ -38,6 +51,12 @@ pub struct AttnEntry {
     pub mad_f16: MadF16Fn,
     /// Rescaling of an accumulator.
     pub scale_f16: ScaleF16Fn,
+    /// f16 → f32 of a cache row.
+    pub widen_f16: WidenF16Fn,
+    /// Four f32 scores of one cached key row.
+    pub dot_f32_x4: DotF32x4Fn,
+    /// Accumulation of one value row in f32.
+    pub mad_f32: MadF32Fn,
 }
 
 impl AttnEntry {
@@ -48,6 +67,9 @@ impl AttnEntry {
             dot_f16: dot_f16_generic,
             mad_f16: mad_f16_generic,
             scale_f16: scale_f16_generic,
+            widen_f16: widen_f16_generic,
+            dot_f32_x4: dot_f32_x4_generic,
+            mad_f32: mad_f32_generic,
         }
     }
 }
@@ -115,7 +137,64 @@ pub fn scale_f16_generic(acc: &mut [f32], s: f32) {
     }
 }
 
+/// `dst[i] = src[i]` as f32 (exact).
+pub fn widen_f16_generic(src: &[f16], dst: &mut [f32]) {
+    for (o, &x) in dst.iter_mut().zip(src) {
+        *o = x.to_f32();
+    }
+}
+
+/// See [`DotF32x4Fn`].
+pub fn dot_f32_x4_generic(k: &[f32], qt: &[f32], out: &mut [f32; 4]) {
+    let mut sum = [0.0f64; 4];
+    for (&kd, q) in k.iter().zip(qt.chunks_exact(4)) {
+        for h in 0..4 {
+            sum[h] += (kd * q[h]) as f64;
+        }
+    }
+    *out = sum.map(|x| x as f32);
+}
+
+/// `acc[i] = fma(v[i], s, acc[i])` (`ggml_vec_mad_f32`; the FMA through
+/// f64 as in [`mad_f16_generic`]).
+pub fn mad_f32_generic(acc: &mut [f32], v: &[f32], s: f32) {
+    for (x, &y) in acc.iter_mut().zip(v) {
+        *x = fma(y, s, *x);
+    }
+}
+
 impl crate::Kernels {
+    /// [`mad_f32_generic`] through the table. `acc` and `v` must have the same length.
+    pub fn attn_mad_f32(&self, acc: &mut [f32], v: &[f32], s: f32) -> Result<(), crate::Error> {
+        if acc.len() != v.len() {
+            return Err(crate::Error::Length { what: "attention value row", expected: acc.len(), got: v.len() });
+        }
+        // SAFETY: the table holds the entry of a tier this CPU supports; lengths checked above.
+        unsafe { (self.attn.mad_f32)(acc, v, s) };
+        Ok(())
+    }
+
+    /// [`widen_f16_generic`] through the table. `src` and `dst` must have the same length.
+    pub fn attn_widen_f16(&self, src: &[f16], dst: &mut [f32]) -> Result<(), crate::Error> {
+        if src.len() != dst.len() {
+            return Err(crate::Error::Length { what: "f16 row to widen", expected: dst.len(), got: src.len() });
+        }
+        // SAFETY: the table holds the entry of a tier this CPU supports; lengths checked above.
+        unsafe { (self.attn.widen_f16)(src, dst) };
+        Ok(())
+    }
+
+    /// [`dot_f32_x4_generic`] through the table. `qt` must hold `4 * k.len()` values.
+    pub fn attn_dot_f32_x4(&self, k: &[f32], qt: &[f32]) -> Result<[f32; 4], crate::Error> {
+        if qt.len() != 4 * k.len() {
+            return Err(crate::Error::Length { what: "interleaved queries", expected: 4 * k.len(), got: qt.len() });
+        }
+        let mut out = [0.0f32; 4];
+        // SAFETY: as in `attn_widen_f16`; lengths checked above.
+        unsafe { (self.attn.dot_f32_x4)(k, qt, &mut out) };
+        Ok(out)
+    }
+
     /// [`dot_f16_generic`] through the table. `k` and `q` must have the same length.
     pub fn attn_dot_f16(&self, k: &[f16], q: &[f32]) -> Result<f32, crate::Error> {
         if k.len() != q.len() {

@@ -1,4 +1,4 @@
-//! The f16 attention kernels of the best tier this CPU runs against the
+//! The attention kernels of the best tier this CPU runs against the
 //! portable ones (`ember_quant::attn`), bit for bit: the SIMD versions follow
 //! the same float order (ggml's one-row flash attention), and ember's greedy
 //! ids are compared with llama.cpp's. Lengths 0, 1, 7, 8, 63, 64, 65, 128,
@@ -56,6 +56,18 @@ fn simd_attention_kernels_equal_generic_bit_for_bit() {
             k.attn_scale_f16(&mut a, s);
             g.attn_scale_f16(&mut b, s);
             assert_eq!(a, b, "scale n={n} round={round}");
+
+            let (mut a, mut b) = (vec![0.0f32; n], vec![1.0f32; n]);
+            k.attn_widen_f16(&v, &mut a).unwrap();
+            g.attn_widen_f16(&v, &mut b).unwrap();
+            assert_eq!(a, b, "widen n={n} round={round}");
+            let qt: Vec<f32> = (0..4 * n).map(|_| r.gen_range(-1.0f32..1.0) * scale).collect();
+            let (x, y) = (k.attn_dot_f32_x4(&a, &qt).unwrap(), g.attn_dot_f32_x4(&a, &qt).unwrap());
+            assert_eq!(x.map(f32::to_bits), y.map(f32::to_bits), "dot_f32_x4 n={n} round={round}");
+            let (mut x, mut y) = (qt[..n].to_vec(), qt[..n].to_vec());
+            k.attn_mad_f32(&mut x, &a, s).unwrap();
+            g.attn_mad_f32(&mut y, &a, s).unwrap();
+            assert_eq!(x, y, "mad_f32 n={n} round={round}");
         }
     }
 }
@@ -65,4 +77,6 @@ fn mismatched_lengths_are_errors() {
     let k = Kernels::best();
     assert!(k.attn_dot_f16(&[f16::ONE; 3], &[1.0; 4]).is_err());
     assert!(k.attn_mad_f16(&mut [0.0; 4], &[f16::ONE; 3], 1.0).is_err());
+    assert!(k.attn_widen_f16(&[f16::ONE; 3], &mut [0.0; 4]).is_err());
+    assert!(k.attn_dot_f32_x4(&[1.0; 3], &[1.0; 8]).is_err());
 }

@@ -180,10 +180,11 @@ impl Plan {
         let logits = l.f32s(logits_rows, cfg.n_vocab)?;
         // Two sets of angles: full-attention layers and sliding-window layers.
         let rope = l.f32s(2 * b, dims.rot)?;
-        // A group of query heads sharing a KV head: queries (g * dk f32),
+        // A group of query heads sharing a KV head: queries (g * dk f32, g
+        // rounded up to a multiple of 4 for the interleaved f32 path),
         // accumulators (g * dv f32) and one widened cache row, each 64-aligned.
         let g = cfg.n_head / cfg.n_head_kv.max(1);
-        let attn_per_thread = round_up(g * dims.head_k * 4)?
+        let attn_per_thread = round_up(g.next_multiple_of(4) * dims.head_k * 4)?
             + round_up(g * dims.head_v * 4)?
             + round_up(dims.head_k.max(dims.head_v) * 4)?;
         let attn = l.take(attn_per_thread.checked_mul(opts.threads).ok_or(Error::PlanTooLarge)?)?;

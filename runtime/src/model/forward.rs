@@ -237,7 +237,7 @@ fn attention(
     let sub = (2 * t).div_ceil(n * n_kv).clamp(1, group);
     let tasks = n * n_kv * sub;
     let per = plan.attn_per_thread;
-    let (qb, accb) = (round64(group * hdk * 4), round64(group * hdv * 4));
+    let (qb, accb) = (round64(group.next_multiple_of(4) * hdk * 4), round64(group * hdv * 4));
     let out = SharedMut::new(&mut att[..n * da]);
     let scr = SharedMut::new(&mut scratch[..t * per]);
     let err = FirstError::new();

@@ -173,3 +173,61 @@ pub(crate) unsafe fn attn_scale_f16_avx2(acc: &mut [f32], s: f32) {
     }
     crate::attn::scale_f16_generic(&mut acc[body..n], s);
 }
+
+/// [`crate::attn::widen_f16_generic`] with F16C (exact, like the generic code).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn attn_widen_f16_avx2(src: &[f16], dst: &mut [f32]) {
+    let n = src.len().min(dst.len());
+    let body = n / 8 * 8;
+    let mut o = 0;
+    while o < body {
+        let d = &mut dst[o..o + 8];
+        // SAFETY: `d` is 8 writable f32; storeu needs no alignment.
+        unsafe { _mm256_storeu_ps(d.as_mut_ptr(), load_f16x8(src, o)) };
+        o += 8;
+    }
+    crate::attn::widen_f16_generic(&src[body..n], &mut dst[body..n]);
+}
+
+/// [`crate::attn::dot_f32_x4_generic`] with one f64 lane per query: each lane
+/// adds its f32 products in the generic code's order, so the result is
+/// bit-identical.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn attn_dot_f32_x4_avx2(k: &[f32], qt: &[f32], out: &mut [f32; 4]) {
+    let mut acc = _mm256_setzero_pd();
+    for (&kd, q) in k.iter().zip(qt.chunks_exact(4)) {
+        // SAFETY: `q` is 4 readable f32; loadu needs no alignment.
+        let p = _mm_mul_ps(_mm_set1_ps(kd), unsafe { _mm_loadu_ps(q.as_ptr()) });
+        acc = _mm256_add_pd(acc, _mm256_cvtps_pd(p));
+    }
+    // SAFETY: `out` is 4 writable f32; storeu needs no alignment.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), _mm256_cvtpd_ps(acc)) };
+}
+
+/// [`crate::attn::mad_f32_generic`] with an FMA instruction.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn attn_mad_f32_avx2(acc: &mut [f32], v: &[f32], s: f32) {
+    let n = acc.len().min(v.len());
+    let body = n / 8 * 8;
+    let sv = _mm256_set1_ps(s);
+    let mut o = 0;
+    while o < body {
+        let (a, x) = (&mut acc[o..o + 8], &v[o..o + 8]);
+        // SAFETY: `a` and `x` are 8 f32 each; loadu/storeu need no alignment.
+        unsafe {
+            let r = _mm256_fmadd_ps(_mm256_loadu_ps(x.as_ptr()), sv, _mm256_loadu_ps(a.as_ptr()));
+            _mm256_storeu_ps(a.as_mut_ptr(), r);
+        }
+        o += 8;
+    }
+    crate::attn::mad_f32_generic(&mut acc[body..n], &v[body..n], s);
+}
