@@ -9,9 +9,9 @@
 //!   value accumulator kept in f16);
 //! - [`scale_f16_generic`]: `acc = f16(acc * s)` (`ggml_vec_scale_f16`).
 //!
-//! and two helpers of the f32-accumulating path ember takes for larger
-//! batches: [`widen_f16_generic`] (an f16 row to f32) and
-//! [`dot_f32_x4_generic`] (four scores at once, each summed in f64 in order)
+//! and the helpers of the f32-accumulating path ember takes for larger
+//! batches: [`widen_f16_generic`] (an f16 row to f32),
+//! [`dot_f32_x4_generic`] (four scores at once, each summed in f64 in order),
 //! and [`mad_f32_generic`] (`acc = fma(v, s, acc)`).
 //!
 //! The accumulators are f32 slices holding f16 values. The SIMD versions

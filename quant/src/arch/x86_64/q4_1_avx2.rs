@@ -9,7 +9,9 @@
 //! the result is bit-identical to llama.cpp's AVX2 `ggml_vec_dot_q4_1_q8_1`,
 //! which the end-to-end tests against llama.cpp's greedy ids rely on. Four
 //! rows share each activation block and one f16 → f32 conversion of their
-//! scales and minimums.
+//! scales and minimums; in [`gemm_q4_1_q8_1_avx2`] (prompt batches) they also
+//! share each unpacked weight block between two activation rows, every
+//! output keeping exactly the one-row order.
 
 use super::avx2::*;
 use crate::q4_1::BlockQ4_1;
@@ -83,5 +85,161 @@ pub(crate) unsafe fn gemv_q4_1_q8_1_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
     while r < out.len() {
         out[r] = dot_rows([row(r)], a)[0];
         r += 1;
+    }
+}
+
+/// [`dot_rows`] for `C` activation rows at once: `out[c][r]` is bit-identical
+/// to `dot_rows(w, a[c])[r]` (same per-lane FMA chains, same `m * s` chain,
+/// same reduction); the weight nibbles are unpacked once for all `C`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_rows_acts<const R: usize, const C: usize>(w: [&[BlockQ4_1]; R], a: [&[BlockQ8_1]; C]) -> [[f32; R]; C] {
+    const { assert!(R <= 4 && C <= 2) };
+    let n = a[0].len();
+    let a = a.map(|x| &x[..n]);
+    let w = w.map(|r| &r[..n]);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [[_mm256_setzero_ps(); R]; C];
+    let mut acc_m = [_mm256_setzero_ps(); C];
+    for i in 0..n {
+        let dm = f16_rows(w.map(|r| [r[i].d, r[i].m]));
+        let mrep = _mm256_permutevar8x32_ps(dm, _mm256_setr_epi32(1, 1, 3, 3, 5, 5, 7, 7));
+        let mut qa = [_mm256_setzero_si256(); C];
+        let mut d = [_mm256_setzero_ps(); C];
+        for c in 0..C {
+            let ab = &a[c][i];
+            qa[c] = load32(&ab.qs);
+            let s = f16_to_f32(ab.s);
+            let sa = _mm256_setr_ps(s, 0.0, s, 0.0, s, 0.0, s, 0.0);
+            acc_m[c] = _mm256_fmadd_ps(mrep, sa, acc_m[c]);
+            d[c] = _mm256_mul_ps(dm, _mm256_set1_ps(f16_to_f32(ab.d)));
+        }
+        for r in 0..R {
+            let wb = &w[r][i];
+            let q = nibbles32(&wb.qs);
+            for c in 0..C {
+                let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, qa[c]), ones));
+                acc[c][r] = _mm256_fmadd_ps(lane(d[c], 2 * r), p, acc[c][r]);
+            }
+        }
+    }
+    let mut out = [[0.0f32; R]; C];
+    for c in 0..C {
+        let mut m = [0.0f32; 8];
+        // SAFETY: `m` is 8 writable f32; storeu needs no alignment.
+        unsafe { _mm256_storeu_ps(m.as_mut_ptr(), acc_m[c]) };
+        out[c] = hsum_rows(acc[c]);
+        for (r, o) in out[c].iter_mut().enumerate() {
+            *o += m[2 * r];
+        }
+    }
+    out
+}
+
+/// Q4_1 matrix · several Q8_1 activation rows ([`crate::kernels::GemmFn`]):
+/// `out[i * out_stride + r] = dot(w row r, act row i)`. Activation rows go
+/// in pairs and weight rows in fours ([`dot_rows_acts`]); the rest through
+/// the one-activation kernel. Every output equals [`gemv_q4_1_q8_1_avx2`]'s.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn gemm_q4_1_q8_1_avx2(
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[u8],
+    act_row_bytes: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let w: &[BlockQ4_1] = bytemuck::cast_slice(w);
+    let a: &[BlockQ8_1] = bytemuck::cast_slice(acts);
+    let per_row = row_bytes / core::mem::size_of::<BlockQ4_1>();
+    let per_act = act_row_bytes / core::mem::size_of::<BlockQ8_1>();
+    if per_row == 0 || per_act == 0 {
+        return;
+    }
+    let rows = w.len() / per_row;
+    let m = a.len() / per_act;
+    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
+    let act = |i: usize| &a[i * per_act..(i + 1) * per_act];
+    let mut i = 0;
+    while i + 2 <= m {
+        let (a0, a1) = (act(i), act(i + 1));
+        let mut r = 0;
+        while r + 4 <= rows {
+            let v = dot_rows_acts([row(r), row(r + 1), row(r + 2), row(r + 3)], [a0, a1]);
+            out[i * out_stride + r..i * out_stride + r + 4].copy_from_slice(&v[0]);
+            out[(i + 1) * out_stride + r..(i + 1) * out_stride + r + 4].copy_from_slice(&v[1]);
+            r += 4;
+        }
+        while r < rows {
+            let v = dot_rows_acts([row(r)], [a0, a1]);
+            out[i * out_stride + r] = v[0][0];
+            out[(i + 1) * out_stride + r] = v[1][0];
+            r += 1;
+        }
+        i += 2;
+    }
+    if i < m {
+        let a_bytes = &acts[i * act_row_bytes..(i + 1) * act_row_bytes];
+        let w_bytes = bytemuck::cast_slice(w);
+        // SAFETY: same CPU and buffer contract (one activation row, `rows` outputs).
+        unsafe { gemv_q4_1_q8_1_avx2(w_bytes, row_bytes, a_bytes, &mut out[i * out_stride..i * out_stride + rows]) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Random Q4_1 rows and Q8_1 activations from raw bytes with finite scales.
+    fn blocks<T: bytemuck::Pod>(n: usize, seed: &mut u64) -> std::vec::Vec<T> {
+        let mut v = std::vec![T::zeroed(); n];
+        for b in bytemuck::cast_slice_mut::<T, u8>(&mut v).iter_mut() {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *b = (*seed >> 24) as u8;
+        }
+        v
+    }
+
+    #[test]
+    fn gemm_equals_gemv_bit_for_bit() {
+        if !crate::arch::x86_64::tier_available(crate::Tier::Avx2) {
+            panic!("this test needs AVX2/FMA/F16C, which this x86_64 CPU lacks");
+        }
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        for (rows, m, nb) in [(9usize, 5usize, 18usize), (4, 2, 1), (1, 1, 3), (7, 3, 48), (0, 2, 2), (5, 0, 2)] {
+            let mut w: std::vec::Vec<BlockQ4_1> = blocks(rows * nb, &mut seed);
+            let mut a: std::vec::Vec<BlockQ8_1> = blocks(m * nb, &mut seed);
+            // finite scales; activation int8 lanes other than -128 (the quantizer's range)
+            for (k, b) in w.iter_mut().enumerate() {
+                b.d = half::f16::from_f32(0.01 * (k % 7) as f32 + 0.001);
+                b.m = half::f16::from_f32(-0.02 * (k % 5) as f32);
+            }
+            for (k, b) in a.iter_mut().enumerate() {
+                b.d = half::f16::from_f32(0.003 * (k % 11) as f32 + 0.0005);
+                b.s = half::f16::from_f32(0.5 - 0.1 * (k % 9) as f32);
+                for q in b.qs.iter_mut() {
+                    *q = (*q).max(-127);
+                }
+            }
+            let (wb, ab): (&[u8], &[u8]) = (bytemuck::cast_slice(&w), bytemuck::cast_slice(&a));
+            let (rb, arb) = (nb * core::mem::size_of::<BlockQ4_1>(), nb * core::mem::size_of::<BlockQ8_1>());
+            let stride = rows + 3;
+            let mut got = std::vec![f32::NAN; m * stride];
+            // SAFETY: AVX2 checked above; whole blocks; `got` holds m rows of `stride`.
+            unsafe { gemm_q4_1_q8_1_avx2(wb, rb, ab, arb, &mut got, stride) };
+            for i in 0..m {
+                let mut want = std::vec![0.0f32; rows];
+                // SAFETY: as above, one activation row.
+                unsafe { gemv_q4_1_q8_1_avx2(wb, rb, &ab[i * arb..(i + 1) * arb], &mut want) };
+                let g: std::vec::Vec<u32> = got[i * stride..i * stride + rows].iter().map(|x| x.to_bits()).collect();
+                let e: std::vec::Vec<u32> = want.iter().map(|x| x.to_bits()).collect();
+                assert_eq!(g, e, "rows={rows} m={m} blocks={nb} act row {i}");
+            }
+        }
     }
 }
