@@ -153,6 +153,8 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
         q4_1_avx2::vec_dot_q4_1_q8_1_avx2,
         q4_1_avx2::gemv_q4_1_q8_1_avx2
     );
+    // Prompt batches: two activation rows per pass, same per-output order.
+    k.q4_1.gemm = q4_1_avx2::gemm_q4_1_q8_1_avx2;
     k.q5_0 = gemv_entry!(
         T,
         q5_0::BlockQ5_0,

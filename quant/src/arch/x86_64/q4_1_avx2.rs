@@ -88,57 +88,58 @@ pub(crate) unsafe fn gemv_q4_1_q8_1_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
     }
 }
 
-/// [`dot_rows`] for `C` activation rows at once: `out[c][r]` is bit-identical
-/// to `dot_rows(w, a[c])[r]` (same per-lane FMA chains, same `m * s` chain,
-/// same reduction); the weight nibbles are unpacked once for all `C`.
+/// [`dot_rows`] for two activation rows at once: `out[c][r]` is
+/// bit-identical to `dot_rows(w, a[c])[r]` (same per-lane FMA chains with
+/// the same scale products `d_w * d_a`, same `m * s` chains, same reduction);
+/// the weight nibbles are unpacked once for both. The `m * s` chains of both
+/// activations share one vector: lane `2r` for `a[0]`, lane `2r + 1` for `a[1]`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_rows_acts<const R: usize, const C: usize>(w: [&[BlockQ4_1]; R], a: [&[BlockQ8_1]; C]) -> [[f32; R]; C] {
-    const { assert!(R <= 4 && C <= 2) };
+fn dot_rows_pair<const R: usize>(w: [&[BlockQ4_1]; R], a: [&[BlockQ8_1]; 2]) -> [[f32; R]; 2] {
+    const { assert!(R <= 4) };
     let n = a[0].len();
-    let a = a.map(|x| &x[..n]);
+    let (a0, a1) = (&a[0][..n], &a[1][..n]);
     let w = w.map(|r| &r[..n]);
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [[_mm256_setzero_ps(); R]; C];
-    let mut acc_m = [_mm256_setzero_ps(); C];
+    let mut acc0 = [_mm256_setzero_ps(); R];
+    let mut acc1 = [_mm256_setzero_ps(); R];
+    let mut acc_m = _mm256_setzero_ps();
+    let ds_bits = |b: &BlockQ8_1| (b.d.to_bits() as u32 | (b.s.to_bits() as u32) << 16) as i32;
     for i in 0..n {
+        // [d0, m0, d1, m1, ..] of the R rows' block i, and [m_r, m_r] pairs.
         let dm = f16_rows(w.map(|r| [r[i].d, r[i].m]));
         let mrep = _mm256_permutevar8x32_ps(dm, _mm256_setr_epi32(1, 1, 3, 3, 5, 5, 7, 7));
-        let mut qa = [_mm256_setzero_si256(); C];
-        let mut d = [_mm256_setzero_ps(); C];
-        for c in 0..C {
-            let ab = &a[c][i];
-            qa[c] = load32(&ab.qs);
-            let s = f16_to_f32(ab.s);
-            let sa = _mm256_setr_ps(s, 0.0, s, 0.0, s, 0.0, s, 0.0);
-            acc_m[c] = _mm256_fmadd_ps(mrep, sa, acc_m[c]);
-            d[c] = _mm256_mul_ps(dm, _mm256_set1_ps(f16_to_f32(ab.d)));
-        }
+        // [d_a0, s_a0, d_a1, s_a1], one conversion.
+        let ds = _mm_cvtph_ps(_mm_set_epi32(0, 0, ds_bits(&a1[i]), ds_bits(&a0[i])));
+        let s_pair = _mm_shuffle_ps::<0b11_01_11_01>(ds, ds);
+        acc_m = _mm256_fmadd_ps(mrep, _mm256_set_m128(s_pair, s_pair), acc_m);
+        let da0 = _mm256_broadcastss_ps(ds);
+        let da1 = _mm256_broadcastss_ps(_mm_movehl_ps(ds, ds));
+        let (qa0, qa1) = (load32(&a0[i].qs), load32(&a1[i].qs));
         for r in 0..R {
-            let wb = &w[r][i];
-            let q = nibbles32(&wb.qs);
-            for c in 0..C {
-                let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, qa[c]), ones));
-                acc[c][r] = _mm256_fmadd_ps(lane(d[c], 2 * r), p, acc[c][r]);
-            }
+            let q = nibbles32(&w[r][i].qs);
+            // lane 2r of `dm * da` as `dot_rows` computes it, one rounding
+            let dr = lane(dm, 2 * r);
+            let p0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, qa0), ones));
+            acc0[r] = _mm256_fmadd_ps(_mm256_mul_ps(dr, da0), p0, acc0[r]);
+            let p1 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, qa1), ones));
+            acc1[r] = _mm256_fmadd_ps(_mm256_mul_ps(dr, da1), p1, acc1[r]);
         }
     }
-    let mut out = [[0.0f32; R]; C];
-    for c in 0..C {
-        let mut m = [0.0f32; 8];
-        // SAFETY: `m` is 8 writable f32; storeu needs no alignment.
-        unsafe { _mm256_storeu_ps(m.as_mut_ptr(), acc_m[c]) };
-        out[c] = hsum_rows(acc[c]);
-        for (r, o) in out[c].iter_mut().enumerate() {
-            *o += m[2 * r];
-        }
+    let mut m = [0.0f32; 8];
+    // SAFETY: `m` is 8 writable f32; storeu needs no alignment.
+    unsafe { _mm256_storeu_ps(m.as_mut_ptr(), acc_m) };
+    let (mut o0, mut o1) = (hsum_rows(acc0), hsum_rows(acc1));
+    for r in 0..R {
+        o0[r] += m[2 * r];
+        o1[r] += m[2 * r + 1];
     }
-    out
+    [o0, o1]
 }
 
 /// Q4_1 matrix · several Q8_1 activation rows ([`crate::kernels::GemmFn`]):
 /// `out[i * out_stride + r] = dot(w row r, act row i)`. Activation rows go
-/// in pairs and weight rows in fours ([`dot_rows_acts`]); the rest through
+/// in pairs and weight rows in fours ([`dot_rows_pair`]); the rest through
 /// the one-activation kernel. Every output equals [`gemv_q4_1_q8_1_avx2`]'s.
 ///
 /// # Safety
@@ -168,13 +169,13 @@ pub(crate) unsafe fn gemm_q4_1_q8_1_avx2(
         let (a0, a1) = (act(i), act(i + 1));
         let mut r = 0;
         while r + 4 <= rows {
-            let v = dot_rows_acts([row(r), row(r + 1), row(r + 2), row(r + 3)], [a0, a1]);
+            let v = dot_rows_pair([row(r), row(r + 1), row(r + 2), row(r + 3)], [a0, a1]);
             out[i * out_stride + r..i * out_stride + r + 4].copy_from_slice(&v[0]);
             out[(i + 1) * out_stride + r..(i + 1) * out_stride + r + 4].copy_from_slice(&v[1]);
             r += 4;
         }
         while r < rows {
-            let v = dot_rows_acts([row(r)], [a0, a1]);
+            let v = dot_rows_pair([row(r)], [a0, a1]);
             out[i * out_stride + r] = v[0][0];
             out[(i + 1) * out_stride + r] = v[1][0];
             r += 1;
