@@ -18,12 +18,33 @@ use crate::q4_1::BlockQ4_1;
 use crate::q8_1::BlockQ8_1;
 use core::arch::x86_64::*;
 
+/// Each row cut to `n` blocks. A plain loop: `array::map`'s closure is not
+/// inlined into the `target_feature` kernels and costed a call per row.
+#[inline(always)]
+fn trim<const R: usize>(w: [&[BlockQ4_1]; R], n: usize) -> [&[BlockQ4_1]; R] {
+    let mut out: [&[BlockQ4_1]; R] = [&[]; R];
+    for r in 0..R {
+        out[r] = &w[r][..n];
+    }
+    out
+}
+
+/// `[d, m]` of block `i` of each row (see [`trim`] for why not `map`).
+#[inline(always)]
+fn scales<const R: usize>(w: &[&[BlockQ4_1]; R], i: usize) -> [[half::f16; 2]; R] {
+    let mut out = [[half::f16::ZERO; 2]; R];
+    for r in 0..R {
+        out[r] = [w[r][i].d, w[r][i].m];
+    }
+    out
+}
+
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_rows<const R: usize>(w: [&[BlockQ4_1]; R], a: &[BlockQ8_1]) -> [f32; R] {
     const { assert!(R <= 4) };
     let n = a.len();
-    let w = w.map(|r| &r[..n]);
+    let w = trim(w, n);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); R];
     // Lane 2r: row r's `m * s` chain (lanes 2r+1 stay 0).
@@ -32,7 +53,7 @@ fn dot_rows<const R: usize>(w: [&[BlockQ4_1]; R], a: &[BlockQ8_1]) -> [f32; R] {
         let qa = load32(&ab.qs);
         let da = f16_to_f32(ab.d);
         // [d0, m0, d1, m1, ..] of the R rows' block i.
-        let dm = f16_rows(w.map(|r| [r[i].d, r[i].m]));
+        let dm = f16_rows(scales(&w, i));
         let sa =
             _mm256_setr_ps(f16_to_f32(ab.s), 0.0, f16_to_f32(ab.s), 0.0, f16_to_f32(ab.s), 0.0, f16_to_f32(ab.s), 0.0);
         // m * s with one rounding, as GCC contracts `summs += m * s`.
@@ -99,7 +120,7 @@ fn dot_rows_pair<const R: usize>(w: [&[BlockQ4_1]; R], a: [&[BlockQ8_1]; 2]) -> 
     const { assert!(R <= 4) };
     let n = a[0].len();
     let (a0, a1) = (&a[0][..n], &a[1][..n]);
-    let w = w.map(|r| &r[..n]);
+    let w = trim(w, n);
     let ones = _mm256_set1_epi16(1);
     let mut acc0 = [_mm256_setzero_ps(); R];
     let mut acc1 = [_mm256_setzero_ps(); R];
@@ -107,7 +128,7 @@ fn dot_rows_pair<const R: usize>(w: [&[BlockQ4_1]; R], a: [&[BlockQ8_1]; 2]) -> 
     let ds_bits = |b: &BlockQ8_1| (b.d.to_bits() as u32 | (b.s.to_bits() as u32) << 16) as i32;
     for i in 0..n {
         // [d0, m0, d1, m1, ..] of the R rows' block i, and [m_r, m_r] pairs.
-        let dm = f16_rows(w.map(|r| [r[i].d, r[i].m]));
+        let dm = f16_rows(scales(&w, i));
         let mrep = _mm256_permutevar8x32_ps(dm, _mm256_setr_epi32(1, 1, 3, 3, 5, 5, 7, 7));
         // [d_a0, s_a0, d_a1, s_a1], one conversion.
         let ds = _mm_cvtph_ps(_mm_set_epi32(0, 0, ds_bits(&a1[i]), ds_bits(&a0[i])));
