@@ -346,6 +346,29 @@ impl<'a> KvHead<'a> {
         &self.data[start..start + self.dim * self.ty.elem_bytes()]
     }
 
+    /// Asks the CPU to start loading position `pos`'s values into cache (a
+    /// hint: no effect on results, nothing if `pos` is out of range).
+    #[inline]
+    fn prefetch(&self, pos: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let start = (pos % self.cells.max(1)) * self.row_bytes + self.offset;
+            let len = self.dim * self.ty.elem_bytes();
+            if let Some(row) = self.data.get(start..start + len) {
+                for line in row.chunks(64) {
+                    // SAFETY: `_mm_prefetch` needs SSE, part of the x86_64
+                    // baseline; a prefetch never faults and has no
+                    // architectural effect (the address is in bounds anyway).
+                    unsafe {
+                        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast())
+                    };
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = pos;
+    }
+
     /// Position `pos`'s values of an f16 cache, in place.
     #[inline]
     fn row_f16(&self, pos: usize) -> Result<&'a [ember_quant::f16], Error> {
@@ -384,6 +407,9 @@ impl<'a> KvHead<'a> {
         }
     }
 }
+
+/// How many positions ahead [`attend`] prefetches the cached rows.
+const PREFETCH_POSITIONS: usize = 6;
 
 /// Most query heads that share one KV head in [`attend`] (grouped-query
 /// attention ratios in practice are 1 to 8).
@@ -461,7 +487,14 @@ pub fn attend(
         }
         // The same steps as the loop below, on the f16 rows in place through
         // the kernel table (SIMD with F16C): ggml's one-row path.
+        let end = positions.end;
         for p in positions {
+            // The rows of a later position, which the hardware prefetcher
+            // (one short row every `row_bytes`) often does not fetch in time.
+            if p + PREFETCH_POSITIONS < end {
+                k.prefetch(p + PREFETCH_POSITIONS);
+                v.prefetch(p + PREFETCH_POSITIONS);
+            }
             let kr = k.row_f16(p)?;
             for (h, sh) in s[..g].iter_mut().enumerate() {
                 let mut x = kernels.attn_dot_f16(kr, &qr[h * dk..(h + 1) * dk])? * scale;
@@ -510,7 +543,12 @@ pub fn attend(
         }
     }
     let row = &mut *scratch.row;
+    let end = positions.end;
     for p in positions {
+        if p + PREFETCH_POSITIONS < end {
+            k.prefetch(p + PREFETCH_POSITIONS);
+            v.prefetch(p + PREFETCH_POSITIONS);
+        }
         let kr = &mut row[..dk];
         k.widen(kernels, p, kr)?;
         for (c, chunk) in qt.chunks_exact(4 * dk).enumerate() {
