@@ -32,6 +32,9 @@ pub type WidenF16Fn = unsafe fn(src: &[f16], dst: &mut [f32]);
 /// queries interleaved): `out[h] = sum_d f64(k[d] * qt[4d + h])`, summed in
 /// order of `d` from 0, then rounded to f32. `qt.len() == 4 * k.len()`.
 pub type DotF32x4Fn = unsafe fn(k: &[f32], qt: &[f32], out: &mut [f32; 4]);
+/// [`DotF32x4Fn`] for two key rows of the same length: `out[j]` is the
+/// result for `k[j]`. `qt.len() == 4 * k[0].len()`, `k[1].len() == k[0].len()`.
+pub type DotF32x4PairFn = unsafe fn(k0: &[f32], k1: &[f32], qt: &[f32], out: &mut [[f32; 4]; 2]);
 /// `acc[i] = fma(v[i], s, acc[i])` (`ggml_vec_mad_f32`). `acc.len() == v.len()`.
 pub type MadF32Fn = unsafe fn(acc: &mut [f32], v: &[f32], s: f32);
 
@@ -55,6 +58,8 @@ pub struct AttnEntry {
     pub widen_f16: WidenF16Fn,
     /// Four f32 scores of one cached key row.
     pub dot_f32_x4: DotF32x4Fn,
+    /// Four f32 scores of each of two cached key rows.
+    pub dot_f32_x4_pair: DotF32x4PairFn,
     /// Accumulation of one value row in f32.
     pub mad_f32: MadF32Fn,
 }
@@ -69,6 +74,7 @@ impl AttnEntry {
             scale_f16: scale_f16_generic,
             widen_f16: widen_f16_generic,
             dot_f32_x4: dot_f32_x4_generic,
+            dot_f32_x4_pair: dot_f32_x4_pair_generic,
             mad_f32: mad_f32_generic,
         }
     }
@@ -155,6 +161,12 @@ pub fn dot_f32_x4_generic(k: &[f32], qt: &[f32], out: &mut [f32; 4]) {
     *out = sum.map(|x| x as f32);
 }
 
+/// See [`DotF32x4PairFn`]: [`dot_f32_x4_generic`] of each row.
+pub fn dot_f32_x4_pair_generic(k0: &[f32], k1: &[f32], qt: &[f32], out: &mut [[f32; 4]; 2]) {
+    dot_f32_x4_generic(k0, qt, &mut out[0]);
+    dot_f32_x4_generic(k1, qt, &mut out[1]);
+}
+
 /// `acc[i] = fma(v[i], s, acc[i])` (`ggml_vec_mad_f32`; the FMA through
 /// f64 as in [`mad_f16_generic`]).
 pub fn mad_f32_generic(acc: &mut [f32], v: &[f32], s: f32) {
@@ -164,6 +176,18 @@ pub fn mad_f32_generic(acc: &mut [f32], v: &[f32], s: f32) {
 }
 
 impl crate::Kernels {
+    /// [`dot_f32_x4_pair_generic`] through the table. `qt` must hold
+    /// `4 * k0.len()` values and `k1` as many as `k0`.
+    pub fn attn_dot_f32_x4_pair(&self, k0: &[f32], k1: &[f32], qt: &[f32]) -> Result<[[f32; 4]; 2], crate::Error> {
+        if qt.len() != 4 * k0.len() || k1.len() != k0.len() {
+            return Err(crate::Error::Length { what: "interleaved queries", expected: 4 * k0.len(), got: qt.len() });
+        }
+        let mut out = [[0.0f32; 4]; 2];
+        // SAFETY: the table holds the entry of a tier this CPU supports; lengths checked above.
+        unsafe { (self.attn.dot_f32_x4_pair)(k0, k1, qt, &mut out) };
+        Ok(out)
+    }
+
     /// [`mad_f32_generic`] through the table. `acc` and `v` must have the same length.
     pub fn attn_mad_f32(&self, acc: &mut [f32], v: &[f32], s: f32) -> Result<(), crate::Error> {
         if acc.len() != v.len() {

@@ -64,6 +64,12 @@ fn simd_attention_kernels_equal_generic_bit_for_bit() {
             let qt: Vec<f32> = (0..4 * n).map(|_| r.gen_range(-1.0f32..1.0) * scale).collect();
             let (x, y) = (k.attn_dot_f32_x4(&a, &qt).unwrap(), g.attn_dot_f32_x4(&a, &qt).unwrap());
             assert_eq!(x.map(f32::to_bits), y.map(f32::to_bits), "dot_f32_x4 n={n} round={round}");
+            let k1: Vec<f32> = qt[..n].iter().map(|x| x * 0.5 - 0.25).collect();
+            let (x, y) = (k.attn_dot_f32_x4_pair(&a, &k1, &qt).unwrap(), g.attn_dot_f32_x4_pair(&a, &k1, &qt).unwrap());
+            assert_eq!(x[0].map(f32::to_bits), y[0].map(f32::to_bits), "dot_f32_x4_pair n={n} round={round}");
+            assert_eq!(x[1].map(f32::to_bits), y[1].map(f32::to_bits), "dot_f32_x4_pair n={n} round={round}");
+            let one = g.attn_dot_f32_x4(&k1, &qt).unwrap();
+            assert_eq!(x[1].map(f32::to_bits), one.map(f32::to_bits), "pair vs one row n={n} round={round}");
             let (mut x, mut y) = (qt[..n].to_vec(), qt[..n].to_vec());
             k.attn_mad_f32(&mut x, &a, s).unwrap();
             g.attn_mad_f32(&mut y, &a, s).unwrap();
@@ -79,4 +85,5 @@ fn mismatched_lengths_are_errors() {
     assert!(k.attn_mad_f16(&mut [0.0; 4], &[f16::ONE; 3], 1.0).is_err());
     assert!(k.attn_widen_f16(&[f16::ONE; 3], &mut [0.0; 4]).is_err());
     assert!(k.attn_dot_f32_x4(&[1.0; 3], &[1.0; 8]).is_err());
+    assert!(k.attn_dot_f32_x4_pair(&[1.0; 2], &[1.0; 3], &[1.0; 8]).is_err());
 }

@@ -542,44 +542,64 @@ pub fn attend(
             }
         }
     }
-    let row = &mut *scratch.row;
+    // Two positions per step where the scratch has room for two rows: their
+    // scores are independent, and scoring them in one pass overlaps the two
+    // f64 addition chains (each stays in order). The values are then taken
+    // position by position, as before.
+    let wide = dk.max(dv);
+    let (r0, r1) = scratch.row.split_at_mut(wide);
+    let two = r1.len() >= wide;
     let end = positions.end;
-    for p in positions {
-        if p + PREFETCH_POSITIONS < end {
-            k.prefetch(p + PREFETCH_POSITIONS);
-            v.prefetch(p + PREFETCH_POSITIONS);
+    let mut p = positions.start;
+    let mut s2 = [[0.0f32; MAX_QUERY_GROUP]; 2];
+    while p < end {
+        let step = if two && p + 1 < end { 2 } else { 1 };
+        for ahead in p + PREFETCH_POSITIONS..(p + PREFETCH_POSITIONS + step).min(end) {
+            k.prefetch(ahead);
+            v.prefetch(ahead);
         }
-        let kr = &mut row[..dk];
-        k.widen(kernels, p, kr)?;
+        k.widen(kernels, p, &mut r0[..dk])?;
+        if step == 2 {
+            k.widen(kernels, p + 1, &mut r1[..dk])?;
+        }
         for (c, chunk) in qt.chunks_exact(4 * dk).enumerate() {
-            let four = kernels.attn_dot_f32_x4(kr, chunk)?;
-            for (l, &d) in four.iter().enumerate().take(g - 4 * c) {
-                let mut x = d * scale;
-                if softcap != 0.0 {
-                    x = softcap * math::tanhf(x);
-                }
-                s[4 * c + l] = x;
-            }
-        }
-        let vr = &mut row[..dv];
-        v.widen(kernels, p, vr)?;
-        for h in 0..g {
-            let a = &mut acc[h * dv..(h + 1) * dv];
-            let mut vs = 1.0f32;
-            let mut ms = 1.0f32;
-            if s[h] > m[h] {
-                let m_old = m[h];
-                m[h] = s[h];
-                ms = math::expf(m_old - m[h]);
-                // ggml_vec_scale_f32: VKQ *= ms.
-                a.iter_mut().for_each(|x| *x *= ms);
+            let fours = if step == 2 {
+                kernels.attn_dot_f32_x4_pair(&r0[..dk], &r1[..dk], chunk)?
             } else {
-                vs = math::expf(s[h] - m[h]);
+                [kernels.attn_dot_f32_x4(&r0[..dk], chunk)?, [0.0; 4]]
+            };
+            for (sj, four) in s2.iter_mut().zip(fours).take(step) {
+                for (l, &d) in four.iter().enumerate().take(g - 4 * c) {
+                    let mut x = d * scale;
+                    if softcap != 0.0 {
+                        x = softcap * math::tanhf(x);
+                    }
+                    sj[4 * c + l] = x;
+                }
             }
-            // ggml_vec_mad_f32: VKQ += v * vs with one rounding (FMA).
-            kernels.attn_mad_f32(a, vr, vs)?;
-            s_sum[h] = fma(s_sum[h], ms, vs);
         }
+        for (j, s) in s2.iter().enumerate().take(step) {
+            let vr = &mut r0[..dv];
+            v.widen(kernels, p + j, vr)?;
+            for h in 0..g {
+                let a = &mut acc[h * dv..(h + 1) * dv];
+                let mut vs = 1.0f32;
+                let mut ms = 1.0f32;
+                if s[h] > m[h] {
+                    let m_old = m[h];
+                    m[h] = s[h];
+                    ms = math::expf(m_old - m[h]);
+                    // ggml_vec_scale_f32: VKQ *= ms.
+                    a.iter_mut().for_each(|x| *x *= ms);
+                } else {
+                    vs = math::expf(s[h] - m[h]);
+                }
+                // ggml_vec_mad_f32: VKQ += v * vs with one rounding (FMA).
+                kernels.attn_mad_f32(a, vr, vs)?;
+                s_sum[h] = fma(s_sum[h], ms, vs);
+            }
+        }
+        p += step;
     }
     for h in 0..g {
         let inv = if s_sum[h] == 0.0 { 0.0 } else { 1.0 / s_sum[h] };

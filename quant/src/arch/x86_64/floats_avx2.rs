@@ -231,3 +231,24 @@ pub(crate) unsafe fn attn_mad_f32_avx2(acc: &mut [f32], v: &[f32], s: f32) {
     }
     crate::attn::mad_f32_generic(&mut acc[body..n], &v[body..n], s);
 }
+
+/// [`crate::attn::dot_f32_x4_pair_generic`]: two independent f64 chains per
+/// step (one per key row), each in the generic order, bit-identical.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn attn_dot_f32_x4_pair_avx2(k0: &[f32], k1: &[f32], qt: &[f32], out: &mut [[f32; 4]; 2]) {
+    let (mut acc0, mut acc1) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+    for ((&x0, &x1), q) in k0.iter().zip(k1).zip(qt.chunks_exact(4)) {
+        // SAFETY: `q` is 4 readable f32; loadu needs no alignment.
+        let qv = unsafe { _mm_loadu_ps(q.as_ptr()) };
+        acc0 = _mm256_add_pd(acc0, _mm256_cvtps_pd(_mm_mul_ps(_mm_set1_ps(x0), qv)));
+        acc1 = _mm256_add_pd(acc1, _mm256_cvtps_pd(_mm_mul_ps(_mm_set1_ps(x1), qv)));
+    }
+    // SAFETY: each `out[j]` is 4 writable f32; storeu needs no alignment.
+    unsafe {
+        _mm_storeu_ps(out[0].as_mut_ptr(), _mm256_cvtpd_ps(acc0));
+        _mm_storeu_ps(out[1].as_mut_ptr(), _mm256_cvtpd_ps(acc1));
+    }
+}

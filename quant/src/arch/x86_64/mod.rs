@@ -204,6 +204,7 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
         scale_f16: floats_avx2::attn_scale_f16_avx2,
         widen_f16: floats_avx2::attn_widen_f16_avx2,
         dot_f32_x4: floats_avx2::attn_dot_f32_x4_avx2,
+        dot_f32_x4_pair: floats_avx2::attn_dot_f32_x4_pair_avx2,
         mad_f32: floats_avx2::attn_mad_f32_avx2,
     };
 }
