@@ -233,6 +233,8 @@ pub struct Kernels {
     pub quantize_q8_1: QuantizeEntry,
     /// f32 → Q8_K activations.
     pub quantize_q8_k: QuantizeEntry,
+    /// Attention over an f16 KV cache (see [`crate::attn`]).
+    pub attn: crate::attn::AttnEntry,
 }
 
 impl Kernels {
@@ -260,6 +262,7 @@ impl Kernels {
             quantize_q8_0: quantize_entry!(G, q8_0::BlockQ8_0, q8_0::quantize_ref),
             quantize_q8_1: quantize_entry!(G, q8_1::BlockQ8_1, q8_1::quantize_ref),
             quantize_q8_k: quantize_entry!(G, q8_k::BlockQ8K, q8_k::quantize_ref),
+            attn: crate::attn::AttnEntry::generic(),
         }
     }
 

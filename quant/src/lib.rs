@@ -7,6 +7,7 @@
 extern crate std;
 
 pub mod arch;
+pub mod attn;
 pub mod cast;
 mod error;
 pub mod floats;

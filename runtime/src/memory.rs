@@ -180,12 +180,13 @@ impl Plan {
         let logits = l.f32s(logits_rows, cfg.n_vocab)?;
         // Two sets of angles: full-attention layers and sliding-window layers.
         let rope = l.f32s(2 * b, dims.rot)?;
-        // A group of query heads sharing a KV head: queries (g * dk f32),
-        // accumulators (g * dv f32) and one widened cache row, each 64-aligned.
+        // A group of query heads sharing a KV head: queries (g * dk f32, g
+        // rounded up to a multiple of 4 for the interleaved f32 path),
+        // accumulators (g * dv f32) and two widened cache rows, each 64-aligned.
         let g = cfg.n_head / cfg.n_head_kv.max(1);
-        let attn_per_thread = round_up(g * dims.head_k * 4)?
+        let attn_per_thread = round_up(g.next_multiple_of(4) * dims.head_k * 4)?
             + round_up(g * dims.head_v * 4)?
-            + round_up(dims.head_k.max(dims.head_v) * 4)?;
+            + round_up(2 * dims.head_k.max(dims.head_v) * 4)?;
         let attn = l.take(attn_per_thread.checked_mul(opts.threads).ok_or(Error::PlanTooLarge)?)?;
         let gelu = if cfg.activation == Activation::GeluTanh { l.take(65536 * 2)? } else { l.take(0)? };
         let kv_layout = KvLayout::new(cfg, opts.ctx_len, b, opts.kv_type).ok_or(Error::PlanTooLarge)?;
@@ -526,7 +527,9 @@ mod tests {
         assert_eq!(p.logits.bytes, 49152 * 4);
         assert_eq!(p.kv.bytes, 30 * 2 * 2048 * 192 * 2);
         assert_eq!(p.gelu.bytes, 0);
-        assert_eq!(p.attn.bytes, 2 * (3 * 256 + 3 * 256 + 256));
+        // per thread: queries of 3 heads padded to 4 (interleaved f32 path),
+        // 3 accumulators, two widened rows; 64 f32 each
+        assert_eq!(p.attn.bytes, 2 * (4 * 256 + 3 * 256 + 2 * 256));
         // regions are aligned, ordered, disjoint, and inside the total
         let regions =
             [p.x, p.xb, p.xb2, p.q, p.k, p.v, p.att, p.gate, p.up, p.act, p.logits, p.rope, p.attn, p.gelu, p.kv];

@@ -346,25 +346,50 @@ impl<'a> KvHead<'a> {
         &self.data[start..start + self.dim * self.ty.elem_bytes()]
     }
 
-    /// Position `pos`'s values, widened to f32 into `out` (`dim` values).
+    /// Asks the CPU to start loading position `pos`'s values into cache (a
+    /// hint: no effect on results, nothing if `pos` is out of range).
     #[inline]
-    fn widen(&self, pos: usize, out: &mut [f32]) {
-        let r = self.row(pos);
-        match self.ty {
-            KvType::F16 => {
-                // 2-byte alignment was checked by `check`; the cast cannot fail then.
-                let h: &[u16] = bytemuck::try_cast_slice(r).unwrap_or(&[]);
-                for (o, &x) in out.iter_mut().zip(h) {
-                    *o = f16_to_f32(x);
-                }
-            }
-            KvType::F32 => {
-                let f: &[f32] = bytemuck::try_cast_slice(r).unwrap_or(&[]);
-                for (o, &x) in out.iter_mut().zip(f) {
-                    *o = x;
+    fn prefetch(&self, pos: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let start = (pos % self.cells.max(1)) * self.row_bytes + self.offset;
+            let len = self.dim * self.ty.elem_bytes();
+            if let Some(row) = self.data.get(start..start + len) {
+                for line in row.chunks(64) {
+                    // SAFETY: `_mm_prefetch` needs SSE, part of the x86_64
+                    // baseline; a prefetch never faults and has no
+                    // architectural effect (the address is in bounds anyway).
+                    unsafe {
+                        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast())
+                    };
                 }
             }
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = pos;
+    }
+
+    /// Position `pos`'s values of an f16 cache, in place.
+    #[inline]
+    fn row_f16(&self, pos: usize) -> Result<&'a [ember_quant::f16], Error> {
+        bytemuck::try_cast_slice(self.row(pos)).map_err(|_| {
+            Error::Quant(ember_quant::Error::Length { what: "f16 KV cache row", expected: self.dim, got: 0 })
+        })
+    }
+
+    /// Position `pos`'s values, widened to f32 into `out` (`dim` values).
+    #[inline]
+    fn widen(&self, kernels: &Kernels, pos: usize, out: &mut [f32]) -> Result<(), Error> {
+        match self.ty {
+            KvType::F16 => kernels.attn_widen_f16(self.row_f16(pos)?, out)?,
+            KvType::F32 => {
+                let f: &[f32] = bytemuck::try_cast_slice(self.row(pos)).map_err(|_| {
+                    Error::Quant(ember_quant::Error::Length { what: "f32 KV cache row", expected: self.dim, got: 0 })
+                })?;
+                out.copy_from_slice(f);
+            }
+        }
+        Ok(())
     }
 
     fn check(&self, what: &'static str) -> Result<(), Error> {
@@ -382,6 +407,9 @@ impl<'a> KvHead<'a> {
         }
     }
 }
+
+/// How many positions ahead [`attend`] prefetches the cached rows.
+const PREFETCH_POSITIONS: usize = 6;
 
 /// Most query heads that share one KV head in [`attend`] (grouped-query
 /// attention ratios in practice are 1 to 8).
@@ -419,7 +447,9 @@ pub struct AttnParams {
 /// soft-capped, online softmax, `out = Σ softmax(s)·v` (see
 /// [`AttnParams::half`] for the f16 variant). Each cached row is widened once
 /// for the whole group.
+#[allow(clippy::too_many_arguments)]
 pub fn attend(
+    kernels: &Kernels,
     q: &[f32],
     k: &KvHead<'_>,
     v: &KvHead<'_>,
@@ -438,7 +468,7 @@ pub fn attend(
         || q.len() != g * dk
         || out.len() != g * dv
         || scratch.acc.len() < g * dv
-        || scratch.q.len() < g * dk
+        || scratch.q.len() < g.next_multiple_of(4) * dk
         || scratch.row.len() < dk.max(dv)
     {
         return Err(Error::Quant(ember_quant::Error::Length { what: "attention heads", expected: dk, got: q.len() }));
@@ -448,55 +478,128 @@ pub fn attend(
     let mut s_sum = [0.0f32; MAX_QUERY_GROUP];
     let mut m = [f32::NEG_INFINITY; MAX_QUERY_GROUP];
     let scale = if softcap != 0.0 { scale / softcap } else { scale };
-    let f16 = half && k.ty == KvType::F16;
-    let qr = &mut scratch.q[..g * dk];
-    for (o, &x) in qr.iter_mut().zip(q) {
-        *o = if f16 { round_f16(x) } else { x };
-    }
-    let row = &mut *scratch.row;
+    let f16 = half && k.ty == KvType::F16 && v.ty == KvType::F16;
     let mut s = [0.0f32; MAX_QUERY_GROUP];
-    for p in positions {
-        let kr = &mut row[..dk];
-        k.widen(p, kr);
-        for (h, sh) in s[..g].iter_mut().enumerate() {
-            let qh = &qr[h * dk..(h + 1) * dk];
-            let mut x = if f16 { dot_ggml(kr, qh) } else { dot_f32(kr, qh) } * scale;
-            if softcap != 0.0 {
-                x = softcap * math::tanhf(x);
-            }
-            *sh = x;
+    if f16 {
+        let qr = &mut scratch.q[..g * dk];
+        for (o, &x) in qr.iter_mut().zip(q) {
+            *o = round_f16(x);
         }
-        let vr = &mut row[..dv];
-        v.widen(p, vr);
-        for h in 0..g {
-            let a = &mut acc[h * dv..(h + 1) * dv];
-            let mut vs = 1.0f32;
-            let mut ms = 1.0f32;
-            if s[h] > m[h] {
-                let m_old = m[h];
-                m[h] = s[h];
-                ms = math::expf(m_old - m[h]);
-                // ggml_vec_scale_f16 / _f32: VKQ *= ms (rounded to f16 for an f16 cache).
-                if f16 {
-                    a.iter_mut().for_each(|x| *x = round_f16(*x * ms));
+        // The same steps as the loop below, on the f16 rows in place through
+        // the kernel table (SIMD with F16C): ggml's one-row path.
+        let end = positions.end;
+        for p in positions {
+            // The rows of a later position, which the hardware prefetcher
+            // (one short row every `row_bytes`) often does not fetch in time.
+            if p + PREFETCH_POSITIONS < end {
+                k.prefetch(p + PREFETCH_POSITIONS);
+                v.prefetch(p + PREFETCH_POSITIONS);
+            }
+            let kr = k.row_f16(p)?;
+            for (h, sh) in s[..g].iter_mut().enumerate() {
+                let mut x = kernels.attn_dot_f16(kr, &qr[h * dk..(h + 1) * dk])? * scale;
+                if softcap != 0.0 {
+                    x = softcap * math::tanhf(x);
+                }
+                *sh = x;
+            }
+            let vr = v.row_f16(p)?;
+            for h in 0..g {
+                let a = &mut acc[h * dv..(h + 1) * dv];
+                let mut vs = 1.0f32;
+                let mut ms = 1.0f32;
+                if s[h] > m[h] {
+                    let m_old = m[h];
+                    m[h] = s[h];
+                    ms = math::expf(m_old - m[h]);
+                    kernels.attn_scale_f16(a, ms);
                 } else {
-                    a.iter_mut().for_each(|x| *x *= ms);
+                    vs = math::expf(s[h] - m[h]);
                 }
-            } else {
-                vs = math::expf(s[h] - m[h]);
+                kernels.attn_mad_f16(a, vr, vs)?;
+                s_sum[h] = fma(s_sum[h], ms, vs);
             }
-            // ggml_vec_mad_f16 / _f32: VKQ += v * vs with one rounding (FMA).
-            if f16 {
-                for (x, &y) in a.iter_mut().zip(vr.iter()) {
-                    *x = round_f16(fma(y, vs, *x));
-                }
-            } else {
-                for (x, &y) in a.iter_mut().zip(vr.iter()) {
-                    *x = fma(y, vs, *x);
-                }
-            }
-            s_sum[h] = fma(s_sum[h], ms, vs);
         }
+        for h in 0..g {
+            let inv = if s_sum[h] == 0.0 { 0.0 } else { 1.0 / s_sum[h] };
+            for (o, &a) in out[h * dv..(h + 1) * dv].iter_mut().zip(&acc[h * dv..(h + 1) * dv]) {
+                *o = a * inv;
+            }
+        }
+        return Ok(());
+    }
+    // f32 accumulation. The queries interleaved four at a time
+    // (`[g/4][dk][4]`, zero-padded) so that one pass over a key row scores
+    // four heads, each score's f32 products summed in f64 in order
+    // (`ember_quant::attn::dot_f32_x4_generic`).
+    let g4 = g.div_ceil(4);
+    let qt = &mut scratch.q[..4 * g4 * dk];
+    for (c, chunk) in qt.chunks_exact_mut(4 * dk).enumerate() {
+        for (d, lanes) in chunk.chunks_exact_mut(4).enumerate() {
+            for (l, x) in lanes.iter_mut().enumerate() {
+                let h = 4 * c + l;
+                *x = if h < g { q[h * dk + d] } else { 0.0 };
+            }
+        }
+    }
+    // Two positions per step where the scratch has room for two rows: their
+    // scores are independent, and scoring them in one pass overlaps the two
+    // f64 addition chains (each stays in order). The values are then taken
+    // position by position, as before.
+    let wide = dk.max(dv);
+    let (r0, r1) = scratch.row.split_at_mut(wide);
+    let two = r1.len() >= wide;
+    let end = positions.end;
+    let mut p = positions.start;
+    let mut s2 = [[0.0f32; MAX_QUERY_GROUP]; 2];
+    while p < end {
+        let step = if two && p + 1 < end { 2 } else { 1 };
+        for ahead in p + PREFETCH_POSITIONS..(p + PREFETCH_POSITIONS + step).min(end) {
+            k.prefetch(ahead);
+            v.prefetch(ahead);
+        }
+        k.widen(kernels, p, &mut r0[..dk])?;
+        if step == 2 {
+            k.widen(kernels, p + 1, &mut r1[..dk])?;
+        }
+        for (c, chunk) in qt.chunks_exact(4 * dk).enumerate() {
+            let fours = if step == 2 {
+                kernels.attn_dot_f32_x4_pair(&r0[..dk], &r1[..dk], chunk)?
+            } else {
+                [kernels.attn_dot_f32_x4(&r0[..dk], chunk)?, [0.0; 4]]
+            };
+            for (sj, four) in s2.iter_mut().zip(fours).take(step) {
+                for (l, &d) in four.iter().enumerate().take(g - 4 * c) {
+                    let mut x = d * scale;
+                    if softcap != 0.0 {
+                        x = softcap * math::tanhf(x);
+                    }
+                    sj[4 * c + l] = x;
+                }
+            }
+        }
+        for (j, s) in s2.iter().enumerate().take(step) {
+            let vr = &mut r0[..dv];
+            v.widen(kernels, p + j, vr)?;
+            for h in 0..g {
+                let a = &mut acc[h * dv..(h + 1) * dv];
+                let mut vs = 1.0f32;
+                let mut ms = 1.0f32;
+                if s[h] > m[h] {
+                    let m_old = m[h];
+                    m[h] = s[h];
+                    ms = math::expf(m_old - m[h]);
+                    // ggml_vec_scale_f32: VKQ *= ms.
+                    a.iter_mut().for_each(|x| *x *= ms);
+                } else {
+                    vs = math::expf(s[h] - m[h]);
+                }
+                // ggml_vec_mad_f32: VKQ += v * vs with one rounding (FMA).
+                kernels.attn_mad_f32(a, vr, vs)?;
+                s_sum[h] = fma(s_sum[h], ms, vs);
+            }
+        }
+        p += step;
     }
     for h in 0..g {
         let inv = if s_sum[h] == 0.0 { 0.0 } else { 1.0 / s_sum[h] };
@@ -505,51 +608,6 @@ pub fn attend(
         }
     }
     Ok(())
-}
-
-/// `k · q` for values that are f16 widened to f32, in the order of ggml's
-/// `ggml_vec_dot_f16` in an AVX-512 build (the build the reference outputs
-/// came from): four accumulators of 16 lanes over steps of 64 values,
-/// reduced `a0+a2, a1+a3, a0+a1`, then `_mm512_reduce_add_ps`'s halving
-/// tree; a tail past a multiple of 64 is added in f64. Products of two f16
-/// are exact in f32, so ggml's FMAs are plain additions here.
-pub fn dot_ggml(k: &[f32], q: &[f32]) -> f32 {
-    let n = q.len().min(k.len());
-    let np = n & !63;
-    let mut acc = [[0.0f32; 16]; 4];
-    for (kc, qc) in k[..np].chunks_exact(64).zip(q[..np].chunks_exact(64)) {
-        for (j, a) in acc.iter_mut().enumerate() {
-            for (l, v) in a.iter_mut().enumerate() {
-                *v += kc[16 * j + l] * qc[16 * j + l];
-            }
-        }
-    }
-    let mut a = [0.0f32; 16];
-    for l in 0..16 {
-        a[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
-    }
-    let mut t3 = [0.0f32; 8];
-    for i in 0..8 {
-        t3[i] = a[i + 8] + a[i];
-    }
-    let mut t6 = [0.0f32; 4];
-    for i in 0..4 {
-        t6[i] = t3[i + 4] + t3[i];
-    }
-    let mut sum = ((t6[0] + t6[2]) + (t6[1] + t6[3])) as f64;
-    for i in np..n {
-        sum += (k[i] * q[i]) as f64;
-    }
-    sum as f32
-}
-
-/// `k · q` in f32 with products summed in f64 (the f32 cache path).
-fn dot_f32(k: &[f32], q: &[f32]) -> f32 {
-    let mut sum = 0.0f64;
-    for (&a, &b) in k.iter().zip(q) {
-        sum += (a * b) as f64;
-    }
-    sum as f32
 }
 
 /// Scratch for quantized activations: `slots` regions of `slot_bytes` each
@@ -985,7 +1043,7 @@ mod tests {
             vvals[p] = ty.round_trip(&vvals[p]);
         }
         let q: Vec<f32> = (0..dk).map(|_| r()).collect();
-        let mut qs = vec![0.0f32; dk];
+        let mut qs = vec![0.0f32; 4 * dk];
         let (mut acc, mut row) = (vec![0.0f32; dv], vec![0.0f32; dk.max(dv)]);
         for head in 0..n_kv_heads {
             for (lo, hi) in [(60usize, 100usize), (99, 100), (70, 85)] {
@@ -994,9 +1052,26 @@ mod tests {
                 let mut out = vec![0.0f32; dv];
                 let mut scratch = AttnScratch { q: &mut qs, acc: &mut acc, row: &mut row };
                 let half = AttnParams { scale: 0.125, softcap: 0.0, half: true };
-                attend(&q, &kh, &vh, lo..hi, half, &mut scratch, &mut out).unwrap();
+                attend(&Kernels::best(), &q, &kh, &vh, lo..hi, half, &mut scratch, &mut out).unwrap();
+                // the portable kernels give the same bits as the SIMD ones
+                let mut out_generic = vec![0.0f32; dv];
+                attend(&Kernels::generic(), &q, &kh, &vh, lo..hi, half, &mut scratch, &mut out_generic).unwrap();
+                assert_eq!(out, out_generic, "{ty:?} head={head} {lo}..{hi}: SIMD vs generic kernels");
                 let mut out32 = vec![0.0f32; dv];
-                attend(&q, &kh, &vh, lo..hi, AttnParams { half: false, ..half }, &mut scratch, &mut out32).unwrap();
+                attend(
+                    &Kernels::best(),
+                    &q,
+                    &kh,
+                    &vh,
+                    lo..hi,
+                    AttnParams { half: false, ..half },
+                    &mut scratch,
+                    &mut out32,
+                )
+                .unwrap();
+                let full = AttnParams { half: false, ..half };
+                attend(&Kernels::generic(), &q, &kh, &vh, lo..hi, full, &mut scratch, &mut out_generic).unwrap();
+                assert_eq!(out32, out_generic, "{ty:?} head={head} {lo}..{hi}: f32 path, SIMD vs generic kernels");
                 let qr = ty.round_trip(&q);
                 let want32 =
                     attention_ref(&q, &ks_all(&kvals, lo, hi, head, dk), &ks_all(&vvals, lo, hi, head, dv), 0.125);
@@ -1035,15 +1110,18 @@ mod tests {
             let kh = KvHead { data: bytemuck::cast_slice(&kbuf), ty, row_bytes: dk * eb, offset: 0, dim: dk, cells };
             let vh = KvHead { data: bytemuck::cast_slice(&vbuf), ty, row_bytes: dk * eb, offset: 0, dim: dk, cells };
             let q: Vec<f32> = (0..g * dk).map(|_| r()).collect();
-            let (mut qs, mut acc, mut row) = (vec![0.0; g * dk], vec![0.0; g * dk], vec![0.0; dk]);
+            let (mut qs, mut acc, mut row) = (vec![0.0; 4 * dk], vec![0.0; g * dk], vec![0.0; dk]);
             let mut together = vec![0.0f32; g * dk];
             let mut sc = AttnScratch { q: &mut qs, acc: &mut acc, row: &mut row };
-            let p = AttnParams { scale: 0.125, softcap: 0.0, half: true };
-            attend(&q, &kh, &vh, 0..cells, p, &mut sc, &mut together).unwrap();
-            for h in 0..g {
-                let mut alone = vec![0.0f32; dk];
-                attend(&q[h * dk..(h + 1) * dk], &kh, &vh, 0..cells, p, &mut sc, &mut alone).unwrap();
-                assert_eq!(&together[h * dk..(h + 1) * dk], &alone[..], "{ty:?} head {h}");
+            for half in [true, false] {
+                let p = AttnParams { scale: 0.125, softcap: 0.0, half };
+                attend(&Kernels::best(), &q, &kh, &vh, 0..cells, p, &mut sc, &mut together).unwrap();
+                for h in 0..g {
+                    let mut alone = vec![0.0f32; dk];
+                    let qh = &q[h * dk..(h + 1) * dk];
+                    attend(&Kernels::best(), qh, &kh, &vh, 0..cells, p, &mut sc, &mut alone).unwrap();
+                    assert_eq!(&together[h * dk..(h + 1) * dk], &alone[..], "{ty:?} head {h} half={half}");
+                }
             }
         }
     }
@@ -1066,11 +1144,11 @@ mod tests {
         let (kb, vb): (&[u8], &[u8]) = (bytemuck::cast_slice(&k), bytemuck::cast_slice(&v));
         let kh = KvHead { data: kb, ty: KvType::F32, row_bytes: 32, offset: 0, dim: 8, cells: 1 };
         let vh = KvHead { data: vb, ty: KvType::F32, row_bytes: 32, offset: 0, dim: 8, cells: 1 };
-        let (mut qs, mut acc, mut row) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
+        let (mut qs, mut acc, mut row) = ([0.0f32; 32], [0.0f32; 8], [0.0f32; 8]);
         let mut scratch = AttnScratch { q: &mut qs, acc: &mut acc, row: &mut row };
         let mut out = [0.0f32; 8];
         let p = AttnParams { scale: 1.0, softcap: 0.0, half: true };
-        attend(&[1.0; 8], &kh, &vh, 0..1, p, &mut scratch, &mut out).unwrap();
+        attend(&Kernels::best(), &[1.0; 8], &kh, &vh, 0..1, p, &mut scratch, &mut out).unwrap();
         assert_eq!(&out[..], &v[..]);
     }
 

@@ -237,7 +237,7 @@ fn attention(
     let sub = (2 * t).div_ceil(n * n_kv).clamp(1, group);
     let tasks = n * n_kv * sub;
     let per = plan.attn_per_thread;
-    let (qb, accb) = (round64(group * hdk * 4), round64(group * hdv * 4));
+    let (qb, accb) = (round64(group.next_multiple_of(4) * hdk * 4), round64(group * hdv * 4));
     let out = SharedMut::new(&mut att[..n * da]);
     let scr = SharedMut::new(&mut scratch[..t * per]);
     let err = FirstError::new();
@@ -291,7 +291,7 @@ fn attention(
             let qh = &q[i * dq + h0 * hdk..i * dq + h1 * hdk];
             // SAFETY: each task writes the outputs of its own (token, heads).
             let o = unsafe { out.slice(i * da + h0 * hdv..i * da + h1 * hdv) };
-            err.check(ops::attend(qh, &kh, &vh, lo..pos + 1, params, &mut s, o));
+            err.check(ops::attend(m.kernels, qh, &kh, &vh, lo..pos + 1, params, &mut s, o));
         }
     });
     err.into_result()

@@ -89,3 +89,166 @@ pub(crate) unsafe fn vec_dot_bf16_avx2(w: &[bf16], a: &[bf16]) -> f32 {
     }
     reduce(acc) + floats::vec_dot_bf16_generic(&w[body..n], &a[body..n])
 }
+
+/// [`crate::attn::dot_f16_generic`] with AVX2 + F16C, bit-identical: the 64
+/// values of a step are eight vectors; vector `2j + h` is half `h` of ggml's
+/// 16-lane accumulator `j`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn attn_dot_f16_avx2(k: &[f16], q: &[f32]) -> f32 {
+    let n = q.len().min(k.len());
+    let np = n & !63;
+    let mut acc = [_mm256_setzero_ps(); 8];
+    let mut o = 0;
+    while o < np {
+        for (v, a) in acc.iter_mut().enumerate() {
+            let qs = &q[o + 8 * v..o + 8 * v + 8];
+            // SAFETY: `qs` is 8 readable f32; loadu needs no alignment.
+            let qv = unsafe { _mm256_loadu_ps(qs.as_ptr()) };
+            // Products of an f16 and an f16-rounded f32 are exact, as in ggml.
+            *a = _mm256_fmadd_ps(load_f16x8(k, o + 8 * v), qv, *a);
+        }
+        o += 64;
+    }
+    // a[l] = (acc0 + acc2) + (acc1 + acc3), lanes 0..8 and 8..16.
+    let lo = _mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6]));
+    let hi = _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7]));
+    let t3 = _mm256_add_ps(hi, lo);
+    let t6 = _mm_add_ps(_mm256_extractf128_ps::<1>(t3), _mm256_castps256_ps128(t3));
+    let x = _mm_add_ps(t6, _mm_movehl_ps(t6, t6));
+    let mut sum = (_mm_cvtss_f32(x) + _mm_cvtss_f32(_mm_shuffle_ps::<1>(x, x))) as f64;
+    for i in np..n {
+        sum += (k[i].to_f32() * q[i]) as f64;
+    }
+    sum as f32
+}
+
+/// `x` rounded to f16 (nearest even) and back.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn round_f16x8(x: __m256) -> __m256 {
+    _mm256_cvtph_ps(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(x))
+}
+
+/// [`crate::attn::mad_f16_generic`] with AVX2 + F16C (an FMA instruction
+/// where the generic code rounds through f64; see its docs).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn attn_mad_f16_avx2(acc: &mut [f32], v: &[f16], s: f32) {
+    let n = acc.len().min(v.len());
+    let body = n / 8 * 8;
+    let sv = _mm256_set1_ps(s);
+    let mut o = 0;
+    while o < body {
+        let a = &mut acc[o..o + 8];
+        // SAFETY: `a` is 8 f32; loadu/storeu need no alignment.
+        unsafe {
+            let r = _mm256_fmadd_ps(load_f16x8(v, o), sv, _mm256_loadu_ps(a.as_ptr()));
+            _mm256_storeu_ps(a.as_mut_ptr(), round_f16x8(r));
+        }
+        o += 8;
+    }
+    crate::attn::mad_f16_generic(&mut acc[body..n], &v[body..n], s);
+}
+
+/// [`crate::attn::scale_f16_generic`] with AVX2 + F16C.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn attn_scale_f16_avx2(acc: &mut [f32], s: f32) {
+    let n = acc.len();
+    let body = n / 8 * 8;
+    let sv = _mm256_set1_ps(s);
+    let mut o = 0;
+    while o < body {
+        let a = &mut acc[o..o + 8];
+        // SAFETY: `a` is 8 f32; loadu/storeu need no alignment.
+        unsafe { _mm256_storeu_ps(a.as_mut_ptr(), round_f16x8(_mm256_mul_ps(_mm256_loadu_ps(a.as_ptr()), sv))) };
+        o += 8;
+    }
+    crate::attn::scale_f16_generic(&mut acc[body..n], s);
+}
+
+/// [`crate::attn::widen_f16_generic`] with F16C (exact, like the generic code).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn attn_widen_f16_avx2(src: &[f16], dst: &mut [f32]) {
+    let n = src.len().min(dst.len());
+    let body = n / 8 * 8;
+    let mut o = 0;
+    while o < body {
+        let d = &mut dst[o..o + 8];
+        // SAFETY: `d` is 8 writable f32; storeu needs no alignment.
+        unsafe { _mm256_storeu_ps(d.as_mut_ptr(), load_f16x8(src, o)) };
+        o += 8;
+    }
+    crate::attn::widen_f16_generic(&src[body..n], &mut dst[body..n]);
+}
+
+/// [`crate::attn::dot_f32_x4_generic`] with one f64 lane per query: each lane
+/// adds its f32 products in the generic code's order, so the result is
+/// bit-identical.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn attn_dot_f32_x4_avx2(k: &[f32], qt: &[f32], out: &mut [f32; 4]) {
+    let mut acc = _mm256_setzero_pd();
+    for (&kd, q) in k.iter().zip(qt.chunks_exact(4)) {
+        // SAFETY: `q` is 4 readable f32; loadu needs no alignment.
+        let p = _mm_mul_ps(_mm_set1_ps(kd), unsafe { _mm_loadu_ps(q.as_ptr()) });
+        acc = _mm256_add_pd(acc, _mm256_cvtps_pd(p));
+    }
+    // SAFETY: `out` is 4 writable f32; storeu needs no alignment.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), _mm256_cvtpd_ps(acc)) };
+}
+
+/// [`crate::attn::mad_f32_generic`] with an FMA instruction.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn attn_mad_f32_avx2(acc: &mut [f32], v: &[f32], s: f32) {
+    let n = acc.len().min(v.len());
+    let body = n / 8 * 8;
+    let sv = _mm256_set1_ps(s);
+    let mut o = 0;
+    while o < body {
+        let (a, x) = (&mut acc[o..o + 8], &v[o..o + 8]);
+        // SAFETY: `a` and `x` are 8 f32 each; loadu/storeu need no alignment.
+        unsafe {
+            let r = _mm256_fmadd_ps(_mm256_loadu_ps(x.as_ptr()), sv, _mm256_loadu_ps(a.as_ptr()));
+            _mm256_storeu_ps(a.as_mut_ptr(), r);
+        }
+        o += 8;
+    }
+    crate::attn::mad_f32_generic(&mut acc[body..n], &v[body..n], s);
+}
+
+/// [`crate::attn::dot_f32_x4_pair_generic`]: two independent f64 chains per
+/// step (one per key row), each in the generic order, bit-identical.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn attn_dot_f32_x4_pair_avx2(k0: &[f32], k1: &[f32], qt: &[f32], out: &mut [[f32; 4]; 2]) {
+    let (mut acc0, mut acc1) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+    for ((&x0, &x1), q) in k0.iter().zip(k1).zip(qt.chunks_exact(4)) {
+        // SAFETY: `q` is 4 readable f32; loadu needs no alignment.
+        let qv = unsafe { _mm_loadu_ps(q.as_ptr()) };
+        acc0 = _mm256_add_pd(acc0, _mm256_cvtps_pd(_mm_mul_ps(_mm_set1_ps(x0), qv)));
+        acc1 = _mm256_add_pd(acc1, _mm256_cvtps_pd(_mm_mul_ps(_mm_set1_ps(x1), qv)));
+    }
+    // SAFETY: each `out[j]` is 4 writable f32; storeu needs no alignment.
+    unsafe {
+        _mm_storeu_ps(out[0].as_mut_ptr(), _mm256_cvtpd_ps(acc0));
+        _mm_storeu_ps(out[1].as_mut_ptr(), _mm256_cvtpd_ps(acc1));
+    }
+}

@@ -153,6 +153,8 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
         q4_1_avx2::vec_dot_q4_1_q8_1_avx2,
         q4_1_avx2::gemv_q4_1_q8_1_avx2
     );
+    // Prompt batches: two activation rows per pass, same per-output order.
+    k.q4_1.gemm = q4_1_avx2::gemm_q4_1_q8_1_avx2;
     k.q5_0 = gemv_entry!(
         T,
         q5_0::BlockQ5_0,
@@ -195,6 +197,16 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
     k.quantize_q8_0 = quantize_entry!(T, q8_0::BlockQ8_0, q8_0_avx2::quantize_q8_0_avx2);
     k.quantize_q8_1 = quantize_entry!(T, q8_1::BlockQ8_1, q8_1_avx2::quantize_q8_1_avx2);
     k.quantize_q8_k = quantize_entry!(T, q8_k::BlockQ8K, q8_k_avx2::quantize_q8_k_avx2);
+    k.attn = crate::attn::AttnEntry {
+        tier: T,
+        dot_f16: floats_avx2::attn_dot_f16_avx2,
+        mad_f16: floats_avx2::attn_mad_f16_avx2,
+        scale_f16: floats_avx2::attn_scale_f16_avx2,
+        widen_f16: floats_avx2::attn_widen_f16_avx2,
+        dot_f32_x4: floats_avx2::attn_dot_f32_x4_avx2,
+        dot_f32_x4_pair: floats_avx2::attn_dot_f32_x4_pair_avx2,
+        mad_f32: floats_avx2::attn_mad_f32_avx2,
+    };
 }
 
 /// Whether this CPU has AVX-512 VNNI (`vpdpbusd`), detected on its own: the

@@ -9,19 +9,42 @@
 //! the result is bit-identical to llama.cpp's AVX2 `ggml_vec_dot_q4_1_q8_1`,
 //! which the end-to-end tests against llama.cpp's greedy ids rely on. Four
 //! rows share each activation block and one f16 → f32 conversion of their
-//! scales and minimums.
+//! scales and minimums; in [`gemm_q4_1_q8_1_avx2`] (prompt batches) they also
+//! share each unpacked weight block between two activation rows, every
+//! output keeping exactly the one-row order.
 
 use super::avx2::*;
 use crate::q4_1::BlockQ4_1;
 use crate::q8_1::BlockQ8_1;
 use core::arch::x86_64::*;
 
+/// Each row cut to `n` blocks. A plain loop: `array::map`'s closure is not
+/// inlined into the `target_feature` kernels and costed a call per row.
+#[inline(always)]
+fn trim<const R: usize>(w: [&[BlockQ4_1]; R], n: usize) -> [&[BlockQ4_1]; R] {
+    let mut out: [&[BlockQ4_1]; R] = [&[]; R];
+    for r in 0..R {
+        out[r] = &w[r][..n];
+    }
+    out
+}
+
+/// `[d, m]` of block `i` of each row (see [`trim`] for why not `map`).
+#[inline(always)]
+fn scales<const R: usize>(w: &[&[BlockQ4_1]; R], i: usize) -> [[half::f16; 2]; R] {
+    let mut out = [[half::f16::ZERO; 2]; R];
+    for r in 0..R {
+        out[r] = [w[r][i].d, w[r][i].m];
+    }
+    out
+}
+
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_rows<const R: usize>(w: [&[BlockQ4_1]; R], a: &[BlockQ8_1]) -> [f32; R] {
     const { assert!(R <= 4) };
     let n = a.len();
-    let w = w.map(|r| &r[..n]);
+    let w = trim(w, n);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); R];
     // Lane 2r: row r's `m * s` chain (lanes 2r+1 stay 0).
@@ -30,7 +53,7 @@ fn dot_rows<const R: usize>(w: [&[BlockQ4_1]; R], a: &[BlockQ8_1]) -> [f32; R] {
         let qa = load32(&ab.qs);
         let da = f16_to_f32(ab.d);
         // [d0, m0, d1, m1, ..] of the R rows' block i.
-        let dm = f16_rows(w.map(|r| [r[i].d, r[i].m]));
+        let dm = f16_rows(scales(&w, i));
         let sa =
             _mm256_setr_ps(f16_to_f32(ab.s), 0.0, f16_to_f32(ab.s), 0.0, f16_to_f32(ab.s), 0.0, f16_to_f32(ab.s), 0.0);
         // m * s with one rounding, as GCC contracts `summs += m * s`.
@@ -83,5 +106,162 @@ pub(crate) unsafe fn gemv_q4_1_q8_1_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
     while r < out.len() {
         out[r] = dot_rows([row(r)], a)[0];
         r += 1;
+    }
+}
+
+/// [`dot_rows`] for two activation rows at once: `out[c][r]` is
+/// bit-identical to `dot_rows(w, a[c])[r]` (same per-lane FMA chains with
+/// the same scale products `d_w * d_a`, same `m * s` chains, same reduction);
+/// the weight nibbles are unpacked once for both. The `m * s` chains of both
+/// activations share one vector: lane `2r` for `a[0]`, lane `2r + 1` for `a[1]`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_rows_pair<const R: usize>(w: [&[BlockQ4_1]; R], a: [&[BlockQ8_1]; 2]) -> [[f32; R]; 2] {
+    const { assert!(R <= 4) };
+    let n = a[0].len();
+    let (a0, a1) = (&a[0][..n], &a[1][..n]);
+    let w = trim(w, n);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc0 = [_mm256_setzero_ps(); R];
+    let mut acc1 = [_mm256_setzero_ps(); R];
+    let mut acc_m = _mm256_setzero_ps();
+    let ds_bits = |b: &BlockQ8_1| (b.d.to_bits() as u32 | (b.s.to_bits() as u32) << 16) as i32;
+    for i in 0..n {
+        // [d0, m0, d1, m1, ..] of the R rows' block i, and [m_r, m_r] pairs.
+        let dm = f16_rows(scales(&w, i));
+        let mrep = _mm256_permutevar8x32_ps(dm, _mm256_setr_epi32(1, 1, 3, 3, 5, 5, 7, 7));
+        // [d_a0, s_a0, d_a1, s_a1], one conversion.
+        let ds = _mm_cvtph_ps(_mm_set_epi32(0, 0, ds_bits(&a1[i]), ds_bits(&a0[i])));
+        let s_pair = _mm_shuffle_ps::<0b11_01_11_01>(ds, ds);
+        acc_m = _mm256_fmadd_ps(mrep, _mm256_set_m128(s_pair, s_pair), acc_m);
+        let da0 = _mm256_broadcastss_ps(ds);
+        let da1 = _mm256_broadcastss_ps(_mm_movehl_ps(ds, ds));
+        let (qa0, qa1) = (load32(&a0[i].qs), load32(&a1[i].qs));
+        for r in 0..R {
+            let q = nibbles32(&w[r][i].qs);
+            // lane 2r of `dm * da` as `dot_rows` computes it, one rounding
+            let dr = lane(dm, 2 * r);
+            let p0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, qa0), ones));
+            acc0[r] = _mm256_fmadd_ps(_mm256_mul_ps(dr, da0), p0, acc0[r]);
+            let p1 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, qa1), ones));
+            acc1[r] = _mm256_fmadd_ps(_mm256_mul_ps(dr, da1), p1, acc1[r]);
+        }
+    }
+    let mut m = [0.0f32; 8];
+    // SAFETY: `m` is 8 writable f32; storeu needs no alignment.
+    unsafe { _mm256_storeu_ps(m.as_mut_ptr(), acc_m) };
+    let (mut o0, mut o1) = (hsum_rows(acc0), hsum_rows(acc1));
+    for r in 0..R {
+        o0[r] += m[2 * r];
+        o1[r] += m[2 * r + 1];
+    }
+    [o0, o1]
+}
+
+/// Q4_1 matrix · several Q8_1 activation rows ([`crate::kernels::GemmFn`]):
+/// `out[i * out_stride + r] = dot(w row r, act row i)`. Activation rows go
+/// in pairs and weight rows in fours ([`dot_rows_pair`]); the rest through
+/// the one-activation kernel. Every output equals [`gemv_q4_1_q8_1_avx2`]'s.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn gemm_q4_1_q8_1_avx2(
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[u8],
+    act_row_bytes: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let w: &[BlockQ4_1] = bytemuck::cast_slice(w);
+    let a: &[BlockQ8_1] = bytemuck::cast_slice(acts);
+    let per_row = row_bytes / core::mem::size_of::<BlockQ4_1>();
+    let per_act = act_row_bytes / core::mem::size_of::<BlockQ8_1>();
+    if per_row == 0 || per_act == 0 {
+        return;
+    }
+    let rows = w.len() / per_row;
+    let m = a.len() / per_act;
+    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
+    let act = |i: usize| &a[i * per_act..(i + 1) * per_act];
+    let mut i = 0;
+    while i + 2 <= m {
+        let (a0, a1) = (act(i), act(i + 1));
+        let mut r = 0;
+        while r + 4 <= rows {
+            let v = dot_rows_pair([row(r), row(r + 1), row(r + 2), row(r + 3)], [a0, a1]);
+            out[i * out_stride + r..i * out_stride + r + 4].copy_from_slice(&v[0]);
+            out[(i + 1) * out_stride + r..(i + 1) * out_stride + r + 4].copy_from_slice(&v[1]);
+            r += 4;
+        }
+        while r < rows {
+            let v = dot_rows_pair([row(r)], [a0, a1]);
+            out[i * out_stride + r] = v[0][0];
+            out[(i + 1) * out_stride + r] = v[1][0];
+            r += 1;
+        }
+        i += 2;
+    }
+    if i < m {
+        let a_bytes = &acts[i * act_row_bytes..(i + 1) * act_row_bytes];
+        let w_bytes = bytemuck::cast_slice(w);
+        // SAFETY: same CPU and buffer contract (one activation row, `rows` outputs).
+        unsafe { gemv_q4_1_q8_1_avx2(w_bytes, row_bytes, a_bytes, &mut out[i * out_stride..i * out_stride + rows]) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Random Q4_1 rows and Q8_1 activations from raw bytes with finite scales.
+    fn blocks<T: bytemuck::Pod>(n: usize, seed: &mut u64) -> std::vec::Vec<T> {
+        let mut v = std::vec![T::zeroed(); n];
+        for b in bytemuck::cast_slice_mut::<T, u8>(&mut v).iter_mut() {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *b = (*seed >> 24) as u8;
+        }
+        v
+    }
+
+    #[test]
+    fn gemm_equals_gemv_bit_for_bit() {
+        if !crate::arch::x86_64::tier_available(crate::Tier::Avx2) {
+            panic!("this test needs AVX2/FMA/F16C, which this x86_64 CPU lacks");
+        }
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        for (rows, m, nb) in [(9usize, 5usize, 18usize), (4, 2, 1), (1, 1, 3), (7, 3, 48), (0, 2, 2), (5, 0, 2)] {
+            let mut w: std::vec::Vec<BlockQ4_1> = blocks(rows * nb, &mut seed);
+            let mut a: std::vec::Vec<BlockQ8_1> = blocks(m * nb, &mut seed);
+            // finite scales; activation int8 lanes other than -128 (the quantizer's range)
+            for (k, b) in w.iter_mut().enumerate() {
+                b.d = half::f16::from_f32(0.01 * (k % 7) as f32 + 0.001);
+                b.m = half::f16::from_f32(-0.02 * (k % 5) as f32);
+            }
+            for (k, b) in a.iter_mut().enumerate() {
+                b.d = half::f16::from_f32(0.003 * (k % 11) as f32 + 0.0005);
+                b.s = half::f16::from_f32(0.5 - 0.1 * (k % 9) as f32);
+                for q in b.qs.iter_mut() {
+                    *q = (*q).max(-127);
+                }
+            }
+            let (wb, ab): (&[u8], &[u8]) = (bytemuck::cast_slice(&w), bytemuck::cast_slice(&a));
+            let (rb, arb) = (nb * core::mem::size_of::<BlockQ4_1>(), nb * core::mem::size_of::<BlockQ8_1>());
+            let stride = rows + 3;
+            let mut got = std::vec![f32::NAN; m * stride];
+            // SAFETY: AVX2 checked above; whole blocks; `got` holds m rows of `stride`.
+            unsafe { gemm_q4_1_q8_1_avx2(wb, rb, ab, arb, &mut got, stride) };
+            for i in 0..m {
+                let mut want = std::vec![0.0f32; rows];
+                // SAFETY: as above, one activation row.
+                unsafe { gemv_q4_1_q8_1_avx2(wb, rb, &ab[i * arb..(i + 1) * arb], &mut want) };
+                let g: std::vec::Vec<u32> = got[i * stride..i * stride + rows].iter().map(|x| x.to_bits()).collect();
+                let e: std::vec::Vec<u32> = want.iter().map(|x| x.to_bits()).collect();
+                assert_eq!(g, e, "rows={rows} m={m} blocks={nb} act row {i}");
+            }
+        }
     }
 }

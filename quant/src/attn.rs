@@ -1,0 +1,284 @@
+//! The inner loops of attention over an f16 KV cache, in the float order of
+//! ggml's one-row CPU flash attention
+//! (`ggml_compute_forward_flash_attn_ext_f16_one_chunk`, which llama.cpp runs
+//! for batches under 64 tokens):
+//! - [`dot_f16_generic`]: `k · q` with `k` an f16 cache row and `q` a query
+//!   already rounded to f16, summed in the order of `ggml_vec_dot_f16` in an
+//!   AVX-512 build (the build llama.cpp's reference outputs came from);
+//! - [`mad_f16_generic`]: `acc = f16(fma(v, s, acc))` (`ggml_vec_mad_f16`, the
+//!   value accumulator kept in f16);
+//! - [`scale_f16_generic`]: `acc = f16(acc * s)` (`ggml_vec_scale_f16`).
+//!
+//! and the helpers of the f32-accumulating path ember takes for larger
+//! batches: [`widen_f16_generic`] (an f16 row to f32),
+//! [`dot_f32_x4_generic`] (four scores at once, each summed in f64 in order),
+//! and [`mad_f32_generic`] (`acc = fma(v, s, acc)`).
+//!
+//! The accumulators are f32 slices holding f16 values. The SIMD versions
+//! (AVX2 + F16C) compute bit-identical results; they are reached through
+//! [`Kernels::attn`](crate::Kernels).
+
+use half::f16;
+
+/// `k · q` (see the module docs). `k.len() == q.len()`.
+pub type DotF16Fn = unsafe fn(k: &[f16], q: &[f32]) -> f32;
+/// `acc[i] = f16(fma(v[i], s, acc[i]))`. `acc.len() == v.len()`.
+pub type MadF16Fn = unsafe fn(acc: &mut [f32], v: &[f16], s: f32);
+/// `acc[i] = f16(acc[i] * s)`.
+pub type ScaleF16Fn = unsafe fn(acc: &mut [f32], s: f32);
+/// `dst[i] = src[i]` widened to f32. `dst.len() == src.len()`.
+pub type WidenF16Fn = unsafe fn(src: &[f16], dst: &mut [f32]);
+/// Four dot products of `k` with the columns of `qt` (`[k.len()][4]`, four
+/// queries interleaved): `out[h] = sum_d f64(k[d] * qt[4d + h])`, summed in
+/// order of `d` from 0, then rounded to f32. `qt.len() == 4 * k.len()`.
+pub type DotF32x4Fn = unsafe fn(k: &[f32], qt: &[f32], out: &mut [f32; 4]);
+/// [`DotF32x4Fn`] for two key rows of the same length: `out[j]` is the
+/// result for `k[j]`. `qt.len() == 4 * k[0].len()`, `k[1].len() == k[0].len()`.
+pub type DotF32x4PairFn = unsafe fn(k0: &[f32], k1: &[f32], qt: &[f32], out: &mut [[f32; 4]; 2]);
+/// `acc[i] = fma(v[i], s, acc[i])` (`ggml_vec_mad_f32`). `acc.len() == v.len()`.
+pub type MadF32Fn = unsafe fn(acc: &mut [f32], v: &[f32], s: f32);
+
+/// The f16 attention kernels of one tier.
+///
+/// # Safety of the pointers
+/// Each function may be called only on a CPU that supports `tier`, with the
+/// lengths its type alias states (the safe methods of [`crate::Kernels`]
+/// check them).
+#[derive(Clone, Copy)]
+pub struct AttnEntry {
+    /// Tier of the functions.
+    pub tier: crate::Tier,
+    /// Score of one cached key row.
+    pub dot_f16: DotF16Fn,
+    /// Accumulation of one cached value row.
+    pub mad_f16: MadF16Fn,
+    /// Rescaling of an accumulator.
+    pub scale_f16: ScaleF16Fn,
+    /// f16 → f32 of a cache row.
+    pub widen_f16: WidenF16Fn,
+    /// Four f32 scores of one cached key row.
+    pub dot_f32_x4: DotF32x4Fn,
+    /// Four f32 scores of each of two cached key rows.
+    pub dot_f32_x4_pair: DotF32x4PairFn,
+    /// Accumulation of one value row in f32.
+    pub mad_f32: MadF32Fn,
+}
+
+impl AttnEntry {
+    /// The portable versions.
+    pub const fn generic() -> AttnEntry {
+        AttnEntry {
+            tier: crate::Tier::Generic,
+            dot_f16: dot_f16_generic,
+            mad_f16: mad_f16_generic,
+            scale_f16: scale_f16_generic,
+            widen_f16: widen_f16_generic,
+            dot_f32_x4: dot_f32_x4_generic,
+            dot_f32_x4_pair: dot_f32_x4_pair_generic,
+            mad_f32: mad_f32_generic,
+        }
+    }
+}
+
+/// `x` rounded to the nearest f16 (ties to even), as an f32.
+#[inline(always)]
+fn round_f16(x: f32) -> f32 {
+    f16::from_f32(x).to_f32()
+}
+
+/// `a * b + c` with one rounding for `a`, `b` f32 widened from f16 or f32:
+/// the product is exact in f64, so only a double rounding of the f64 sum
+/// (probability about 2^-29 per call, then hidden by the f16 rounding that
+/// follows in almost every case) can differ from an FMA instruction.
+#[inline(always)]
+fn fma(a: f32, b: f32, c: f32) -> f32 {
+    (a as f64 * b as f64 + c as f64) as f32
+}
+
+/// `k · q` in `ggml_vec_dot_f16`'s AVX-512 order: four accumulators of 16
+/// lanes over steps of 64 values, reduced `(a0+a2) + (a1+a3)`, then the
+/// halving tree of `_mm512_reduce_add_ps`; values past a multiple of 64 are
+/// added in f64. Products of two f16 are exact in f32.
+pub fn dot_f16_generic(k: &[f16], q: &[f32]) -> f32 {
+    let n = q.len().min(k.len());
+    let np = n & !63;
+    let mut acc = [[0.0f32; 16]; 4];
+    for (kc, qc) in k[..np].chunks_exact(64).zip(q[..np].chunks_exact(64)) {
+        for (j, a) in acc.iter_mut().enumerate() {
+            for (l, v) in a.iter_mut().enumerate() {
+                *v += kc[16 * j + l].to_f32() * qc[16 * j + l];
+            }
+        }
+    }
+    let mut a = [0.0f32; 16];
+    for l in 0..16 {
+        a[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+    }
+    let mut t3 = [0.0f32; 8];
+    for i in 0..8 {
+        t3[i] = a[i + 8] + a[i];
+    }
+    let mut t6 = [0.0f32; 4];
+    for i in 0..4 {
+        t6[i] = t3[i + 4] + t3[i];
+    }
+    let mut sum = ((t6[0] + t6[2]) + (t6[1] + t6[3])) as f64;
+    for i in np..n {
+        sum += (k[i].to_f32() * q[i]) as f64;
+    }
+    sum as f32
+}
+
+/// `acc[i] = f16(fma(v[i], s, acc[i]))` (`ggml_vec_mad_f16`).
+pub fn mad_f16_generic(acc: &mut [f32], v: &[f16], s: f32) {
+    for (x, &y) in acc.iter_mut().zip(v) {
+        *x = round_f16(fma(y.to_f32(), s, *x));
+    }
+}
+
+/// `acc[i] = f16(acc[i] * s)` (`ggml_vec_scale_f16`).
+pub fn scale_f16_generic(acc: &mut [f32], s: f32) {
+    for x in acc.iter_mut() {
+        *x = round_f16(*x * s);
+    }
+}
+
+/// `dst[i] = src[i]` as f32 (exact).
+pub fn widen_f16_generic(src: &[f16], dst: &mut [f32]) {
+    for (o, &x) in dst.iter_mut().zip(src) {
+        *o = x.to_f32();
+    }
+}
+
+/// See [`DotF32x4Fn`].
+pub fn dot_f32_x4_generic(k: &[f32], qt: &[f32], out: &mut [f32; 4]) {
+    let mut sum = [0.0f64; 4];
+    for (&kd, q) in k.iter().zip(qt.chunks_exact(4)) {
+        for h in 0..4 {
+            sum[h] += (kd * q[h]) as f64;
+        }
+    }
+    *out = sum.map(|x| x as f32);
+}
+
+/// See [`DotF32x4PairFn`]: [`dot_f32_x4_generic`] of each row.
+pub fn dot_f32_x4_pair_generic(k0: &[f32], k1: &[f32], qt: &[f32], out: &mut [[f32; 4]; 2]) {
+    dot_f32_x4_generic(k0, qt, &mut out[0]);
+    dot_f32_x4_generic(k1, qt, &mut out[1]);
+}
+
+/// `acc[i] = fma(v[i], s, acc[i])` (`ggml_vec_mad_f32`; the FMA through
+/// f64 as in [`mad_f16_generic`]).
+pub fn mad_f32_generic(acc: &mut [f32], v: &[f32], s: f32) {
+    for (x, &y) in acc.iter_mut().zip(v) {
+        *x = fma(y, s, *x);
+    }
+}
+
+impl crate::Kernels {
+    /// [`dot_f32_x4_pair_generic`] through the table. `qt` must hold
+    /// `4 * k0.len()` values and `k1` as many as `k0`.
+    pub fn attn_dot_f32_x4_pair(&self, k0: &[f32], k1: &[f32], qt: &[f32]) -> Result<[[f32; 4]; 2], crate::Error> {
+        if qt.len() != 4 * k0.len() || k1.len() != k0.len() {
+            return Err(crate::Error::Length { what: "interleaved queries", expected: 4 * k0.len(), got: qt.len() });
+        }
+        let mut out = [[0.0f32; 4]; 2];
+        // SAFETY: the table holds the entry of a tier this CPU supports; lengths checked above.
+        unsafe { (self.attn.dot_f32_x4_pair)(k0, k1, qt, &mut out) };
+        Ok(out)
+    }
+
+    /// [`mad_f32_generic`] through the table. `acc` and `v` must have the same length.
+    pub fn attn_mad_f32(&self, acc: &mut [f32], v: &[f32], s: f32) -> Result<(), crate::Error> {
+        if acc.len() != v.len() {
+            return Err(crate::Error::Length { what: "attention value row", expected: acc.len(), got: v.len() });
+        }
+        // SAFETY: the table holds the entry of a tier this CPU supports; lengths checked above.
+        unsafe { (self.attn.mad_f32)(acc, v, s) };
+        Ok(())
+    }
+
+    /// [`widen_f16_generic`] through the table. `src` and `dst` must have the same length.
+    pub fn attn_widen_f16(&self, src: &[f16], dst: &mut [f32]) -> Result<(), crate::Error> {
+        if src.len() != dst.len() {
+            return Err(crate::Error::Length { what: "f16 row to widen", expected: dst.len(), got: src.len() });
+        }
+        // SAFETY: the table holds the entry of a tier this CPU supports; lengths checked above.
+        unsafe { (self.attn.widen_f16)(src, dst) };
+        Ok(())
+    }
+
+    /// [`dot_f32_x4_generic`] through the table. `qt` must hold `4 * k.len()` values.
+    pub fn attn_dot_f32_x4(&self, k: &[f32], qt: &[f32]) -> Result<[f32; 4], crate::Error> {
+        if qt.len() != 4 * k.len() {
+            return Err(crate::Error::Length { what: "interleaved queries", expected: 4 * k.len(), got: qt.len() });
+        }
+        let mut out = [0.0f32; 4];
+        // SAFETY: as in `attn_widen_f16`; lengths checked above.
+        unsafe { (self.attn.dot_f32_x4)(k, qt, &mut out) };
+        Ok(out)
+    }
+
+    /// [`dot_f16_generic`] through the table. `k` and `q` must have the same length.
+    pub fn attn_dot_f16(&self, k: &[f16], q: &[f32]) -> Result<f32, crate::Error> {
+        if k.len() != q.len() {
+            return Err(crate::Error::Length { what: "attention key row", expected: q.len(), got: k.len() });
+        }
+        // SAFETY: the table holds the entry of a tier this CPU supports; lengths checked above.
+        Ok(unsafe { (self.attn.dot_f16)(k, q) })
+    }
+
+    /// [`mad_f16_generic`] through the table. `acc` and `v` must have the same length.
+    pub fn attn_mad_f16(&self, acc: &mut [f32], v: &[f16], s: f32) -> Result<(), crate::Error> {
+        if acc.len() != v.len() {
+            return Err(crate::Error::Length { what: "attention value row", expected: acc.len(), got: v.len() });
+        }
+        // SAFETY: as in `attn_dot_f16`; lengths checked above.
+        unsafe { (self.attn.mad_f16)(acc, v, s) };
+        Ok(())
+    }
+
+    /// [`scale_f16_generic`] through the table.
+    pub fn attn_scale_f16(&self, acc: &mut [f32], s: f32) {
+        // SAFETY: the table holds the entry of a tier this CPU supports; any length is valid.
+        unsafe { (self.attn.scale_f16)(acc, s) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_sums_in_ggml_avx512_order() {
+        // 64 values: lane l of accumulator j holds the single product of value 16j + l.
+        let k: [f16; 64] = core::array::from_fn(|i| f16::from_f32(if i == 0 { 1.0 } else { 1.0 / 1024.0 }));
+        let mut q = [1.0f32; 64];
+        q[0] = 4096.0;
+        // 4096 + 2^-10 + ... depends on the order of the sums: check against
+        // the tree written out.
+        let p: [f32; 64] = core::array::from_fn(|i| k[i].to_f32() * q[i]);
+        let a: [f32; 16] = core::array::from_fn(|l| (p[l] + p[32 + l]) + (p[16 + l] + p[48 + l]));
+        let t3: [f32; 8] = core::array::from_fn(|i| a[i + 8] + a[i]);
+        let t6: [f32; 4] = core::array::from_fn(|i| t3[i + 4] + t3[i]);
+        let want = (t6[0] + t6[2]) + (t6[1] + t6[3]);
+        assert_eq!(dot_f16_generic(&k, &q).to_bits(), want.to_bits());
+        // a 3-value tail is summed in f64 after the block
+        let k3 = [f16::from_f32(0.5); 3];
+        assert_eq!(dot_f16_generic(&k3, &[2.0, 4.0, 8.0]), 7.0);
+        assert_eq!(dot_f16_generic(&[], &[]), 0.0);
+    }
+
+    #[test]
+    fn mad_and_scale_round_to_f16() {
+        let mut acc = [1.0f32, 0.0, -2.0];
+        let v = [f16::from_f32(1.0 / 4096.0), f16::from_f32(0.1), f16::from_f32(3.0)];
+        mad_f16_generic(&mut acc, &v, 1.0);
+        // 1 + 2^-12 rounds to 1 in f16 (ulp 2^-10)
+        assert_eq!(acc[0], 1.0);
+        assert_eq!(acc[1], f16::from_f32(0.1).to_f32());
+        assert_eq!(acc[2], 1.0);
+        scale_f16_generic(&mut acc, 1.0 / 3.0);
+        assert_eq!(acc[0], f16::from_f32(1.0 / 3.0).to_f32());
+    }
+}
