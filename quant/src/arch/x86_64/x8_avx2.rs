@@ -30,6 +30,7 @@ use crate::q4_k::BlockQ4K;
 use crate::q8_0::BlockQ8_0;
 use crate::q8_k::BlockQ8K;
 use core::arch::x86_64::*;
+use half::f16;
 
 /// Q4_K weight rows per pass (each one its own memory stream).
 const K_ROWS: usize = 2;
@@ -38,10 +39,44 @@ const K_ROWS: usize = 2;
 /// past `rows` repeat the last row (their outputs are not stored).
 #[inline(always)]
 fn rows_n<T, const N: usize>(w: &[T], per_row: usize, r0: usize, rows: usize) -> [&[T]; N] {
-    core::array::from_fn(|k| {
+    let mut out: [&[T]; N] = [&[]; N];
+    for (k, o) in out.iter_mut().enumerate() {
         let r = (r0 + k).min(rows - 1);
-        &w[r * per_row..(r + 1) * per_row]
-    })
+        *o = &w[r * per_row..(r + 1) * per_row];
+    }
+    out
+}
+
+/// Each row cut to `n` blocks (a plain loop: `array::map`'s closure is not
+/// always inlined into a `target_feature` kernel, a call per row).
+#[inline(always)]
+fn trim<T, const R: usize>(w: [&[T]; R], n: usize) -> [&[T]; R] {
+    let mut out = w;
+    for r in 0..R {
+        out[r] = &w[r][..n];
+    }
+    out
+}
+
+/// Scales `d` (`min = false`) or `dmin` (`true`) of block `b` of each row
+/// (see [`trim`] for why not `map`).
+#[inline(always)]
+fn q4_k_scales<const R: usize>(w: &[&[BlockQ4K]; R], b: usize, min: bool) -> [f16; R] {
+    let mut out = [f16::ZERO; R];
+    for r in 0..R {
+        out[r] = if min { w[r][b].dmin } else { w[r][b].d };
+    }
+    out
+}
+
+/// Scale `d` of block `b` of each row.
+#[inline(always)]
+fn q4_0_scales<const R: usize>(w: &[&[BlockQ4_0]; R], b: usize) -> [f16; R] {
+    let mut out = [f16::ZERO; R];
+    for r in 0..R {
+        out[r] = w[r][b].d;
+    }
+    out
 }
 
 /// Stores the first `n` lanes of `v` into `out`.
@@ -59,10 +94,12 @@ fn store_lanes(v: __m256, out: &mut [f32]) {
 /// past `rows` repeat the last row (their outputs are not stored).
 #[inline(always)]
 fn rows8<T>(w: &[T], per_row: usize, r0: usize, rows: usize) -> [&[T]; 8] {
-    core::array::from_fn(|k| {
+    let mut out: [&[T]; 8] = [&[]; 8];
+    for (k, o) in out.iter_mut().enumerate() {
         let r = (r0 + k).min(rows - 1);
-        &w[r * per_row..(r + 1) * per_row]
-    })
+        *o = &w[r * per_row..(r + 1) * per_row];
+    }
+    out
 }
 
 // ---------------------------------------------------------------- Q4_0 ----
@@ -72,7 +109,7 @@ fn rows8<T>(w: &[T], per_row: usize, r0: usize, rows: usize) -> [&[T]; 8] {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q4_0_rows8(w: [&[BlockQ4_0]; 8], a: &[BlockQ8_0]) -> __m256 {
     let n = a.len();
-    let w = w.map(|r| &r[..n]);
+    let w = trim(w, n);
     let ones = _mm256_set1_epi16(1);
     let eight = _mm256_set1_epi8(8);
     let mut acc = _mm256_setzero_ps();
@@ -81,16 +118,17 @@ fn q4_0_rows8(w: [&[BlockQ4_0]; 8], a: &[BlockQ8_0]) -> __m256 {
         // 8 * (pair sums of a): the -8 offset of Q4_0, exact in i16.
         let off = _mm256_maddubs_epi16(eight, qa);
         // Per row, 16 i16 pair sums of (q - 8) * a, each |.| <= 2 * 15 * 127 + 2 * 8 * 127.
-        let p: [__m256i; 8] = core::array::from_fn(|r| {
+        let mut p = [_mm256_setzero_si256(); 8];
+        for r in 0..8 {
             let wb = &w[r][b];
             if b % 2 == 0 {
                 prefetch_ahead(wb, PREFETCH);
             }
-            _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(&wb.qs), qa), off)
-        });
+            p[r] = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(&wb.qs), qa), off);
+        }
         let isum = reduce8_i16(p, ones);
         // col_scale * row_scale, as ggml's `_mm256_mul_ps(col_scale_f32, row_scale_f32)`.
-        let d = _mm256_mul_ps(f16_lanes(w.map(|r| r[b].d)), _mm256_set1_ps(f16_to_f32(ab.d)));
+        let d = _mm256_mul_ps(f16_lanes(q4_0_scales(&w, b)), _mm256_set1_ps(f16_to_f32(ab.d)));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
     }
     acc
@@ -119,25 +157,26 @@ fn reduce8_i16(p: [__m256i; 8], ones: __m256i) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q4_0_rows4(w: [&[BlockQ4_0]; 4], a: &[BlockQ8_0]) -> __m256 {
     let n = a.len();
-    let w = w.map(|r| &r[..n]);
+    let w = trim(w, n);
     let ones = _mm256_set1_epi16(1);
     let eight = _mm256_set1_epi8(8);
     let mut acc = _mm_setzero_ps();
     for (b, ab) in a.iter().enumerate() {
         let qa = load32(&ab.qs);
         let off = _mm256_maddubs_epi16(eight, qa);
-        let p: [__m256i; 4] = core::array::from_fn(|r| {
+        let mut p = [_mm256_setzero_si256(); 4];
+        for r in 0..4 {
             let wb = &w[r][b];
             if b % 2 == 0 {
                 prefetch_ahead(wb, PREFETCH);
             }
-            _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(&wb.qs), qa), off)
-        });
+            p[r] = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(&wb.qs), qa), off);
+        }
         // Per 128-bit half: rows 0..4, two i16 each (sums of four lanes, exact), then i32.
         let h = _mm256_hadd_epi16(_mm256_hadd_epi16(p[0], p[1]), _mm256_hadd_epi16(p[2], p[3]));
         let m = _mm256_madd_epi16(h, ones);
         let isum = _mm_add_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256::<1>(m));
-        let d = _mm_mul_ps(_mm256_castps256_ps128(f16_lanes(w.map(|r| r[b].d))), _mm_set1_ps(f16_to_f32(ab.d)));
+        let d = _mm_mul_ps(_mm256_castps256_ps128(f16_lanes(q4_0_scales(&w, b))), _mm_set1_ps(f16_to_f32(ab.d)));
         acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), d, acc);
     }
     _mm256_castps128_ps256(acc)
@@ -206,15 +245,18 @@ pub(crate) unsafe fn gemm_q4_0_q8_0_x8_avx2(
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q4_k_rows<const R: usize, const PER_64: bool>(w: [&[BlockQ4K]; R], a: &[BlockQ8K]) -> __m256 {
     let n = a.len();
-    let w = w.map(|r| &r[..n]);
+    let w = trim(w, n);
     let m4 = _mm256_set1_epi8(0x0f);
     let mut acc = _mm256_setzero_ps();
     let mut acc_min = _mm256_setzero_ps();
     for (b, ab) in a.iter().enumerate() {
         let da = _mm256_set1_ps(ab.d);
-        let d = _mm256_mul_ps(f16_lanes(w.map(|r| r[b].d)), da);
-        let dmin = _mm256_mul_ps(f16_lanes(w.map(|r| r[b].dmin)), da);
-        let bs: [i32; 8] = core::array::from_fn(|j| ab.bsums[2 * j] as i32 + ab.bsums[2 * j + 1] as i32);
+        let d = _mm256_mul_ps(f16_lanes(q4_k_scales(&w, b, false)), da);
+        let dmin = _mm256_mul_ps(f16_lanes(q4_k_scales(&w, b, true)), da);
+        let mut bs = [0i32; 8];
+        for j in 0..8 {
+            bs[j] = ab.bsums[2 * j] as i32 + ab.bsums[2 * j + 1] as i32;
+        }
         let mut isum = [[0i32; 8]; 4];
         let mut imin = [[0i32; 8]; 4];
         for r in 0..R {
