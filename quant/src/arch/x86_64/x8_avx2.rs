@@ -254,8 +254,8 @@ fn q4_k_rows<const R: usize, const PER_64: bool>(w: [&[BlockQ4K]; R], a: &[Block
         let d = _mm256_mul_ps(f16_lanes(q4_k_scales(&w, b, false)), da);
         let dmin = _mm256_mul_ps(f16_lanes(q4_k_scales(&w, b, true)), da);
         let mut bs = [0i32; 8];
-        for j in 0..8 {
-            bs[j] = ab.bsums[2 * j] as i32 + ab.bsums[2 * j + 1] as i32;
+        for (j, v) in bs.iter_mut().enumerate() {
+            *v = ab.bsums[2 * j] as i32 + ab.bsums[2 * j + 1] as i32;
         }
         let mut isum = [[0i32; 8]; 4];
         let mut imin = [[0i32; 8]; 4];
