@@ -5,7 +5,7 @@
 //! Shapes follow ggml: a weight tensor of `rows` rows of `cols` values each
 //! (`ne0 = cols`), rows stored contiguously in the weight's block format.
 
-use crate::{cast, Error, GgmlType, Kernels};
+use crate::{cast, q6_k, q8_k, Error, GgmlType, Kernels};
 
 /// Bytes of one activation row of `cols` values in format `act`.
 pub fn act_row_bytes(act: GgmlType, cols: usize) -> Result<usize, Error> {
@@ -35,6 +35,9 @@ fn check_align(what: &'static str, ty: GgmlType, bytes: &[u8]) -> Result<(), Err
     }
     Ok(())
 }
+
+/// The smallest batch ggml-cpu's tiled K-quant matmul takes (`ggml_tiled_min_batch`).
+pub const TILED_MIN_BATCH: usize = 8;
 
 impl Kernels {
     /// Quantizes one activation row `x` into `out`, in the format `act` that
@@ -153,6 +156,57 @@ impl Kernels {
         out: &mut [f32],
         out_stride: usize,
     ) -> Result<(), Error> {
+        let Some((e, row_bytes, act_bytes)) = self.gemm_checks(wty, cols, w, acts, out, out_stride)? else {
+            return Ok(());
+        };
+        // SAFETY: table built for this CPU; whole aligned blocks in every row
+        // and `out` long enough for every (row, activation) pair (checked above).
+        unsafe { (e.gemm)(w, row_bytes, acts, act_bytes, out, out_stride) };
+        Ok(())
+    }
+
+    /// [`Self::gemm_strided`] on part of a batch of `batch` activation rows
+    /// (`acts` holds some of them): the float order llama.cpp gives each
+    /// output for a batch of that size. On x86, ggml-cpu runs Q6_K weights
+    /// through its tiled K-quant matmul when the batch has 8 rows or more
+    /// ([`q6_k::gemm_tiled_order`]); every other case is `gemm_strided`'s.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_strided_batch(
+        &self,
+        wty: GgmlType,
+        cols: usize,
+        w: &[u8],
+        acts: &[u8],
+        out: &mut [f32],
+        out_stride: usize,
+        batch: usize,
+    ) -> Result<(), Error> {
+        if !(cfg!(target_arch = "x86_64") && wty == GgmlType::Q6_K && batch >= TILED_MIN_BATCH) {
+            return self.gemm_strided(wty, cols, w, acts, out, out_stride);
+        }
+        if self.gemm_checks(wty, cols, w, acts, out, out_stride)?.is_none() {
+            return Ok(());
+        }
+        let (Ok(wb), Ok(ab)) =
+            (bytemuck::try_cast_slice::<u8, q6_k::BlockQ6K>(w), bytemuck::try_cast_slice::<u8, q8_k::BlockQ8K>(acts))
+        else {
+            return Err(Error::Misaligned { what: "Q6_K weights or Q8_K activations", align: 4 });
+        };
+        q6_k::gemm_tiled_order(wb, ab, cols / crate::QK_K, out, out_stride);
+        Ok(())
+    }
+
+    /// The checks of [`Self::gemm_strided`]: `None` when there is nothing to
+    /// compute, else the kernel entry and the weight and activation row sizes.
+    fn gemm_checks(
+        &self,
+        wty: GgmlType,
+        cols: usize,
+        w: &[u8],
+        acts: &[u8],
+        out: &[f32],
+        out_stride: usize,
+    ) -> Result<Option<(&crate::kernels::DotEntry, usize, usize)>, Error> {
         let (e, act) = self.entry(wty)?;
         let row_bytes = wty.row_bytes(cols).ok_or(Error::NotBlockMultiple { ty: wty, n: cols })?;
         let act_bytes = act_row_bytes(act, cols)?;
@@ -171,7 +225,7 @@ impl Kernels {
         }
         let (rows, m) = (w.len() / row_bytes, acts.len() / act_bytes);
         if rows == 0 || m == 0 {
-            return Ok(());
+            return Ok(None);
         }
         if out_stride < rows {
             return Err(Error::Length { what: "output stride", expected: rows, got: out_stride });
@@ -192,10 +246,7 @@ impl Kernels {
         if act_bytes % align_of_blocks(act) != 0 {
             return Err(Error::Misaligned { what: "activation rows", align: align_of_blocks(act) });
         }
-        // SAFETY: table built for this CPU; whole aligned blocks in every row
-        // and `out` long enough for every (row, activation) pair (checked above).
-        unsafe { (e.gemm)(w, row_bytes, acts, act_bytes, out, out_stride) };
-        Ok(())
+        Ok(Some((e, row_bytes, act_bytes)))
     }
 
     fn entry(&self, wty: GgmlType) -> Result<(&crate::kernels::DotEntry, GgmlType), Error> {

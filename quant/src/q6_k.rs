@@ -45,6 +45,72 @@ fn unpack(b: &BlockQ6K) -> [i8; QK_K] {
     a
 }
 
+/// The products `out[i * out_stride + r] = W[r] · a_i` (`nb` blocks per row)
+/// in the float order of ggml-cpu's tiled K-quant matmul (`ggml-cpu/tiled`,
+/// llama.cpp 0c1e570), which x86 builds (AVX, AVX2, AVX-512 VNNI) run for
+/// Q6_K weights that are not repacked when the batch has 8 or more rows:
+/// per 256-value block the exact integer `isum = Σ scale · Σ (q - 32) · a`,
+/// then `acc = fma(d_w · f32(isum), d_a, acc)`, block after block from
+/// `acc = 0` (the AVX2 epilogue's `_mm256_mul_ps` then `_mm256_fmadd_ps`).
+/// Unlike [`vec_dot_q6_k_q8_k_generic`] and ggml's `vec_dot`, there is no
+/// lane split and no horizontal sum.
+///
+/// # Panics
+/// If `w` or `a` is not a whole number of `nb`-block rows, or `out` is too short.
+pub fn gemm_tiled_order(w: &[BlockQ6K], a: &[BlockQ8K], nb: usize, out: &mut [f32], out_stride: usize) {
+    if nb == 0 {
+        return;
+    }
+    assert!(w.len() % nb == 0 && a.len() % nb == 0, "q6_k::gemm_tiled_order: partial rows");
+    let m = a.len() / nb;
+    const M: usize = 16;
+    let mut acc = [0.0f32; M];
+    for (r, wr) in w.chunks_exact(nb).enumerate() {
+        for j0 in (0..m).step_by(M) {
+            let mj = (m - j0).min(M);
+            acc[..mj].fill(0.0);
+            for (b, x) in wr.iter().enumerate() {
+                let q = unpack(x);
+                let d = x.d.to_f32();
+                for (j, acc) in acc[..mj].iter_mut().enumerate() {
+                    let y = &a[(j0 + j) * nb + b];
+                    let mut isum = 0i32;
+                    for ((qg, ag), &sc) in q.chunks_exact(16).zip(y.qs.chunks_exact(16)).zip(&x.scales) {
+                        let mut s = 0i32;
+                        for (&v, &u) in qg.iter().zip(ag) {
+                            s += v as i32 * u as i32;
+                        }
+                        isum += s * sc as i32;
+                    }
+                    *acc = fma_exact(d * isum as f32, y.d, *acc);
+                }
+            }
+            for (j, &v) in acc[..mj].iter().enumerate() {
+                out[(j0 + j) * out_stride + r] = v;
+            }
+        }
+    }
+}
+
+/// `a * b + c` rounded once, as an FMA instruction gives it, without one:
+/// the product is exact in f64, the f64 sum is taken rounded to odd (its
+/// exact error from TwoSum decides the last bit), and an odd-rounded f64
+/// (53 bits ≥ 2 · 24 + 2) rounds to the correctly rounded f32.
+#[inline(always)]
+fn fma_exact(a: f32, b: f32, c: f32) -> f32 {
+    let (p, c) = (a as f64 * b as f64, c as f64);
+    let s = p + c;
+    let bb = s - p;
+    let err = (p - (s - bb)) + (c - bb);
+    if err != 0.0 && s.to_bits() & 1 == 0 {
+        // Inexact and even: step one ulp toward the exact sum (s != 0 here).
+        let bits = if (err > 0.0) == (s > 0.0) { s.to_bits() + 1 } else { s.to_bits() - 1 };
+        f64::from_bits(bits) as f32
+    } else {
+        s as f32
+    }
+}
+
 /// Dequantizes `blocks` into `out`.
 ///
 /// # Panics

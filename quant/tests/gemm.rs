@@ -127,3 +127,88 @@ fn gemm_strided_rejects_bad_buffers() {
     // cols not a whole number of blocks
     assert!(k.gemm_strided(ty, 40, wb, abytes, &mut out, 8).is_err());
 }
+
+/// `W[r] · a` in ggml-cpu's tiled K-quant order for Q6_K (`ggml-cpu/tiled`,
+/// scalar microtile and AVX2/VNNI epilogues): unsigned 6-bit codes, the -32
+/// offset taken from the activation's `bsums`, an exact integer sum per
+/// 256-value block, then `acc = fma(d_w · f32(isum), d_a, acc)`.
+fn q6_k_tiled_statement(w: &[ember_quant::q6_k::BlockQ6K], a: &[ember_quant::q8_k::BlockQ8K]) -> f32 {
+    let mut acc = 0.0f32;
+    for (x, y) in w.iter().zip(a) {
+        let mut codes = [0i32; 256];
+        for h in 0..2 {
+            let (ql, qh) = (&x.ql[64 * h..64 * h + 64], &x.qh[32 * h..32 * h + 32]);
+            for l in 0..32 {
+                let c = &mut codes[128 * h..128 * h + 128];
+                c[l] = (ql[l] & 0xF) as i32 | (((qh[l] & 3) as i32) << 4);
+                c[l + 32] = (ql[l + 32] & 0xF) as i32 | ((((qh[l] >> 2) & 3) as i32) << 4);
+                c[l + 64] = (ql[l] >> 4) as i32 | ((((qh[l] >> 4) & 3) as i32) << 4);
+                c[l + 96] = (ql[l + 32] >> 4) as i32 | ((((qh[l] >> 6) & 3) as i32) << 4);
+            }
+        }
+        let mut s1 = 0i32;
+        for g in 0..16 {
+            let raw: i32 = (0..16).map(|e| codes[16 * g + e] * y.qs[16 * g + e] as i32).sum();
+            s1 += x.scales[g] as i32 * (raw - 32 * y.bsums[g] as i32);
+        }
+        acc = (x.d.to_f32() * s1 as f32).mul_add(y.d, acc);
+    }
+    acc
+}
+
+#[test]
+fn gemm_strided_batch_takes_the_tiled_q6_k_order_from_8_rows() {
+    use ember_quant::{q6_k::BlockQ6K, q8_k::BlockQ8K};
+    let mut rng = SmallRng::seed_from_u64(0x7113d);
+    let (ty, cols, rows, m) = (GgmlType::Q6_K, 768usize, 19usize, 9usize);
+    let (rb, ab) = (ty.row_bytes(cols).unwrap(), act_row_bytes(GgmlType::Q8_K, cols).unwrap());
+    let mut differ = 0;
+    for tier in tiers() {
+        let k = Kernels::with_tier(tier).unwrap();
+        for round in 0..4 {
+            // Large values so that the blocks' scales differ widely.
+            let wf: Vec<f32> = floats(&mut rng, rows * cols).iter().map(|v| v * (1 + round * 40) as f32).collect();
+            let mut w = buf(rb * rows);
+            let wb = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut w)[..rb * rows];
+            ember_quant::matmul::quantize(ty, &wf, wb).unwrap();
+            let xf: Vec<f32> = floats(&mut rng, m * cols).iter().map(|v| v * 30.0).collect();
+            let mut a = buf(ab * m);
+            let abytes = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut a)[..ab * m];
+            for i in 0..m {
+                k.quantize_activations(
+                    GgmlType::Q8_K,
+                    &xf[i * cols..(i + 1) * cols],
+                    &mut abytes[i * ab..(i + 1) * ab],
+                )
+                .unwrap();
+            }
+            let (wt, at) = (bytemuck::cast_slice::<u8, BlockQ6K>(wb), bytemuck::cast_slice::<u8, BlockQ8K>(abytes));
+            let nb = cols / 256;
+            for batch in [1usize, 4, 7, 8, 9, 64] {
+                let mut got = vec![f32::NAN; m * rows];
+                k.gemm_strided_batch(ty, cols, wb, abytes, &mut got, rows, batch).unwrap();
+                let mut plain = vec![f32::NAN; m * rows];
+                k.gemm_strided(ty, cols, wb, abytes, &mut plain, rows).unwrap();
+                for i in 0..m {
+                    for r in 0..rows {
+                        let (w_r, a_i) = (&wt[r * nb..(r + 1) * nb], &at[i * nb..(i + 1) * nb]);
+                        let want = if cfg!(target_arch = "x86_64") && batch >= 8 {
+                            q6_k_tiled_statement(w_r, a_i)
+                        } else {
+                            plain[i * rows + r]
+                        };
+                        differ += usize::from(got[i * rows + r] != plain[i * rows + r]);
+                        assert_eq!(
+                            got[i * rows + r].to_bits(),
+                            want.to_bits(),
+                            "{tier:?} batch {batch} row {r} activation {i}: {} vs {want}",
+                            got[i * rows + r]
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // The tiled order is not the vec_dot order: on x86 some outputs differ.
+    assert_eq!(differ > 0, cfg!(target_arch = "x86_64"), "{differ} outputs differ from gemm_strided");
+}

@@ -776,7 +776,7 @@ pub fn matmul(
                 let i1 = (i0 + GROUP).min(n);
                 let width = t1 - t0;
                 let tb = &mut tmp[..(i1 - i0) * width];
-                if let Err(e) = kernels.gemm_strided(w.ty, cols, wt, &acts[i0 * rb..i1 * rb], tb, width) {
+                if let Err(e) = kernels.gemm_strided_batch(w.ty, cols, wt, &acts[i0 * rb..i1 * rb], tb, width, n) {
                     return err.set(e);
                 }
                 for (k, src) in tb.chunks_exact(width).enumerate() {
