@@ -151,6 +151,18 @@ fn eog_ids(file: &ember::gguf::File<'_>) -> Vec<u32> {
 }
 
 fn run_reference(model_path: std::path::PathBuf, reference: &str, threads: usize, kernels: Option<Kernels>) {
+    run_reference_except(model_path, reference, threads, kernels, &[]);
+}
+
+/// [`run_reference`] without the prompts that start with one of `skip`
+/// (each must match exactly one prompt).
+fn run_reference_except(
+    model_path: std::path::PathBuf,
+    reference: &str,
+    threads: usize,
+    kernels: Option<Kernels>,
+    skip: &[&str],
+) {
     let model = ember::Model::open(&model_path).unwrap();
     let eog = eog_ids(&model.gguf());
     let opts = SessionOptions { ctx_len: 512, threads, ..Default::default() };
@@ -162,7 +174,11 @@ fn run_reference(model_path: std::path::PathBuf, reference: &str, threads: usize
     let mut scratch = SamplerScratch::new(session.config().n_vocab, 64);
     let (mut prompt_tokens, mut prompt_time, mut gen_tokens, mut gen_time) = (0usize, 0.0f64, 0usize, 0.0f64);
     let mut failures = Vec::new();
-    for case in cases(reference) {
+    let all = cases(reference);
+    for prefix in skip {
+        assert_eq!(all.iter().filter(|c| c.prompt.starts_with(prefix)).count(), 1, "skip {prefix:?}");
+    }
+    for case in all.into_iter().filter(|c| !skip.iter().any(|p| c.prompt.starts_with(p))) {
         session.reset();
         let mut sampler = scratch.sampler(SamplerParams::greedy()).unwrap();
         let t = Instant::now();
@@ -223,7 +239,15 @@ fn smollm2_q4_1_matches_llama_cpp_greedy_ids() {
 /// q/k norms, NeoX RoPE with both bases, GeGLU, attention). Still ignored:
 /// see the reason.
 #[test]
-#[ignore = "Gemma 3: 5 of 6 prompts still differ from the AVX-512 reference (first differing generated token: 2 for 'The three primary colors are' and 'Question: How many legs...', 11 numpy, 24 'Once upon a time', 31 Raspberry Pi). Against the local AVX2 llama.cpp 0c1e570 (same 4-token prompt split, attention dot in its AVX2 order) every per-op tensor of every layer is bit-identical and all 6 prompts give its 32 ids: the op that differed was ggml-cpu's tiled K-quant matmul, which llama.cpp runs for Q6_K weights (ffn_down) in batches of 8+ rows (now q6_k::gemm_tiled_order). What remains is specific to the reference's AVX-512 build (not identified; candidates: AVX512-FP16 `_ph` arithmetic in flash attention's f16 accumulator if that CPU had it, the AVX-512 branch of the repacked Q4_K gemm); run with --ignored"]
+#[ignore = "Gemma 3: 1 of 6 prompts still differs from the reference (Raspberry Pi, from generated token 12; the other 5 run in gemma3_q4_k_m_matches_llama_cpp_greedy_ids_on_5_of_6_prompts). Found: llama.cpp runs Q6_K weights (ffn_down) through ggml-cpu's tiled K-quant matmul in batches of 8+ rows (q6_k::gemm_tiled_order; with it every per-op tensor matches the local AVX2 llama.cpp bit for bit, and its 32 ids on all 6 prompts), and the reference's CPU had AVX512-FP16, whose ggml_vec_mad_f16/scale_f16 take the scale as an f16 (attn::F16_STEP). Not found: what differs on the last prompt (rounding f16 FMAs once instead of through f32 makes it worse: 3 of 6); run with --ignored"]
 fn gemma3_q4_k_m_matches_llama_cpp_greedy_ids() {
     run_reference(common::gemma3(), "gemma-3-270m.q4_k_m.json", 2, None);
+}
+
+/// Gemma 3 on the five reference prompts it matches: Q6_K prompt batches in
+/// ggml-cpu's tiled order, attention's f16 accumulator scaled as the
+/// reference build's AVX512-FP16 code does. The sixth is the ignored test's.
+#[test]
+fn gemma3_q4_k_m_matches_llama_cpp_greedy_ids_on_5_of_6_prompts() {
+    run_reference_except(common::gemma3(), "gemma-3-270m.q4_k_m.json", 2, None, &["The Raspberry Pi"]);
 }
