@@ -192,7 +192,15 @@ impl Kernels {
         else {
             return Err(Error::Misaligned { what: "Q6_K weights or Q8_K activations", align: 4 });
         };
-        q6_k::gemm_tiled_order(wb, ab, cols / crate::QK_K, out, out_stride);
+        let nb = cols / crate::QK_K;
+        #[cfg(target_arch = "x86_64")]
+        if matches!(self.tier(), crate::Tier::Avx2 | crate::Tier::Avx512) {
+            // SAFETY: a table of the AVX2 or AVX-512 tier is only built on a
+            // CPU with AVX2 and FMA; the sizes were checked above.
+            unsafe { crate::arch::x86_64::q6_k_avx2::gemm_tiled_order_avx2(wb, ab, nb, out, out_stride) };
+            return Ok(());
+        }
+        q6_k::gemm_tiled_order(wb, ab, nb, out, out_stride);
         Ok(())
     }
 

@@ -44,7 +44,7 @@ mod q4_k_avx2;
 mod q5_0_avx2;
 mod q5_1_avx2;
 mod q5_k_avx2;
-mod q6_k_avx2;
+pub(crate) mod q6_k_avx2;
 mod q8_0_avx2;
 mod q8_1_avx2;
 mod q8_k_avx2;

@@ -86,3 +86,14 @@ fn dot_rows<const R: usize>(w: [&[BlockQ6K]; R], a: &[BlockQ8K]) -> [f32; R] {
 pub(crate) unsafe fn vec_dot_q6_k_q8_k_avx2(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
     dot_rows([w], a)[0]
 }
+
+/// [`crate::q6_k::gemm_tiled_order`] compiled for AVX2 (the same statements,
+/// auto-vectorized; bit-identical, `tests/gemm.rs`).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; the slices must satisfy
+/// `gemm_tiled_order`'s conditions (it panics otherwise).
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn gemm_tiled_order_avx2(w: &[BlockQ6K], a: &[BlockQ8K], nb: usize, out: &mut [f32], out_stride: usize) {
+    crate::q6_k::gemm_tiled_order_body(w, a, nb, out, out_stride);
+}
