@@ -280,6 +280,36 @@ macro_rules! pair_driver {
 }
 pub(super) use pair_driver;
 
+/// Defines a [`crate::kernels::GemvFn`] named `$name` for weights `$W` and
+/// activations `$A` over the `dot_rows` in scope (`[&[$W]; R], &[$A] ->
+/// [f32; R]`): four rows per pass over the activation, the rest singly.
+macro_rules! rows4_gemv {
+    ($(#[$doc:meta])* $name:ident, $W:ty, $A:ty) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(crate) unsafe fn $name(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
+            let a: &[$A] = bytemuck::cast_slice(a);
+            let w: &[$W] = bytemuck::cast_slice(w);
+            let per_row = row_bytes / core::mem::size_of::<$W>();
+            let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
+            let mut r = 0;
+            while r + 4 <= out.len() {
+                let v = dot_rows([row(r), row(r + 1), row(r + 2), row(r + 3)], a);
+                out[r..r + 4].copy_from_slice(&v);
+                r += 4;
+            }
+            while r < out.len() {
+                out[r] = dot_rows([row(r)], a)[0];
+                r += 1;
+            }
+        }
+    };
+}
+pub(super) use rows4_gemv;
+
 /// The activations of two 32-value blocks arranged to meet two blocks of
 /// nibbles loaded with one [`load16x2`]: `lo` holds values 0..16 of each block
 /// (`[a0[0..16] | a1[0..16]]`), `hi` values 16..32.

@@ -59,25 +59,10 @@ pub(crate) unsafe fn vec_dot_q5_1_q8_1_avx2(w: &[BlockQ5_1], a: &[BlockQ8_1]) ->
     dot_rows([w], a)[0]
 }
 
-/// Q5_1 matrix · Q8_1 activation row: `out.len()` rows of `row_bytes` bytes,
-/// four rows per pass over the activation (the rest singly).
-///
-/// # Safety
-/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn gemv_q5_1_q8_1_avx2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
-    let a: &[BlockQ8_1] = bytemuck::cast_slice(a);
-    let w: &[BlockQ5_1] = bytemuck::cast_slice(w);
-    let per_row = row_bytes / core::mem::size_of::<BlockQ5_1>();
-    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
-    let mut r = 0;
-    while r + 4 <= out.len() {
-        let v = dot_rows([row(r), row(r + 1), row(r + 2), row(r + 3)], a);
-        out[r..r + 4].copy_from_slice(&v);
-        r += 4;
-    }
-    while r < out.len() {
-        out[r] = dot_rows([row(r)], a)[0];
-        r += 1;
-    }
-}
+rows4_gemv!(
+    /// Q5_1 matrix · Q8_1 activation row: `out.len()` rows of `row_bytes` bytes,
+    /// four rows per pass over the activation (the rest singly).
+    gemv_q5_1_q8_1_avx2,
+    BlockQ5_1,
+    BlockQ8_1
+);
