@@ -102,6 +102,59 @@ fn gemm_strided_matches_generic_and_keeps_gaps() {
     }
 }
 
+/// Formats whose `gemm` keeps the one-activation (`gemv`) float order for
+/// every batch size: each output of a multi-row gemm (Q4_0's 8-row repacked
+/// kernel, the 4 × 2 kernels of Q4_1 and Q5_0, ...) must be bit-identical to
+/// the same tier's `gemv` of that activation row. Q4_K is not here: its gemm
+/// takes llama.cpp's per-64-value order for activation rows in fours.
+#[test]
+fn gemm_equals_gemv_bit_for_bit_per_activation_row() {
+    let mut rng = SmallRng::seed_from_u64(0x6e34);
+    let formats = [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::IQ4_NL,
+        GgmlType::Q6_K,
+        GgmlType::F16,
+    ];
+    for tier in tiers() {
+        let k = Kernels::with_tier(tier).unwrap();
+        for ty in formats {
+            let act = ty.vec_dot_type().unwrap();
+            for (cols, rows) in [(256usize, 13usize), (768, 9), (512, 8), (256, 1)] {
+                let rb = ty.row_bytes(cols).unwrap();
+                let ab = act_row_bytes(act, cols).unwrap();
+                let mut w = buf(rb * rows);
+                let wb = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut w)[..rb * rows];
+                ember_quant::matmul::quantize(ty, &floats(&mut rng, rows * cols), wb).unwrap();
+                let wb = &bytemuck::cast_slice::<u64, u8>(&w)[..rb * rows];
+                for m in 1..=9usize {
+                    let xf = floats(&mut rng, m * cols);
+                    let mut a = buf(ab * m);
+                    let abytes = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut a)[..ab * m];
+                    for i in 0..m {
+                        k.quantize_activations(act, &xf[i * cols..(i + 1) * cols], &mut abytes[i * ab..(i + 1) * ab])
+                            .unwrap();
+                    }
+                    let abytes = &bytemuck::cast_slice::<u64, u8>(&a)[..ab * m];
+                    let mut got = vec![f32::NAN; m * rows];
+                    k.gemm_strided(ty, cols, wb, abytes, &mut got, rows).unwrap();
+                    for i in 0..m {
+                        let mut want = vec![f32::NAN; rows];
+                        k.gemv(ty, cols, wb, &abytes[i * ab..(i + 1) * ab], &mut want).unwrap();
+                        let g: Vec<u32> = got[i * rows..(i + 1) * rows].iter().map(|x| x.to_bits()).collect();
+                        let e: Vec<u32> = want.iter().map(|x| x.to_bits()).collect();
+                        assert_eq!(g, e, "{tier} {ty} cols={cols} rows={rows} m={m}: gemm row {i} != gemv");
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn gemm_strided_rejects_bad_buffers() {
     let k = Kernels::best();

@@ -310,6 +310,79 @@ macro_rules! rows4_gemv {
 }
 pub(super) use rows4_gemv;
 
+/// Defines a [`crate::kernels::GemmFn`] named `$name` for weights `$W` and
+/// activations `$A` over the `dot_rows_pair` in scope (`[&[$W]; R], [&[$A];
+/// 2] -> [[f32; R]; 2]`, every output bit-identical to `dot_rows`'s) and the
+/// one-activation [`crate::kernels::GemvFn`] `$gemv`: activation rows in
+/// pairs and weight rows in fours, so that each unpacked weight block serves
+/// two activation rows; the last odd activation row through `$gemv`.
+macro_rules! pairs_gemm {
+    ($(#[$doc:meta])* $name:ident, $W:ty, $A:ty, $gemv:ident) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub(crate) unsafe fn $name(
+            w: &[u8],
+            row_bytes: usize,
+            acts: &[u8],
+            act_row_bytes: usize,
+            out: &mut [f32],
+            out_stride: usize,
+        ) {
+            let wb: &[$W] = bytemuck::cast_slice(w);
+            let a: &[$A] = bytemuck::cast_slice(acts);
+            let per_row = row_bytes / core::mem::size_of::<$W>();
+            let per_act = act_row_bytes / core::mem::size_of::<$A>();
+            if per_row == 0 || per_act == 0 {
+                return;
+            }
+            let rows = wb.len() / per_row;
+            let m = a.len() / per_act;
+            let row = |r: usize| &wb[r * per_row..(r + 1) * per_row];
+            let act = |i: usize| &a[i * per_act..(i + 1) * per_act];
+            let mut i = 0;
+            while i + 2 <= m {
+                let (a0, a1) = (act(i), act(i + 1));
+                let (o0, o1) = (i * out_stride, (i + 1) * out_stride);
+                let mut r = 0;
+                while r + 4 <= rows {
+                    let v = dot_rows_pair([row(r), row(r + 1), row(r + 2), row(r + 3)], [a0, a1]);
+                    out[o0 + r..o0 + r + 4].copy_from_slice(&v[0]);
+                    out[o1 + r..o1 + r + 4].copy_from_slice(&v[1]);
+                    r += 4;
+                }
+                while r < rows {
+                    let v = dot_rows_pair([row(r)], [a0, a1]);
+                    out[o0 + r] = v[0][0];
+                    out[o1 + r] = v[1][0];
+                    r += 1;
+                }
+                i += 2;
+            }
+            if i < m {
+                let a_bytes = &acts[i * act_row_bytes..(i + 1) * act_row_bytes];
+                // SAFETY: same CPU and buffer contract (one activation row, `rows` outputs).
+                unsafe { $gemv(w, row_bytes, a_bytes, &mut out[i * out_stride..i * out_stride + rows]) };
+            }
+        }
+    };
+}
+pub(super) use pairs_gemm;
+
+/// Each row cut to `n` blocks. A plain loop: `array::map`'s closure is not
+/// always inlined into the `target_feature` kernels, and then costs a call
+/// per row and block.
+#[inline(always)]
+pub(super) fn trim<T, const R: usize>(w: [&[T]; R], n: usize) -> [&[T]; R] {
+    let mut out = w;
+    for r in 0..R {
+        out[r] = &w[r][..n];
+    }
+    out
+}
+
 /// The activations of two 32-value blocks arranged to meet two blocks of
 /// nibbles loaded with one [`load16x2`]: `lo` holds values 0..16 of each block
 /// (`[a0[0..16] | a1[0..16]]`), `hi` values 16..32.

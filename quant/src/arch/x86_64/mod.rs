@@ -162,6 +162,8 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
         q5_0_avx2::vec_dot_q5_0_q8_0_avx2,
         q5_0_avx2::gemv_q5_0_q8_0_avx2
     );
+    // Prompt batches: two activation rows per pass, same per-output order.
+    k.q5_0.gemm = q5_0_avx2::gemm_q5_0_q8_0_avx2;
     k.q5_1 = gemv_entry!(
         T,
         q5_1::BlockQ5_1,

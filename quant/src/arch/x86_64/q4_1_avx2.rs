@@ -18,17 +18,6 @@ use crate::q4_1::BlockQ4_1;
 use crate::q8_1::BlockQ8_1;
 use core::arch::x86_64::*;
 
-/// Each row cut to `n` blocks. A plain loop: `array::map`'s closure is not
-/// inlined into the `target_feature` kernels and costed a call per row.
-#[inline(always)]
-fn trim<const R: usize>(w: [&[BlockQ4_1]; R], n: usize) -> [&[BlockQ4_1]; R] {
-    let mut out: [&[BlockQ4_1]; R] = [&[]; R];
-    for r in 0..R {
-        out[r] = &w[r][..n];
-    }
-    out
-}
-
 /// `[d, m]` of block `i` of each row (see [`trim`] for why not `map`).
 #[inline(always)]
 fn scales<const R: usize>(w: &[&[BlockQ4_1]; R], i: usize) -> [[half::f16; 2]; R] {
@@ -143,58 +132,16 @@ fn dot_rows_pair<const R: usize>(w: [&[BlockQ4_1]; R], a: [&[BlockQ8_1]; 2]) -> 
     [o0, o1]
 }
 
-/// Q4_1 matrix · several Q8_1 activation rows ([`crate::kernels::GemmFn`]):
-/// `out[i * out_stride + r] = dot(w row r, act row i)`. Activation rows go
-/// in pairs and weight rows in fours ([`dot_rows_pair`]); the rest through
-/// the one-activation kernel. Every output equals [`gemv_q4_1_q8_1_avx2`]'s.
-///
-/// # Safety
-/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn gemm_q4_1_q8_1_avx2(
-    w: &[u8],
-    row_bytes: usize,
-    acts: &[u8],
-    act_row_bytes: usize,
-    out: &mut [f32],
-    out_stride: usize,
-) {
-    let w: &[BlockQ4_1] = bytemuck::cast_slice(w);
-    let a: &[BlockQ8_1] = bytemuck::cast_slice(acts);
-    let per_row = row_bytes / core::mem::size_of::<BlockQ4_1>();
-    let per_act = act_row_bytes / core::mem::size_of::<BlockQ8_1>();
-    if per_row == 0 || per_act == 0 {
-        return;
-    }
-    let rows = w.len() / per_row;
-    let m = a.len() / per_act;
-    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
-    let act = |i: usize| &a[i * per_act..(i + 1) * per_act];
-    let mut i = 0;
-    while i + 2 <= m {
-        let (a0, a1) = (act(i), act(i + 1));
-        let mut r = 0;
-        while r + 4 <= rows {
-            let v = dot_rows_pair([row(r), row(r + 1), row(r + 2), row(r + 3)], [a0, a1]);
-            out[i * out_stride + r..i * out_stride + r + 4].copy_from_slice(&v[0]);
-            out[(i + 1) * out_stride + r..(i + 1) * out_stride + r + 4].copy_from_slice(&v[1]);
-            r += 4;
-        }
-        while r < rows {
-            let v = dot_rows_pair([row(r)], [a0, a1]);
-            out[i * out_stride + r] = v[0][0];
-            out[(i + 1) * out_stride + r] = v[1][0];
-            r += 1;
-        }
-        i += 2;
-    }
-    if i < m {
-        let a_bytes = &acts[i * act_row_bytes..(i + 1) * act_row_bytes];
-        let w_bytes = bytemuck::cast_slice(w);
-        // SAFETY: same CPU and buffer contract (one activation row, `rows` outputs).
-        unsafe { gemv_q4_1_q8_1_avx2(w_bytes, row_bytes, a_bytes, &mut out[i * out_stride..i * out_stride + rows]) };
-    }
-}
+pairs_gemm!(
+    /// Q4_1 matrix · several Q8_1 activation rows ([`crate::kernels::GemmFn`]):
+    /// `out[i * out_stride + r] = dot(w row r, act row i)`. Activation rows go
+    /// in pairs and weight rows in fours ([`dot_rows_pair`]). Every output
+    /// equals [`gemv_q4_1_q8_1_avx2`]'s.
+    gemm_q4_1_q8_1_avx2,
+    BlockQ4_1,
+    BlockQ8_1,
+    gemv_q4_1_q8_1_avx2
+);
 
 #[cfg(test)]
 mod tests {
