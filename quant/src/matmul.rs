@@ -196,7 +196,7 @@ impl Kernels {
         #[cfg(target_arch = "x86_64")]
         if matches!(self.tier(), crate::Tier::Avx2 | crate::Tier::Avx512) {
             // SAFETY: a table of the AVX2 or AVX-512 tier is only built on a
-            // CPU with AVX2 and FMA; the sizes were checked above.
+            // CPU with AVX2, FMA and F16C; the sizes were checked above.
             unsafe { crate::arch::x86_64::q6_k_avx2::gemm_tiled_order_avx2(wb, ab, nb, out, out_stride) };
             return Ok(());
         }

@@ -58,14 +58,6 @@ fn unpack(b: &BlockQ6K) -> [i8; QK_K] {
 /// # Panics
 /// If `w` or `a` is not a whole number of `nb`-block rows, or `out` is too short.
 pub fn gemm_tiled_order(w: &[BlockQ6K], a: &[BlockQ8K], nb: usize, out: &mut [f32], out_stride: usize) {
-    gemm_tiled_order_body(w, a, nb, out, out_stride);
-}
-
-/// The statements of [`gemm_tiled_order`], inlined into it and into its
-/// AVX2 build (`arch::x86_64::q6_k_avx2::gemm_tiled_order_avx2`, the same
-/// code auto-vectorized: the integer sums are exact, the float steps the same).
-#[inline(always)]
-pub(crate) fn gemm_tiled_order_body(w: &[BlockQ6K], a: &[BlockQ8K], nb: usize, out: &mut [f32], out_stride: usize) {
     if nb == 0 {
         return;
     }

@@ -213,7 +213,7 @@ fn q6_k_tiled_statement(w: &[ember_quant::q6_k::BlockQ6K], a: &[ember_quant::q8_
 fn gemm_strided_batch_takes_the_tiled_q6_k_order_from_8_rows() {
     use ember_quant::{q6_k::BlockQ6K, q8_k::BlockQ8K};
     let mut rng = SmallRng::seed_from_u64(0x7113d);
-    let (ty, cols, rows, m) = (GgmlType::Q6_K, 768usize, 19usize, 9usize);
+    let (ty, cols, rows, m) = (GgmlType::Q6_K, 768usize, 19usize, 41usize);
     let (rb, ab) = (ty.row_bytes(cols).unwrap(), act_row_bytes(GgmlType::Q8_K, cols).unwrap());
     let mut differ = 0;
     for tier in tiers() {
