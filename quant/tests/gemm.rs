@@ -124,7 +124,7 @@ fn gemm_equals_gemv_bit_for_bit_per_activation_row() {
         let k = Kernels::with_tier(tier).unwrap();
         for ty in formats {
             let act = ty.vec_dot_type().unwrap();
-            for (cols, rows) in [(256usize, 13usize), (768, 9), (512, 8), (256, 1)] {
+            for (cols, rows) in [(256usize, 13usize), (768, 9), (512, 8), (256, 1), (2304, 5)] {
                 let rb = ty.row_bytes(cols).unwrap();
                 let ab = act_row_bytes(act, cols).unwrap();
                 let mut w = buf(rb * rows);
