@@ -302,6 +302,77 @@ fn q4_k_rows<const R: usize, const PER_64: bool>(w: [&[BlockQ4K]; R], a: &[Block
     _mm256_sub_ps(acc, acc_min)
 }
 
+/// Lane sums of eight vectors of eight i32: lane `k` of the result is the
+/// exact sum of `p[k]`'s lanes (as long as it fits in i32).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn reduce8_i32(p: [__m256i; 8]) -> __m256i {
+    // Per 128-bit half: sums of lane pairs, then of quads, vectors 0..4 (4..8).
+    let h03 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    let h47 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    let lo = _mm256_permute2x128_si256::<0x20>(h03, h47);
+    let hi = _mm256_permute2x128_si256::<0x31>(h03, h47);
+    _mm256_add_epi32(lo, hi)
+}
+
+/// Two Q4_K rows · one Q8_K activation row in ggml's repacked **gemm** order
+/// (one f32 step per 64 values): the chains of [`q4_k_rows`]`::<2, true>`,
+/// with the sixteen integer sums per block (2 rows × 4 steps, products and
+/// minimums) reduced together in vectors instead of one at a time.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q4_k_rows2_per64(w: [&[BlockQ4K]; 2], a: &[BlockQ8K]) -> __m256 {
+    let n = a.len();
+    let w = trim(w, n);
+    let m4 = _mm256_set1_epi8(0x0f);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_ps();
+    let mut acc_min = _mm256_setzero_ps();
+    for (b, ab) in a.iter().enumerate() {
+        let da = _mm256_set1_ps(ab.d);
+        let d = _mm256_mul_ps(f16_lanes(q4_k_scales(&w, b, false)), da);
+        let dmin = _mm256_mul_ps(f16_lanes(q4_k_scales(&w, b, true)), da);
+        // bsums of the eight 32-value groups as i16 (|.| <= 2 * 16 * 127).
+        let bs32 = _mm256_madd_epi16(load_i16x16(&ab.bsums), ones);
+        let bs16 = _mm_packs_epi32(_mm256_castsi256_si128(bs32), _mm256_extracti128_si256::<1>(bs32));
+        // Lane 2s + r: step s of row r.
+        let mut p = [_mm256_setzero_si256(); 8];
+        let mut mins = [_mm_setzero_si128(); 2];
+        for r in 0..2 {
+            let wb = &w[r][b];
+            prefetch_ahead(wb, PREFETCH);
+            prefetch_ahead(wb, PREFETCH + 64);
+            prefetch_ahead(wb, PREFETCH + 128);
+            let (sc8, mn8) = k4_scales_mins(&wb.scales);
+            let sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(load8(sc8)));
+            for s in 0..4 {
+                let q = load32_at(&wb.qs, 32 * s);
+                let lo = _mm256_and_si256(q, m4);
+                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+                let a_lo = load32_at(&ab.qs, 64 * s);
+                let a_hi = load32_at(&ab.qs, 64 * s + 32);
+                let s_lo = _mm256_shuffle_epi8(sc, i16_pick(2 * s, 2 * s));
+                let s_hi = _mm256_shuffle_epi8(sc, i16_pick(2 * s + 1, 2 * s + 1));
+                let plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a_lo), s_lo);
+                let phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a_hi), s_hi);
+                p[2 * s + r] = _mm256_add_epi32(plo, phi);
+            }
+            // [m_0, m_1, m_2, m_3], m_s = mn[2s] * bs[2s] + mn[2s + 1] * bs[2s + 1].
+            mins[r] = _mm_madd_epi16(_mm_cvtepu8_epi16(load8(mn8)), bs16);
+        }
+        let isum = reduce8_i32(p);
+        let imin = _mm256_set_m128i(_mm_unpackhi_epi32(mins[0], mins[1]), _mm_unpacklo_epi32(mins[0], mins[1]));
+        for s in 0..4 {
+            let pick = _mm256_setr_epi32(2 * s as i32, 2 * s as i32 + 1, 0, 0, 0, 0, 0, 0);
+            let vi = _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(isum, pick));
+            let vm = _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(imin, pick));
+            acc = _mm256_fmadd_ps(vi, d, acc);
+            acc_min = _mm256_fmadd_ps(vm, dmin, acc_min);
+        }
+    }
+    _mm256_sub_ps(acc, acc_min)
+}
+
 /// Eight i32s as one vector.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -356,7 +427,7 @@ pub(crate) unsafe fn gemm_q4_k_q8_k_x8_avx2(
         let end = (r + K_ROWS).min(rows);
         for i in 0..m {
             let a: &[BlockQ8K] = bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]);
-            let v = if i < m4 { q4_k_rows::<K_ROWS, true>(wr, a) } else { q4_k_rows::<K_ROWS, false>(wr, a) };
+            let v = if i < m4 { q4_k_rows2_per64(wr, a) } else { q4_k_rows::<K_ROWS, false>(wr, a) };
             store_lanes(v, &mut out[i * stride + r..i * stride + end]);
         }
         r += K_ROWS;
