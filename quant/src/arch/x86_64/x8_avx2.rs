@@ -61,7 +61,7 @@ pub(super) fn trim<T, const R: usize>(w: [&[T]; R], n: usize) -> [&[T]; R] {
 /// Scales `d` (`min = false`) or `dmin` (`true`) of block `b` of each row
 /// (see [`trim`] for why not `map`).
 #[inline(always)]
-pub(super) fn q4_k_scales<const R: usize>(w: &[&[BlockQ4K]; R], b: usize, min: bool) -> [f16; R] {
+fn q4_k_scales<const R: usize>(w: &[&[BlockQ4K]; R], b: usize, min: bool) -> [f16; R] {
     let mut out = [f16::ZERO; R];
     for r in 0..R {
         out[r] = if min { w[r][b].dmin } else { w[r][b].d };
@@ -93,7 +93,7 @@ pub(super) fn store_lanes(v: __m256, out: &mut [f32]) {
 /// Eight row slices of `per_row` blocks from `w`, starting at row `r0`; rows
 /// past `rows` repeat the last row (their outputs are not stored).
 #[inline(always)]
-pub(super) fn rows8<T>(w: &[T], per_row: usize, r0: usize, rows: usize) -> [&[T]; 8] {
+fn rows8<T>(w: &[T], per_row: usize, r0: usize, rows: usize) -> [&[T]; 8] {
     let mut out: [&[T]; 8] = [&[]; 8];
     for (k, o) in out.iter_mut().enumerate() {
         let r = (r0 + k).min(rows - 1);
