@@ -788,7 +788,9 @@ fn x86_kernels_reproduce_ggml_float_order() {
         for ty in [GgmlType::Q4_0, GgmlType::Q4_K] {
             let act = ty.vec_dot_type().unwrap();
             for cols in lengths(ty).into_iter().filter(|&c| c > 0) {
-                for (rows, m_act) in [(1usize, 1usize), (8, 4), (9, 5), (16, 7), (5, 8), (13, 3), (24, 9), (17, 2), (33, 6)] {
+                for (rows, m_act) in
+                    [(1usize, 1usize), (8, 4), (9, 5), (16, 7), (5, 8), (13, 3), (24, 9), (17, 2), (33, 6)]
+                {
                     let raw = rows % 2 == 1;
                     let w = weights(&mut rng, ty, rows, cols, raw);
                     let acts: Vec<Buf> = (0..m_act).map(|_| activation(&mut rng, act, cols)).collect();

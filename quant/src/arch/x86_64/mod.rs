@@ -30,9 +30,9 @@
 //! - AVX-512, other formats: one block of two rows per 512-bit vector (each
 //!   256-bit half keeps its row's AVX2 float order), four rows per pass for
 //!   Q4_1 and Q5_0, two for Q8_0 and Q6_K (BW-only for Q6_K: its scales
-//!   multiply i16 pair sums, where VNNI gains nothing); Q4_1's gemm stays
-//!   the AVX2 one (two activation rows per weight load, same bits) and Q6_K
-//!   batches of 8+ rows the AVX2 tiled order.
+//!   multiply i16 pair sums, where VNNI gains nothing); Q4_1's and Q5_0's
+//!   gemms stay the AVX2 ones (two activation rows per weight load, same
+//!   bits) and Q6_K batches of 8+ rows the AVX2 tiled order.
 //!
 //! On AVX-512 one row (`vec_dot`) stays on the AVX2 kernel (`avx512_entry!`,
 //! `x8_entry!`). No AVX-512 CPU was available to measure on;
@@ -302,12 +302,14 @@ pub(crate) unsafe fn plug_avx512(k: &mut Kernels) {
         k.q5_0 = avx512_entry!(q5_0::BlockQ5_0, q8_0::BlockQ8_0, q5_0_one, q5_0_avx512::gemv_q5_0_q8_0_avx512);
         k.q8_0 = avx512_entry!(q8_0::BlockQ8_0, q8_0::BlockQ8_0, q8_0_one, q8_0_avx512::gemv_q8_0_q8_0_avx512);
     }
-    // Prompt batches of Q4_1: the AVX2 gemm (4 weight rows x 2 activation
-    // rows per pass) gives the gemv's bits and shares each weight load
-    // between two activation rows, which the AVX-512 gemv run once per
+    // Prompt batches of Q4_1 and Q5_0: the AVX2 gemms (4 weight rows x 2
+    // activation rows per pass) give the gemvs' bits and share each weight
+    // load between two activation rows, which the AVX-512 gemv run once per
     // activation row does not.
     k.q4_1.gemm_tier = Tier::Avx2;
     k.q4_1.gemm = q4_1_avx2::gemm_q4_1_q8_1_avx2;
+    k.q5_0.gemm_tier = Tier::Avx2;
+    k.q5_0.gemm = q5_0_avx2::gemm_q5_0_q8_0_avx2;
     // Q4_K and Q6_K: BW-only builds (their scales multiply i16 pair sums, so
     // VNNI would add a 32-bit multiply, not save an instruction).
     k.q4_k = x8_entry!(
