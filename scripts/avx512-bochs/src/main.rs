@@ -15,7 +15,10 @@
 //! of ggml's x86 SIMD arithmetic (which ember's x86 quantizers follow), Q8_K
 //! against the generic (reference) quantizer. The AVX-512 gemvs of Q4_0,
 //! Q4_1, Q5_0, Q8_0, Q4_K and Q6_K must also equal the AVX2 ones bit for bit
-//! (both follow ggml's x86 float order, which the host test checks for AVX2). Results go to COM1; the last line is
+//! (both follow ggml's x86 float order, which the host test checks for AVX2),
+//! and so must their gemv and gemm at 1..=24 weight rows and batches 1..=9
+//! (the tails of every rows-per-pass count); those six formats must have an
+//! AVX-512 gemv in the table. Results go to COM1; the last line is
 //! `RESULT: PASS` or `RESULT: FAIL`. A CPU fault (say a VNNI instruction in
 //! the BW-only build on a CPU without VNNI) has no handler and stops the
 //! emulator without that line.
@@ -250,6 +253,15 @@ pub extern "C" fn kmain() -> ! {
         say!("RESULT: FAIL (table tier is {}, not avx512)", k.tier());
         shutdown();
     }
+    // The formats the issue requires on every ISA have an AVX-512 gemv (no
+    // silent fallback to the AVX2 or generic one).
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+        let e = k.dot(ty).unwrap();
+        if e.gemv_tier != Tier::Avx512 {
+            say!("RESULT: FAIL ({ty} gemv tier is {}, not avx512)", e.gemv_tier);
+            shutdown();
+        }
+    }
     // SAFETY: single-threaded bare metal; the statics are used by this function only.
     let (weights, act, xs, wf, af, q1, q2) = unsafe {
         (
@@ -381,6 +393,90 @@ pub extern "C" fn kmain() -> ! {
         }
         say!("{ty}: ok ({compared} comparisons so far)");
     }
+    // gemv with more rows and gemm (batches 1..=9), bit for bit against the
+    // AVX2 table: row counts around the 8 (Q4_0 gemv), 16 (Q4_0 gemm), 4
+    // (Q4_K gemm, Q4_1) and 2 (Q4_K gemv, Q6_K) rows per pass, activation
+    // counts around Q4_K's groups of four; the stride's gaps stay untouched.
+    let mut gemm_bitexact = 0usize;
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+        let actty = ty.vec_dot_type().unwrap();
+        let e = k.dot(ty).unwrap();
+        say!("{ty}: gemm tier {}", e.gemm_tier);
+        let colses: [usize; 2] = if ty.block_size() == 32 { [224, 576] } else { [256, 768] };
+        for cols in colses {
+            for raw in [false, true] {
+                const ROWS: usize = 24;
+                const M: usize = 9;
+                let rb = ty.row_bytes(cols).unwrap();
+                let wbytes: &mut [u8] = &mut bytemuck::cast_slice_mut(&mut weights[..])[..rb * ROWS];
+                let x = &mut xs[..ROWS * cols];
+                for v in x.iter_mut() {
+                    *v = rng.normal();
+                }
+                quantize(ty, x, wbytes).unwrap();
+                if raw {
+                    for b in wbytes.iter_mut() {
+                        *b = rng.next() as u8;
+                    }
+                    for blk in wbytes.chunks_exact_mut(ty.type_size()) {
+                        for &off in f16_fields(ty) {
+                            let v = (rng.uniform() * 2.0 - 1.0) * 0.05;
+                            blk[off..off + 2].copy_from_slice(&ember_quant::f16::from_f32(v).to_le_bytes());
+                        }
+                    }
+                }
+                let ab = act_row_bytes(actty, cols).unwrap();
+                let abytes: &mut [u8] = &mut bytemuck::cast_slice_mut(&mut act[..])[..ab * M];
+                let xa = &mut xs[..cols];
+                for i in 0..M {
+                    for v in xa.iter_mut() {
+                        *v = rng.normal();
+                    }
+                    g.quantize_activations(actty, xa, &mut abytes[i * ab..(i + 1) * ab]).unwrap();
+                }
+                let (abytes, wbytes): (&[u8], &[u8]) = (abytes, wbytes);
+                for rows in [1usize, 2, 3, 7, 8, 9, 15, 16, 17, 24] {
+                    let w = &wbytes[..rows * rb];
+                    let mut g5 = [f32::NAN; ROWS];
+                    let mut g2 = [f32::NAN; ROWS];
+                    k.gemv(ty, cols, w, &abytes[..ab], &mut g5[..rows]).unwrap();
+                    k2.gemv(ty, cols, w, &abytes[..ab], &mut g2[..rows]).unwrap();
+                    for r in 0..rows {
+                        if g5[r].to_bits() != g2[r].to_bits() {
+                            say!(
+                                "MISMATCH {ty} gemv cols={cols} raw={raw} rows={rows} row {r}: avx512 {} avx2 {}",
+                                g5[r],
+                                g2[r]
+                            );
+                            say!("RESULT: FAIL");
+                            shutdown();
+                        }
+                        gemm_bitexact += 1;
+                    }
+                    for m in 1..=M {
+                        const GAP: u32 = 0x7fc0_1234;
+                        let stride = rows + 1;
+                        let len = (m - 1) * stride + rows;
+                        let mut o5 = [f32::from_bits(GAP); (ROWS + 1) * M];
+                        let mut o2 = [f32::from_bits(GAP); (ROWS + 1) * M];
+                        k.gemm_strided(ty, cols, w, &abytes[..m * ab], &mut o5[..len], stride).unwrap();
+                        k2.gemm_strided(ty, cols, w, &abytes[..m * ab], &mut o2[..len], stride).unwrap();
+                        for j in 0..len {
+                            let (i, r) = (j / stride, j % stride);
+                            let gap = r == rows;
+                            if o5[j].to_bits() != o2[j].to_bits() || (gap && o5[j].to_bits() != GAP) {
+                                say!("MISMATCH {ty} gemm cols={cols} raw={raw} rows={rows} m={m} ({i},{r}): avx512 {} avx2 {}", o5[j], o2[j]);
+                                say!("RESULT: FAIL");
+                                shutdown();
+                            }
+                            gemm_bitexact += !gap as usize;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    say!("{gemm_bitexact} AVX-512 gemv/gemm results (up to 24 rows, batches 1..=9) bit-identical to AVX2");
     // Quantizers, byte for byte, with rounding ties and sign cases.
     for act_ty in [GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K] {
         let bs = act_ty.block_size();

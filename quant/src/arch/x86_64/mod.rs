@@ -14,18 +14,30 @@
 //!
 //! Each format has a one-row kernel (`vec_dot_*`) and a `gemv` that passes over
 //! the activation once for several weight rows where that measured faster:
-//! - Q4_0, Q4_1, Q5_0, Q5_1 (AVX2): four rows per pass, sharing each
+//! - Q4_1, Q5_0, Q5_1 (AVX2): four rows per pass, sharing each
 //!   activation block, its offsets and one conversion of the rows' scales
 //!   (`gemv_*`, `gemv_entry!`);
 //! - IQ4_NL (AVX2): the activation prepared once per product, two blocks per
 //!   vector, four rows per pass;
 //! - Q8_0 (AVX2): two rows per pass;
-//! - k-quants and floats (AVX2): one row per pass ([`crate::dot_entry!`]);
-//! - AVX-512: one block of two rows per 512-bit vector (each 256-bit half
-//!   keeps its row's AVX2 float order), four rows per pass for the 32-value
-//!   formats, two for Q8_0 and the k-quants; one row (`vec_dot`) stays on
-//!   the AVX2 kernel (`avx512_entry!`). No AVX-512 CPU was available to
-//!   measure on; `scripts/test-x86-avx512.sh` runs them under Bochs.
+//! - the other k-quants and floats (AVX2): one row per pass ([`crate::dot_entry!`]);
+//! - Q4_0 and Q4_K (AVX2 and AVX-512): llama.cpp's repacked order
+//!   ([`x8_avx2`], [`x8_avx512`]): one f32 lane per output. On AVX-512 two
+//!   rows' blocks share a 512-bit vector and four vectors reduce into one
+//!   lane per row, then the AVX2 f32 chain runs lane for lane: Q4_0 eight
+//!   rows per gemv pass, sixteen per gemm pass (VNNI or BW-only), Q4_K two
+//!   and four (BW-only);
+//! - AVX-512, other formats: one block of two rows per 512-bit vector (each
+//!   256-bit half keeps its row's AVX2 float order), four rows per pass for
+//!   Q4_1 and Q5_0, two for Q8_0 and Q6_K (BW-only for Q6_K: its scales
+//!   multiply i16 pair sums, where VNNI gains nothing); Q4_1's and Q5_0's
+//!   gemms stay the AVX2 ones (two activation rows per weight load, same
+//!   bits) and Q6_K batches of 8+ rows the AVX2 tiled order.
+//!
+//! On AVX-512 one row (`vec_dot`) stays on the AVX2 kernel (`avx512_entry!`,
+//! `x8_entry!`). No AVX-512 CPU was available to measure on;
+//! `scripts/test-x86-avx512.sh` runs the AVX-512 kernels under Bochs and
+//! checks them bit for bit against the AVX2 ones.
 
 use crate::kernels::{DotEntry, Tier};
 use crate::{iq4_nl, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k};
@@ -52,9 +64,11 @@ mod x8_avx2;
 
 mod q4_1_avx512;
 mod q5_0_avx512;
+mod q6_k_avx512;
 mod q8_0_avx512;
 mod q8_1_avx512;
 mod q8_k_avx512;
+mod x8_avx512;
 
 /// Whether this CPU runs `tier` (run-time detection with `std`, compile-time
 /// target features without).
@@ -115,17 +129,17 @@ macro_rules! gemv_entry {
     }};
 }
 
-/// A [`DotEntry`] whose `gemv` and `gemm` follow llama.cpp's repacked
-/// (8-row) x86 kernels ([`x8_avx2`]) and whose `vec_dot` (one row) is ggml's
-/// `vec_dot` order.
+/// A [`DotEntry`] whose `gemv` and `gemm` (of tier `$tier`) follow
+/// llama.cpp's repacked (8-row) x86 kernels ([`x8_avx2`], [`x8_avx512`]) and
+/// whose `vec_dot` (one row, AVX2) is ggml's `vec_dot` order.
 macro_rules! x8_entry {
-    ($W:ty, $A:ty, $one:path, $gemv:path, $gemm:path) => {{
+    ($tier:expr, $W:ty, $A:ty, $one:path, $gemv:path, $gemm:path) => {{
         unsafe fn vec_dot(w: &[u8], a: &[u8]) -> f32 {
             // SAFETY: the caller upholds `VecDotFn`'s contract (CPU tier, whole
             // aligned blocks of the same count), which is `$one`'s.
             unsafe { $one(bytemuck::cast_slice::<u8, $W>(w), bytemuck::cast_slice::<u8, $A>(a)) }
         }
-        DotEntry { tier: Tier::Avx2, vec_dot, gemv_tier: Tier::Avx2, gemv: $gemv, gemm_tier: Tier::Avx2, gemm: $gemm }
+        DotEntry { tier: Tier::Avx2, vec_dot, gemv_tier: $tier, gemv: $gemv, gemm_tier: $tier, gemm: $gemm }
     }};
 }
 
@@ -140,6 +154,7 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
     k.f16 = crate::dot_entry!(T, f16, f16, floats_avx2::vec_dot_f16_avx2);
     k.bf16 = crate::dot_entry!(T, bf16, bf16, floats_avx2::vec_dot_bf16_avx2);
     k.q4_0 = x8_entry!(
+        T,
         q4_0::BlockQ4_0,
         q8_0::BlockQ8_0,
         q4_0_avx2::vec_dot_q4_0_q8_0_avx2,
@@ -188,6 +203,7 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
     k.q2_k = crate::dot_entry!(T, q2_k::BlockQ2K, q8_k::BlockQ8K, q2_k_avx2::vec_dot_q2_k_q8_k_avx2);
     k.q3_k = crate::dot_entry!(T, q3_k::BlockQ3K, q8_k::BlockQ8K, q3_k_avx2::vec_dot_q3_k_q8_k_avx2);
     k.q4_k = x8_entry!(
+        T,
         q4_k::BlockQ4K,
         q8_k::BlockQ8K,
         q4_k_avx2::vec_dot_q4_k_q8_k_avx2,
@@ -255,22 +271,57 @@ macro_rules! avx512_entry {
 pub(crate) unsafe fn plug_avx512(k: &mut Kernels) {
     use Tier::Avx512 as T;
     k.tier = T;
+    use q4_0_avx2::vec_dot_q4_0_q8_0_avx2 as q4_0_one;
     use q4_1_avx2::vec_dot_q4_1_q8_1_avx2 as q4_1_one;
+    use q4_k_avx2::vec_dot_q4_k_q8_k_avx2 as q4_k_one;
     use q5_0_avx2::vec_dot_q5_0_q8_0_avx2 as q5_0_one;
+    use q6_k_avx2::vec_dot_q6_k_q8_k_avx2 as q6_k_one;
     use q8_0_avx2::vec_dot_q8_0_q8_0_avx2 as q8_0_one;
     if has_avx512_vnni() {
+        k.q4_0 = x8_entry!(
+            T,
+            q4_0::BlockQ4_0,
+            q8_0::BlockQ8_0,
+            q4_0_one,
+            x8_avx512::gemv_q4_0_q8_0_x8_avx512vnni,
+            x8_avx512::gemm_q4_0_q8_0_x8_avx512vnni
+        );
         k.q4_1 = avx512_entry!(q4_1::BlockQ4_1, q8_1::BlockQ8_1, q4_1_one, q4_1_avx512::gemv_q4_1_q8_1_avx512vnni);
         k.q5_0 = avx512_entry!(q5_0::BlockQ5_0, q8_0::BlockQ8_0, q5_0_one, q5_0_avx512::gemv_q5_0_q8_0_avx512vnni);
         k.q8_0 = avx512_entry!(q8_0::BlockQ8_0, q8_0::BlockQ8_0, q8_0_one, q8_0_avx512::gemv_q8_0_q8_0_avx512vnni);
     } else {
+        k.q4_0 = x8_entry!(
+            T,
+            q4_0::BlockQ4_0,
+            q8_0::BlockQ8_0,
+            q4_0_one,
+            x8_avx512::gemv_q4_0_q8_0_x8_avx512,
+            x8_avx512::gemm_q4_0_q8_0_x8_avx512
+        );
         k.q4_1 = avx512_entry!(q4_1::BlockQ4_1, q8_1::BlockQ8_1, q4_1_one, q4_1_avx512::gemv_q4_1_q8_1_avx512);
         k.q5_0 = avx512_entry!(q5_0::BlockQ5_0, q8_0::BlockQ8_0, q5_0_one, q5_0_avx512::gemv_q5_0_q8_0_avx512);
         k.q8_0 = avx512_entry!(q8_0::BlockQ8_0, q8_0::BlockQ8_0, q8_0_one, q8_0_avx512::gemv_q8_0_q8_0_avx512);
     }
-    // Q4_0 and Q4_K keep the AVX2 kernels plugged by `plug_avx2`: llama.cpp
-    // repacks these formats and its repacked order (`x8_avx2`) has no
-    // AVX-512 twin here yet (the former AVX-512 gemvs follow `vec_dot`'s order).
-    // Q6_K too: ggml 0c1e570's Q6_K lanes (`q8sclsub`) have no AVX-512 twin here.
+    // Prompt batches of Q4_1 and Q5_0: the AVX2 gemms (4 weight rows x 2
+    // activation rows per pass) give the gemvs' bits and share each weight
+    // load between two activation rows, which the AVX-512 gemv run once per
+    // activation row does not.
+    k.q4_1.gemm_tier = Tier::Avx2;
+    k.q4_1.gemm = q4_1_avx2::gemm_q4_1_q8_1_avx2;
+    k.q5_0.gemm_tier = Tier::Avx2;
+    k.q5_0.gemm = q5_0_avx2::gemm_q5_0_q8_0_avx2;
+    // Q4_K and Q6_K: BW-only builds (their scales multiply i16 pair sums, so
+    // VNNI would add a 32-bit multiply, not save an instruction).
+    k.q4_k = x8_entry!(
+        T,
+        q4_k::BlockQ4K,
+        q8_k::BlockQ8K,
+        q4_k_one,
+        x8_avx512::gemv_q4_k_q8_k_x8_avx512,
+        x8_avx512::gemm_q4_k_q8_k_x8_avx512
+    );
+    // Prompt batches of 8+ rows take the tiled order (`matmul`), AVX2 code.
+    k.q6_k = avx512_entry!(q6_k::BlockQ6K, q8_k::BlockQ8K, q6_k_one, q6_k_avx512::gemv_q6_k_q8_k_avx512);
     k.quantize_q8_0 = quantize_entry!(T, q8_0::BlockQ8_0, q8_0_avx512::quantize_q8_0_avx512);
     k.quantize_q8_1 = quantize_entry!(T, q8_1::BlockQ8_1, q8_1_avx512::quantize_q8_1_avx512);
     k.quantize_q8_k = quantize_entry!(T, q8_k::BlockQ8K, q8_k_avx512::quantize_q8_k_avx512);

@@ -147,7 +147,9 @@ pub unsafe fn gemm_tiled_order_avx2(w: &[BlockQ6K], a: &[BlockQ8K], nb: usize, o
                     }
                     let sub = _mm256_slli_epi32::<5>(_mm256_madd_epi16(load_i16x16(&y.bsums), sc16));
                     let isum = hsum_epi32(_mm256_sub_epi32(sumi, sub));
-                    *acc = (d * isum as f32).mul_add(y.d, *acc);
+                    // One fused multiply-add (`f32::mul_add` is not in `core`: the no_std build).
+                    let t = _mm_fmadd_ss(_mm_set_ss(d * isum as f32), _mm_set_ss(y.d), _mm_set_ss(*acc));
+                    *acc = _mm_cvtss_f32(t);
                 }
             }
             for (j, &v) in acc[..mj].iter().enumerate() {

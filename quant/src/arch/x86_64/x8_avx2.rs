@@ -38,7 +38,7 @@ const K_ROWS: usize = 2;
 /// `N` row slices of `per_row` blocks from `w`, starting at row `r0`; rows
 /// past `rows` repeat the last row (their outputs are not stored).
 #[inline(always)]
-fn rows_n<T, const N: usize>(w: &[T], per_row: usize, r0: usize, rows: usize) -> [&[T]; N] {
+pub(super) fn rows_n<T, const N: usize>(w: &[T], per_row: usize, r0: usize, rows: usize) -> [&[T]; N] {
     let mut out: [&[T]; N] = [&[]; N];
     for (k, o) in out.iter_mut().enumerate() {
         let r = (r0 + k).min(rows - 1);
@@ -50,7 +50,7 @@ fn rows_n<T, const N: usize>(w: &[T], per_row: usize, r0: usize, rows: usize) ->
 /// Each row cut to `n` blocks (a plain loop: `array::map`'s closure is not
 /// always inlined into a `target_feature` kernel, a call per row).
 #[inline(always)]
-fn trim<T, const R: usize>(w: [&[T]; R], n: usize) -> [&[T]; R] {
+pub(super) fn trim<T, const R: usize>(w: [&[T]; R], n: usize) -> [&[T]; R] {
     let mut out = w;
     for r in 0..R {
         out[r] = &w[r][..n];
@@ -71,7 +71,7 @@ fn q4_k_scales<const R: usize>(w: &[&[BlockQ4K]; R], b: usize, min: bool) -> [f1
 
 /// Scale `d` of block `b` of each row.
 #[inline(always)]
-fn q4_0_scales<const R: usize>(w: &[&[BlockQ4_0]; R], b: usize) -> [f16; R] {
+pub(super) fn q4_0_scales<const R: usize>(w: &[&[BlockQ4_0]; R], b: usize) -> [f16; R] {
     let mut out = [f16::ZERO; R];
     for r in 0..R {
         out[r] = w[r][b].d;
@@ -82,7 +82,7 @@ fn q4_0_scales<const R: usize>(w: &[&[BlockQ4_0]; R], b: usize) -> [f16; R] {
 /// Stores the first `n` lanes of `v` into `out`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn store_lanes(v: __m256, out: &mut [f32]) {
+pub(super) fn store_lanes(v: __m256, out: &mut [f32]) {
     let mut tmp = [0.0f32; 8];
     // SAFETY: `tmp` is 8 f32s, the size of one unaligned 256-bit store.
     unsafe { _mm256_storeu_ps(tmp.as_mut_ptr(), v) };
@@ -376,7 +376,7 @@ fn q4_k_rows2_per64(w: [&[BlockQ4K]; 2], a: &[BlockQ8K]) -> __m256 {
 /// Eight i32s as one vector.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn load_i32x8(v: &[i32; 8]) -> __m256i {
+pub(super) fn load_i32x8(v: &[i32; 8]) -> __m256i {
     // SAFETY: `v` is 32 readable bytes; the load is unaligned.
     unsafe { _mm256_loadu_si256(v.as_ptr().cast()) }
 }
