@@ -5,8 +5,11 @@
 //! - [`dot_f16_generic`]: `k · q` with `k` an f16 cache row and `q` a query
 //!   already rounded to f16, summed in the order of `ggml_vec_dot_f16` in an
 //!   AVX-512 build (the build llama.cpp's reference outputs came from);
-//! - [`mad_f16_generic`]: `acc = f16(fma(v, s, acc))` (`ggml_vec_mad_f16`, the
-//!   value accumulator kept in f16);
+//! - [`mad_f16_ph_generic`]: `acc = f16(v·s + acc)` rounded once, the
+//!   `_mm512_fmadd_ph` of `ggml_vec_mad_f16` in an AVX512-FP16 build (the
+//!   value accumulator kept in f16), for whole 128-value steps;
+//! - [`mad_f16_generic`]: `acc = f16(fma(v, s, acc))`, rounded through f32
+//!   (the scalar tail of `ggml_vec_mad_f16`);
 //! - [`scale_f16_generic`]: `acc = f16(acc * s)` (`ggml_vec_scale_f16`).
 //!
 //! and the helpers of the f32-accumulating path ember takes for larger
@@ -22,7 +25,9 @@ use half::f16;
 
 /// `k · q` (see the module docs). `k.len() == q.len()`.
 pub type DotF16Fn = unsafe fn(k: &[f16], q: &[f32]) -> f32;
-/// `acc[i] = f16(fma(v[i], s, acc[i]))`. `acc.len() == v.len()`.
+/// `acc[i] = f16(fma(v[i], s, acc[i]))` ([`mad_f16_generic`]) or, for
+/// [`AttnEntry::mad_f16_ph`], the same rounded once ([`mad_f16_ph_generic`]).
+/// `acc.len() == v.len()`.
 pub type MadF16Fn = unsafe fn(acc: &mut [f32], v: &[f16], s: f32);
 /// `acc[i] = f16(acc[i] * s)`.
 pub type ScaleF16Fn = unsafe fn(acc: &mut [f32], s: f32);
@@ -50,8 +55,12 @@ pub struct AttnEntry {
     pub tier: crate::Tier,
     /// Score of one cached key row.
     pub dot_f16: DotF16Fn,
-    /// Accumulation of one cached value row.
+    /// Accumulation of one cached value row, rounded through f32 (the
+    /// scalar tail of `ggml_vec_mad_f16`).
     pub mad_f16: MadF16Fn,
+    /// Accumulation of one cached value row in f16 arithmetic, rounded once
+    /// (`_mm512_fmadd_ph`, the whole 128-value steps of an AVX512-FP16 build).
+    pub mad_f16_ph: MadF16Fn,
     /// Rescaling of an accumulator.
     pub scale_f16: ScaleF16Fn,
     /// f16 → f32 of a cache row.
@@ -71,6 +80,7 @@ impl AttnEntry {
             tier: crate::Tier::Generic,
             dot_f16: dot_f16_generic,
             mad_f16: mad_f16_generic,
+            mad_f16_ph: mad_f16_ph_generic,
             scale_f16: scale_f16_generic,
             widen_f16: widen_f16_generic,
             dot_f32_x4: dot_f32_x4_generic,
@@ -84,10 +94,13 @@ impl AttnEntry {
 /// llama.cpp's reference build (`GGML_F16_STEP` with AVX512-FP16). That
 /// build's CPU had AVX512-FP16, so those loops run on `__m512h`: the scale
 /// is broadcast as an f16 (`_mm512_set1_ph`) and `_mm512_fmadd_ph` /
-/// `_mm512_mul_ph` round once to f16. The values past the last whole step
-/// (all of them for head dims under 128, like SmolLM2's 64) go through the
-/// scalar tail with the f32 scale. Found on Gemma 3 (head dim 256): with
-/// the f16 scale 5 of its 6 reference prompts match, without it 1.
+/// `_mm512_mul_ph` round once to f16 ([`mad_f16_ph_generic`]). The values
+/// past the last whole step (all of them for head dims under 128, like
+/// SmolLM2's 64) go through the scalar tail with the f32 scale, an f32 FMA
+/// and then the f16 rounding ([`mad_f16_generic`]). Found on Gemma 3 (head
+/// dim 256): with the f16 scale and the f16 FMA rounded once all 6 of its
+/// reference prompts match; with the f16 scale but the FMA rounded through
+/// f32, 5; with neither, 1.
 pub const F16_STEP: usize = 128;
 
 /// `x` rounded to the nearest f16 (ties to even), as an f32.
@@ -143,6 +156,41 @@ pub fn dot_f16_generic(k: &[f16], q: &[f32]) -> f32 {
 pub fn mad_f16_generic(acc: &mut [f32], v: &[f16], s: f32) {
     for (x, &y) in acc.iter_mut().zip(v) {
         *x = round_f16(fma(y.to_f32(), s, *x));
+    }
+}
+
+/// `a · b + c` for f16 values `a`, `b` and `c` (held in f32), rounded once
+/// to f16 as `vfmadd231ph` does. The product is exact in f32 (22
+/// significant bits) and the sum's rounding error `err` is exact (TwoSum), so
+/// rounding the f32 sum to odd (stepping one f32 ulp toward the exact value
+/// when it is inexact and even) keeps every bit that decides the f16
+/// rounding: f32 has 13 more bits than f16, and round-to-odd needs 2. Non-finite
+/// sums are kept as they are.
+#[inline(always)]
+pub fn fma_f16_once(a: f32, b: f32, c: f32) -> f32 {
+    let p = a * b;
+    let sum = p + c;
+    let bb = sum - p;
+    let err = (p - (sum - bb)) + (c - bb);
+    let bits = sum.to_bits();
+    let odd = if err != 0.0 && bits & 1 == 0 && sum.is_finite() {
+        if (err > 0.0) == (sum > 0.0) {
+            bits + 1
+        } else {
+            bits - 1
+        }
+    } else {
+        bits
+    };
+    round_f16(f32::from_bits(odd))
+}
+
+/// `acc[i] = f16(v[i] · s + acc[i])` rounded once ([`fma_f16_once`]): the
+/// `_mm512_fmadd_ph` of `ggml_vec_mad_f16` in an AVX512-FP16 build. `s` and
+/// `acc` must hold f16 values.
+pub fn mad_f16_ph_generic(acc: &mut [f32], v: &[f16], s: f32) {
+    for (x, &y) in acc.iter_mut().zip(v) {
+        *x = fma_f16_once(y.to_f32(), s, *x);
     }
 }
 
@@ -238,10 +286,10 @@ impl crate::Kernels {
         Ok(unsafe { (self.attn.dot_f16)(k, q) })
     }
 
-    /// `ggml_vec_mad_f16` of llama.cpp's reference build: [`mad_f16_generic`]
-    /// through the table, with `s` rounded to f16 for the first
-    /// `len & !(F16_STEP - 1)` values (see [`F16_STEP`]). `acc` and `v` must
-    /// have the same length.
+    /// `ggml_vec_mad_f16` of llama.cpp's reference build: for the first
+    /// `len & !(F16_STEP - 1)` values (see [`F16_STEP`]) `s` rounded to f16
+    /// and [`mad_f16_ph_generic`], for the rest [`mad_f16_generic`], both
+    /// through the table. `acc` and `v` must have the same length.
     pub fn attn_mad_f16(&self, acc: &mut [f32], v: &[f16], s: f32) -> Result<(), crate::Error> {
         if acc.len() != v.len() {
             return Err(crate::Error::Length { what: "attention value row", expected: acc.len(), got: v.len() });
@@ -250,7 +298,7 @@ impl crate::Kernels {
         let (a0, a1) = acc.split_at_mut(np);
         // SAFETY: as in `attn_dot_f16`; lengths checked above, split alike.
         unsafe {
-            (self.attn.mad_f16)(a0, &v[..np], round_f16(s));
+            (self.attn.mad_f16_ph)(a0, &v[..np], round_f16(s));
             (self.attn.mad_f16)(a1, &v[np..], s);
         }
         Ok(())
@@ -292,6 +340,79 @@ mod tests {
         let k3 = [f16::from_f32(0.5); 3];
         assert_eq!(dot_f16_generic(&k3, &[2.0, 4.0, 8.0]), 7.0);
         assert_eq!(dot_f16_generic(&[], &[]), 0.0);
+    }
+
+    /// `x` rounded once to the nearest f16 (ties to even) by scaling to the
+    /// f16 ulp in f64: written independently of [`fma_f16_once`].
+    fn f16_of_f64(x: f64) -> f32 {
+        if x == 0.0 {
+            return x as f32;
+        }
+        let mut e = 0i32;
+        while x.abs() >= 2f64.powi(e + 1) {
+            e += 1;
+        }
+        while x.abs() < 2f64.powi(e) {
+            e -= 1;
+        }
+        let ulp = 2f64.powi(e.max(-14) - 10);
+        let r = (x / ulp).round_ties_even() * ulp;
+        if r.abs() >= 65520.0 {
+            f32::INFINITY.copysign(x as f32)
+        } else {
+            r as f32
+        }
+    }
+
+    #[test]
+    fn f16_fma_rounds_once() {
+        // exact: 1 + 2^-11 + 2^-31, just above the midpoint of 1 and
+        // 1 + 2^-10. Through f32 it becomes the midpoint and ties to 1.0.
+        let (a, b, c) = (1.0 + 2f32.powi(-10), -(2f32.powi(-11) * (1.0 - 2f32.powi(-10))), 1.0 + 2f32.powi(-10));
+        for x in [a, b, c] {
+            assert_eq!(f16::from_f32(x).to_f32(), x, "{x} is an f16 value");
+        }
+        assert_eq!(fma_f16_once(a, b, c), 1.0 + 2f32.powi(-10));
+        let mut acc = [c];
+        mad_f16_generic(&mut acc, &[f16::from_f32(a)], b);
+        assert_eq!(acc[0], 1.0, "the f32 path rounds twice");
+        // the same mirrored, and against the f64 reference
+        assert_eq!(fma_f16_once(-a, b, -c), -(1.0 + 2f32.powi(-10)));
+        assert_eq!(fma_f16_once(a, b, c), f16_of_f64(a as f64 * b as f64 + c as f64));
+        // overflow and non-finite inputs
+        assert_eq!(fma_f16_once(256.0, 256.0, 0.0), f32::INFINITY);
+        assert_eq!(fma_f16_once(1.0, 1.0, f32::NEG_INFINITY), f32::NEG_INFINITY);
+        assert_eq!(fma_f16_once(1.0, -1.0, 1.0).to_bits(), 0.0f32.to_bits());
+    }
+
+    #[test]
+    fn f16_fma_matches_exact_rounding_on_random_values() {
+        // xorshift, so the test needs no generator crate
+        let mut st = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            st
+        };
+        let f16v = |next: &mut dyn FnMut() -> u64| loop {
+            let h = f16::from_bits(next() as u16);
+            if h.is_finite() {
+                return h.to_f32();
+            }
+        };
+        let mut differ = 0;
+        for _ in 0..400_000 {
+            let (a, b, c) = (f16v(&mut next), f16v(&mut next), f16v(&mut next));
+            let want = f16_of_f64(a as f64 * b as f64 + c as f64);
+            let got = fma_f16_once(a, b, c);
+            assert!(got.to_bits() == want.to_bits() || (got == 0.0 && want == 0.0), "{a} * {b} + {c}: {got} vs {want}");
+            let mut acc = [c];
+            mad_f16_generic(&mut acc, &[f16::from_f32(a)], b);
+            differ += usize::from(acc[0] != got);
+        }
+        // random f16 triples rarely hit a double-rounding case, but some do
+        assert!(differ > 0, "no case where rounding through f32 differs");
     }
 
     #[test]

@@ -53,6 +53,17 @@ fn simd_attention_kernels_equal_generic_bit_for_bit() {
             k.attn_mad_f16(&mut a, &v, s).unwrap();
             g.attn_mad_f16(&mut b, &v, s).unwrap();
             assert_eq!(a, b, "mad n={n} round={round}");
+            // the f16-arithmetic FMA on its own, over every length (its own tails)
+            let s16 = f16::from_f32(s).to_f32();
+            let (mut x, mut y) = (acc0.clone(), acc0.clone());
+            // SAFETY: `best()` returned the table of a tier this CPU supports;
+            // `x`, `y` and `v` have the same length.
+            unsafe {
+                (k.attn.mad_f16_ph)(&mut x, &v, s16);
+                (g.attn.mad_f16_ph)(&mut y, &v, s16);
+            }
+            let bits = |z: &[f32]| z.iter().map(|w| w.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&x), bits(&y), "mad_f16_ph n={n} round={round}");
             k.attn_scale_f16(&mut a, s);
             g.attn_scale_f16(&mut b, s);
             assert_eq!(a, b, "scale n={n} round={round}");

@@ -155,6 +155,48 @@ pub(crate) unsafe fn attn_mad_f16_avx2(acc: &mut [f32], v: &[f16], s: f32) {
     crate::attn::mad_f16_generic(&mut acc[body..n], &v[body..n], s);
 }
 
+/// [`crate::attn::mad_f16_ph_generic`] with AVX2 + F16C: the same f32
+/// product, TwoSum error, step to odd and f16 rounding as
+/// [`crate::attn::fma_f16_once`], eight lanes at a time.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn attn_mad_f16_ph_avx2(acc: &mut [f32], v: &[f16], s: f32) {
+    let n = acc.len().min(v.len());
+    let body = n / 8 * 8;
+    let sv = _mm256_set1_ps(s);
+    let zero = _mm256_setzero_ps();
+    let inf = _mm256_set1_ps(f32::INFINITY);
+    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let one = _mm256_set1_epi32(1);
+    let mut o = 0;
+    while o < body {
+        let a = &mut acc[o..o + 8];
+        // SAFETY: `a` is 8 f32; loadu/storeu need no alignment.
+        unsafe {
+            let c = _mm256_loadu_ps(a.as_ptr());
+            let p = _mm256_mul_ps(load_f16x8(v, o), sv);
+            let sum = _mm256_add_ps(p, c);
+            let bb = _mm256_sub_ps(sum, p);
+            let err = _mm256_add_ps(_mm256_sub_ps(p, _mm256_sub_ps(sum, bb)), _mm256_sub_ps(c, bb));
+            let bits = _mm256_castps_si256(sum);
+            // lanes to step: inexact, even, finite
+            let inexact = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_NEQ_OQ>(err, zero));
+            let even = _mm256_cmpeq_epi32(_mm256_and_si256(bits, one), _mm256_setzero_si256());
+            let finite = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_and_ps(sum, abs_mask), inf));
+            let step = _mm256_and_si256(_mm256_and_si256(inexact, even), finite);
+            // +1 where err and sum have the same sign (away from zero), else -1
+            let differ = _mm256_srli_epi32::<31>(_mm256_xor_si256(_mm256_castps_si256(err), bits));
+            let delta = _mm256_sub_epi32(one, _mm256_slli_epi32::<1>(differ));
+            let odd = _mm256_add_epi32(bits, _mm256_and_si256(step, delta));
+            _mm256_storeu_ps(a.as_mut_ptr(), round_f16x8(_mm256_castsi256_ps(odd)));
+        }
+        o += 8;
+    }
+    crate::attn::mad_f16_ph_generic(&mut acc[body..n], &v[body..n], s);
+}
+
 /// [`crate::attn::scale_f16_generic`] with AVX2 + F16C.
 ///
 /// # Safety
