@@ -65,12 +65,6 @@ const FORMATS: [(GgmlType, bool); 14] = [
     (GgmlType::Q6_K, true),
 ];
 
-/// Formats the issue requires to be SIMD on every tier family (BF16 is not
-/// among the issue's formats for SIMD).
-fn simd_required(ty: GgmlType) -> bool {
-    ty != GgmlType::BF16
-}
-
 const ACTIVATIONS: [GgmlType; 3] = [GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K];
 
 const ALL_SIMD_TIERS: [Tier; 4] = [Tier::Avx2, Tier::Avx512, Tier::Neon, Tier::Dotprod];
@@ -384,10 +378,6 @@ fn no_silent_fallback_to_generic() {
         assert_eq!(k.tier(), top, "table tier");
         for (ty, every_isa) in FORMATS {
             let e = k.dot(ty).unwrap();
-            if !simd_required(ty) {
-                assert!(e.gemv_tier <= top && same_arch(e.gemv_tier), "{ty}: tier {} under {top}", e.gemv_tier);
-                continue;
-            }
             // `gemv` is the hot path and must be the top tier's; the one-row
             // `vec_dot` may be a lower SIMD tier's kernel (x86's AVX-512
             // kernels hold two rows per vector, so one row stays on AVX2),

@@ -7,7 +7,7 @@
 //!
 //! | format | NEON | dotprod |
 //! |---|---|---|
-//! | F32, F16 | yes | (NEON) |
+//! | F32, F16, BF16 | yes | (NEON) |
 //! | Q4_0, Q4_1, Q5_0, Q8_0 | yes | yes |
 //! | Q5_1, IQ4_NL | yes | (NEON) |
 //! | Q2_K, Q3_K, Q5_K | yes | (NEON) |
@@ -17,10 +17,10 @@
 //! Every quantized format has a one-row kernel (`vec_dot_*`) and a four-row
 //! one (`vec_dot4_*`) that loads each activation block once for four weight
 //! rows and gives each row the same bits as the one-row kernel; see
-//! `rows_entry!`. F32 and F16 go row by row.
+//! `rows_entry!`. F32, F16 and BF16 go row by row.
 //!
 //! "(NEON)" means the dotprod table keeps the NEON kernel for that format
-//! (the quantizers have no dot product to speed up). BF16 stays generic.
+//! (the quantizers have no dot product to speed up).
 
 use crate::kernels::DotEntry;
 use crate::{dot_entry, f16, quantize_entry, Kernels, Tier};
@@ -117,6 +117,7 @@ pub(crate) unsafe fn plug_neon(k: &mut Kernels) {
     use Tier::Neon as N;
     k.f32 = dot_entry!(N, f32, f32, floats_neon::vec_dot_f32_neon);
     k.f16 = dot_entry!(N, f16, f16, floats_neon::vec_dot_f16_neon);
+    k.bf16 = dot_entry!(N, half::bf16, half::bf16, floats_neon::vec_dot_bf16_neon);
     k.q4_0 = rows_entry!(
         N,
         q4_0::BlockQ4_0,

@@ -8,7 +8,7 @@
 //! the calls need no `unsafe`.
 
 use core::arch::aarch64::*;
-use half::f16;
+use half::{bf16, f16};
 
 /// Loads 16 bytes from the start of `s`.
 ///
@@ -56,6 +56,16 @@ pub(super) fn ld_f32(s: &[f32]) -> float32x4_t {
 pub(super) fn ld_f16_bits(s: &[f16]) -> uint16x8_t {
     assert!(s.len() >= 8);
     // SAFETY: 8 readable values checked above; `f16` is `repr(transparent)`
+    // over `u16`, so the pointer is a valid, aligned `*const u16`.
+    unsafe { vld1q_u16(s.as_ptr().cast::<u16>()) }
+}
+
+/// Loads 8 bf16 values (as their bit patterns) from the start of `s` (panics if fewer).
+#[inline]
+#[target_feature(enable = "neon")]
+pub(super) fn ld_bf16_bits(s: &[bf16]) -> uint16x8_t {
+    assert!(s.len() >= 8);
+    // SAFETY: 8 readable values checked above; `bf16` is `repr(transparent)`
     // over `u16`, so the pointer is a valid, aligned `*const u16`.
     unsafe { vld1q_u16(s.as_ptr().cast::<u16>()) }
 }
