@@ -193,6 +193,7 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
         q8_0_avx2::vec_dot_q8_0_q8_0_avx2,
         q8_0_avx2::gemv_q8_0_q8_0_avx2
     );
+    k.q8_0.gemm = q8_0_avx2::gemm_q8_0_q8_0_avx2;
     k.iq4_nl = gemv_entry!(
         T,
         iq4_nl::BlockIq4Nl,

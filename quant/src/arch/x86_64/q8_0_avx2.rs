@@ -150,3 +150,140 @@ pub(crate) unsafe fn quantize_q8_0_avx2(x: &[f32], out: &mut [BlockQ8_0]) {
         store_i8x32(&mut ob.qs, pack_i32x32(q));
     }
 }
+
+// ---------------------------------------------------------------- gemm ----
+
+/// Q8_0 weight rows per pass of [`gemm_q8_0_q8_0_avx2`].
+const GEMM_ROWS: usize = 2;
+/// Q8_0 activation rows per pass of [`gemm_q8_0_q8_0_avx2`].
+const GEMM_ACTS: usize = 4;
+
+/// `R` Q8_0 weight rows · `M` Q8_0 activation rows, `R * M` outputs
+/// (`[i][r]`). Each weight block is loaded (and its `abs` taken) once for the
+/// `M` activation rows, each activation block once for the `R` weight rows.
+/// Every output runs [`vec_dot_q8_0_q8_0_avx2`]'s chain: its own 8-lane
+/// accumulator, `acc = fma(d_w * d_a, f32(dot_i8(w, a)), acc)` block after
+/// block (`dot_i8` with the weight as the sign source, as there), then the
+/// same `hsum_ps`; so the outputs are bit-identical to the gemv's.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_tile<const R: usize, const M: usize>(w: [&[BlockQ8_0]; R], a: [&[BlockQ8_0]; M]) -> [[f32; R]; M] {
+    let n = a.first().map_or(0, |a| a.len());
+    let mut wr = w;
+    for r in 0..R {
+        wr[r] = &w[r][..n];
+    }
+    let mut ar = a;
+    for i in 0..M {
+        ar[i] = &a[i][..n];
+    }
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [[_mm256_setzero_ps(); R]; M];
+    for b in 0..n {
+        let mut wq = [_mm256_setzero_si256(); R];
+        let mut wabs = [_mm256_setzero_si256(); R];
+        let mut ws = [f16::ZERO; R];
+        for r in 0..R {
+            let wb = &wr[r][b];
+            prefetch_ahead(wb, PREFETCH);
+            wq[r] = load32(&wb.qs);
+            wabs[r] = _mm256_sign_epi8(wq[r], wq[r]);
+            ws[r] = wb.d;
+        }
+        let dw = f16_lanes(ws);
+        for i in 0..M {
+            let ab = &ar[i][b];
+            let qa = load32(&ab.qs);
+            // lane r: f32(d_w[r]) * f32(d_a), the product vec_dot rounds once
+            let d = _mm256_mul_ps(dw, _mm256_set1_ps(f16_to_f32(ab.d)));
+            for r in 0..R {
+                let sy = _mm256_sign_epi8(qa, wq[r]);
+                let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wabs[r], sy), ones));
+                acc[i][r] = _mm256_fmadd_ps(lane(d, r), p, acc[i][r]);
+            }
+        }
+    }
+    let mut out = [[0.0f32; R]; M];
+    for i in 0..M {
+        out[i] = hsum_rows(acc[i]);
+    }
+    out
+}
+
+/// All weight rows · `M` activation rows starting at `i0`: [`GEMM_ROWS`]
+/// weight rows per pass, the rest one at a time.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn gemm_acts<const M: usize>(
+    w: &[BlockQ8_0],
+    per_row: usize,
+    a: &[BlockQ8_0],
+    per_act: usize,
+    i0: usize,
+    out: &mut [f32],
+    stride: usize,
+) {
+    let rows = w.len() / per_row;
+    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
+    let mut acts: [&[BlockQ8_0]; M] = [&[]; M];
+    for (k, x) in acts.iter_mut().enumerate() {
+        *x = &a[(i0 + k) * per_act..(i0 + k + 1) * per_act];
+    }
+    let mut r = 0;
+    while r + GEMM_ROWS <= rows {
+        let mut wr: [&[BlockQ8_0]; GEMM_ROWS] = [&[]; GEMM_ROWS];
+        for (k, x) in wr.iter_mut().enumerate() {
+            *x = row(r + k);
+        }
+        let v = dot_tile(wr, acts);
+        for (k, vk) in v.iter().enumerate() {
+            let o = (i0 + k) * stride + r;
+            out[o..o + GEMM_ROWS].copy_from_slice(vk);
+        }
+        r += GEMM_ROWS;
+    }
+    while r < rows {
+        let v = dot_tile([row(r)], acts);
+        for (k, vk) in v.iter().enumerate() {
+            out[(i0 + k) * stride + r] = vk[0];
+        }
+        r += 1;
+    }
+}
+
+/// Q8_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]):
+/// tiles of [`GEMM_ROWS`] weight rows × [`GEMM_ACTS`] activation rows
+/// ([`dot_tile`]), smaller tiles at the edges. Every output equals
+/// [`gemv_q8_0_q8_0_avx2`]'s (and [`vec_dot_q8_0_q8_0_avx2`]'s) bit for bit.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn gemm_q8_0_q8_0_avx2(
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[u8],
+    act_row_bytes: usize,
+    out: &mut [f32],
+    stride: usize,
+) {
+    let w: &[BlockQ8_0] = bytemuck::cast_slice(w);
+    let a: &[BlockQ8_0] = bytemuck::cast_slice(acts);
+    let per_row = row_bytes / core::mem::size_of::<BlockQ8_0>();
+    let per_act = act_row_bytes / core::mem::size_of::<BlockQ8_0>();
+    if per_row == 0 || per_act == 0 {
+        return;
+    }
+    let m = a.len() / per_act;
+    let mut i = 0;
+    while i + GEMM_ACTS <= m {
+        gemm_acts::<GEMM_ACTS>(w, per_row, a, per_act, i, out, stride);
+        i += GEMM_ACTS;
+    }
+    match m - i {
+        1 => gemm_acts::<1>(w, per_row, a, per_act, i, out, stride),
+        2 => gemm_acts::<2>(w, per_row, a, per_act, i, out, stride),
+        3 => gemm_acts::<3>(w, per_row, a, per_act, i, out, stride),
+        _ => {}
+    }
+}
