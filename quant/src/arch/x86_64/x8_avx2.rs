@@ -23,6 +23,9 @@
 //! repacked copy; Q4_0 four rows per pass, eight in the gemm, Q4_K two): each row's integer
 //! dot products are reduced across its lanes and the rows' sums land in one
 //! vector, lane `r` for row `r`, where the f32 chain runs exactly as above.
+//! The Q4_0 gemm transposes each block of eight rows once (a dword per row
+//! and 4-value group) for up to sixteen activation rows, so that the
+//! products land in the rows' lanes with no horizontal sum.
 
 use super::avx2::*;
 use crate::q4_0::BlockQ4_0;
@@ -201,9 +204,106 @@ pub(crate) unsafe fn gemv_q4_0_q8_0_x8_avx2(w: &[u8], row_bytes: usize, a: &[u8]
     }
 }
 
+/// Activation rows per pass of [`gemm_q4_0_q8_0_x8_avx2`] (each unpacked
+/// weight block serves all of them).
+const Q4_0_ACTS: usize = 16;
+
+/// Block `b` of eight Q4_0 rows as its eight 4-value groups across the rows:
+/// dword `p` of `t[g]` holds row `p`'s values `4g..4g + 4` (unsigned, 0..=15).
+/// One 4×4 dword transpose per 128-bit half of the raw `qs` (rows `p` and
+/// `p + 4` share a register): dword `j` of a row's `qs` holds group `j` in
+/// its low nibbles and group `j + 4` in its high nibbles.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q4_0_groups8(w: &[&[BlockQ4_0]; 8], b: usize) -> [__m256i; 8] {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let mut y = [_mm256_setzero_si256(); 4];
+    for (k, yk) in y.iter_mut().enumerate() {
+        *yk = _mm256_set_m128i(load16(&w[k + 4][b].qs), load16(&w[k][b].qs));
+    }
+    let t0 = _mm256_unpacklo_epi32(y[0], y[1]); // p0.0 p1.0 p0.1 p1.1
+    let t1 = _mm256_unpackhi_epi32(y[0], y[1]); // p0.2 p1.2 p0.3 p1.3
+    let t2 = _mm256_unpacklo_epi32(y[2], y[3]); // p2.0 p3.0 p2.1 p3.1
+    let t3 = _mm256_unpackhi_epi32(y[2], y[3]); // p2.2 p3.2 p2.3 p3.3
+    let z = [
+        _mm256_unpacklo_epi64(t0, t2), // p0.0 p1.0 p2.0 p3.0
+        _mm256_unpackhi_epi64(t0, t2), // .1
+        _mm256_unpacklo_epi64(t1, t3), // .2
+        _mm256_unpackhi_epi64(t1, t3), // .3
+    ];
+    let mut t = [_mm256_setzero_si256(); 8];
+    for j in 0..4 {
+        t[j] = _mm256_and_si256(z[j], m4);
+        t[j + 4] = _mm256_and_si256(_mm256_srli_epi16::<4>(z[j]), m4);
+    }
+    t
+}
+
+/// Group `g` (values `4g..4g + 4`) of a Q8_0 block in every dword.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn act_group(qs: &[i8; 32], g: usize) -> __m256i {
+    let q = &qs[4 * g..4 * g + 4];
+    _mm256_set1_epi32(i32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8]))
+}
+
+/// Eight Q4_0 rows · up to [`Q4_0_ACTS`] Q8_0 activation rows: `acc[i]`
+/// lane `r` is output (row `r`, activation `i`), in [`q4_0_rows8`]'s chain
+/// (`acc = fma(f32(isum_b), d_w * d_a, acc)` block after block, `isum_b`
+/// the exact integer dot product of the block with the -8 offset). Each
+/// weight block is unpacked and transposed ([`q4_0_groups8`]) once for all
+/// the activation rows; per activation row, the eight groups' `maddubs`
+/// land in the rows' own lanes, so no horizontal sum is needed.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q4_0_rows8_acts(w: [&[BlockQ4_0]; 8], acts: &[&[BlockQ8_0]], acc: &mut [__m256; Q4_0_ACTS]) {
+    let n = acts.first().map_or(0, |a| a.len());
+    let w = trim(w, n);
+    let acts = &acts[..acts.len().min(Q4_0_ACTS)];
+    let ones = _mm256_set1_epi16(1);
+    let eight = _mm256_set1_epi8(8);
+    for x in acc.iter_mut() {
+        *x = _mm256_setzero_ps();
+    }
+    for b in 0..n {
+        if b % 2 == 0 {
+            for r in &w {
+                prefetch_ahead(&r[b], PREFETCH);
+            }
+        }
+        let t = q4_0_groups8(&w, b);
+        let dw = f16_lanes(q4_0_scales(&w, b));
+        for (a, acc_i) in acts.iter().zip(acc.iter_mut()) {
+            let ab = &a[b];
+            // i16 lane 2p (2p + 1): row p's products at values 4g, 4g + 1
+            // (4g + 2, 4g + 3) summed over the eight groups g, each |.| <=
+            // 8 * 2 * 15 * 128 = 30720: exact.
+            let mut s = _mm256_maddubs_epi16(t[0], act_group(&ab.qs, 0));
+            for (g, tg) in t.iter().enumerate().skip(1) {
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(*tg, act_group(&ab.qs, g)));
+            }
+            // The -8 offset, lane for lane: 8 * (the activation's sums at those
+            // same positions), the same in every dword; |.| <= 16384.
+            let x = _mm256_maddubs_epi16(eight, load32(&ab.qs));
+            let x = _mm256_add_epi16(x, _mm256_permute2x128_si256::<0x01>(x, x));
+            let x = _mm256_add_epi16(x, _mm256_shuffle_epi32::<0x4e>(x));
+            let x = _mm256_add_epi16(x, _mm256_shuffle_epi32::<0xb1>(x));
+            // s - x is, lane for lane, a sum of (q - 8) * a products, |.| <=
+            // 8 * 2 * 8 * 128 = 16384: exact in i16 (the wrapping arithmetic
+            // lands on it), so isum lane p is row p's exact block sum.
+            let isum = _mm256_madd_epi16(_mm256_sub_epi16(s, x), ones);
+            // col_scale * row_scale, as in q4_0_rows8.
+            let d = _mm256_mul_ps(dw, _mm256_set1_ps(f16_to_f32(ab.d)));
+            *acc_i = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, *acc_i);
+        }
+    }
+}
+
 /// Q4_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]):
 /// the repacked gemm and gemv orders are the same for Q4_0, so each
-/// activation row gets [`gemv_q4_0_q8_0_x8_avx2`]'s result.
+/// activation row gets [`gemv_q4_0_q8_0_x8_avx2`]'s result. One activation
+/// row (decode) runs [`q4_0_rows8`] over the weights; more run eight weight
+/// rows × up to [`Q4_0_ACTS`] activation rows per pass ([`q4_0_rows8_acts`]).
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
@@ -220,15 +320,37 @@ pub(crate) unsafe fn gemm_q4_0_q8_0_x8_avx2(
     let per_row = row_bytes / core::mem::size_of::<BlockQ4_0>();
     let rows = w.len() / row_bytes;
     let m = acts.len() / act_row_bytes;
+    let act = |i: usize| -> &[BlockQ8_0] { bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]) };
+    if m == 1 {
+        let a = act(0);
+        let mut r = 0;
+        while r < rows {
+            let end = (r + 8).min(rows);
+            let v = q4_0_rows8(rows8(wb, per_row, r, rows), a);
+            store_lanes(v, &mut out[r..end]);
+            r += 8;
+        }
+        return;
+    }
+    let mut acc = [_mm256_setzero_ps(); Q4_0_ACTS];
     let mut r = 0;
     while r < rows {
         // Weight rows outer, activation rows inner: the eight rows stay in L1.
         let w8 = rows8(wb, per_row, r, rows);
         let end = (r + 8).min(rows);
-        for i in 0..m {
-            let a: &[BlockQ8_0] = bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]);
-            let v = q4_0_rows8(w8, a);
-            store_lanes(v, &mut out[i * stride + r..i * stride + end]);
+        let mut i0 = 0;
+        while i0 < m {
+            let i1 = (i0 + Q4_0_ACTS).min(m);
+            let mut a: [&[BlockQ8_0]; Q4_0_ACTS] = [&[]; Q4_0_ACTS];
+            for (k, x) in a[..i1 - i0].iter_mut().enumerate() {
+                *x = act(i0 + k);
+            }
+            q4_0_rows8_acts(w8, &a[..i1 - i0], &mut acc);
+            for (k, v) in acc[..i1 - i0].iter().enumerate() {
+                let i = i0 + k;
+                store_lanes(*v, &mut out[i * stride + r..i * stride + end]);
+            }
+            i0 = i1;
         }
         r += 8;
     }
