@@ -3,7 +3,8 @@
 //! row at a time, bit for bit, on every available tier: random block bytes
 //! (any quant byte, finite scales of widely different sizes), weight row
 //! counts that are and are not multiples of the rows per pass, 1..=9
-//! activation rows, odd and even block counts per row.
+//! activation rows, odd and even block counts per row; and batches that the
+//! kernels split (17 and 33 activation rows, rows of 70 and 1025 blocks).
 
 use ember_quant::matmul::act_row_bytes;
 use ember_quant::{GgmlType, Kernels, Tier};
@@ -39,13 +40,15 @@ fn q4_0_and_q8_0_gemm_equal_gemv_bit_for_bit() {
         let k = Kernels::with_tier(tier).unwrap();
         for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
             let act = ty.vec_dot_type().unwrap();
-            for nb in [1usize, 2, 3, 18] {
+            let small = [1usize, 2, 3, 18].map(|nb| (nb, vec![1usize, 3, 4, 5, 7, 8, 9, 12, 17, 23], (1..=9).collect()));
+            let split = [(18, vec![9], vec![17, 33]), (70, vec![11], vec![2, 17]), (1025, vec![9], vec![2])];
+            for (nb, row_counts, batches) in small.into_iter().chain(split) {
                 let cols = 32 * nb;
                 let (rb, ab) = (ty.row_bytes(cols).unwrap(), act_row_bytes(act, cols).unwrap());
-                for rows in [1usize, 3, 4, 5, 7, 8, 9, 12, 17, 23] {
+                for rows in row_counts {
                     let w = blocks(&mut rng, rows * nb, rb / nb);
                     let wb = &bytemuck::cast_slice::<u64, u8>(&w)[..rb * rows];
-                    for m in 1..=9usize {
+                    for &m in &batches {
                         let a = blocks(&mut rng, m * nb, ab / nb);
                         let abytes = &bytemuck::cast_slice::<u64, u8>(&a)[..ab * m];
                         let stride = rows + 2;

@@ -247,21 +247,57 @@ fn act_group(qs: &[i8; 32], g: usize) -> __m256i {
     _mm256_set1_epi32(i32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8]))
 }
 
-/// Eight Q4_0 rows · up to [`Q4_0_ACTS`] Q8_0 activation rows: `acc[i]`
-/// lane `r` is output (row `r`, activation `i`), in [`q4_0_rows8`]'s chain
-/// (`acc = fma(f32(isum_b), d_w * d_a, acc)` block after block, `isum_b`
-/// the exact integer dot product of the block with the -8 offset). Each
-/// weight block is unpacked and transposed ([`q4_0_groups8`]) once for all
-/// the activation rows; per activation row, the eight groups' `maddubs`
-/// land in the rows' own lanes, so no horizontal sum is needed.
+/// Per-block terms of a group of activation rows that [`q4_0_rows8_acts`]
+/// would otherwise recompute for every eight weight rows: entry `i * nb + b`
+/// is activation row `i`'s block `b`. At most [`PRE_CAP`] entries.
+struct ActPre {
+    /// The -8 offset's two i16 lanes (even, odd) of every dword: 8 × the
+    /// sums of the activation's values at positions `4g, 4g + 1` (`4g + 2,
+    /// 4g + 3`) over the eight groups `g`; each |.| <= 8 * 8 * 2 * 128 = 16384.
+    off: [i32; PRE_CAP],
+    /// The activation scale `f32(d_a)`.
+    d: [f32; PRE_CAP],
+}
+
+/// Entries of an [`ActPre`] (8 KiB of stack in all).
+const PRE_CAP: usize = 1024;
+
+impl ActPre {
+    /// The terms of activation rows `acts` (each `nb` blocks, `acts.len() * nb <= PRE_CAP`).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn new(acts: &[&[BlockQ8_0]], nb: usize) -> ActPre {
+        let mut pre = ActPre { off: [0; PRE_CAP], d: [0.0; PRE_CAP] };
+        let eight = _mm256_set1_epi8(8);
+        for (i, a) in acts.iter().enumerate() {
+            for (b, ab) in a[..nb].iter().enumerate() {
+                let x = _mm256_maddubs_epi16(eight, load32(&ab.qs));
+                let x = _mm256_add_epi16(x, _mm256_permute2x128_si256::<0x01>(x, x));
+                let x = _mm256_add_epi16(x, _mm256_shuffle_epi32::<0x4e>(x));
+                let x = _mm256_add_epi16(x, _mm256_shuffle_epi32::<0xb1>(x));
+                pre.off[i * nb + b] = _mm256_cvtsi256_si32(x);
+                pre.d[i * nb + b] = f16_to_f32(ab.d);
+            }
+        }
+        pre
+    }
+}
+
+/// Eight Q4_0 rows · up to [`Q4_0_ACTS`] Q8_0 activation rows (`pre`: their
+/// [`ActPre`]): `acc[i]` lane `r` is output (row `r`, activation `i`), in
+/// [`q4_0_rows8`]'s chain (`acc = fma(f32(isum_b), d_w * d_a, acc)` block
+/// after block, `isum_b` the exact integer dot product of the block with
+/// the -8 offset). Each weight block is unpacked and transposed
+/// ([`q4_0_groups8`]) once for all the activation rows; per activation row,
+/// the eight groups' `maddubs` land in the rows' own lanes, so no
+/// horizontal sum is needed.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q4_0_rows8_acts(w: [&[BlockQ4_0]; 8], acts: &[&[BlockQ8_0]], acc: &mut [__m256; Q4_0_ACTS]) {
+fn q4_0_rows8_acts(w: [&[BlockQ4_0]; 8], acts: &[&[BlockQ8_0]], pre: &ActPre, acc: &mut [__m256; Q4_0_ACTS]) {
     let n = acts.first().map_or(0, |a| a.len());
     let w = trim(w, n);
-    let acts = &acts[..acts.len().min(Q4_0_ACTS)];
+    let acts = &acts[..acts.len().min(Q4_0_ACTS).min(PRE_CAP / n.max(1))];
     let ones = _mm256_set1_epi16(1);
-    let eight = _mm256_set1_epi8(8);
     for x in acc.iter_mut() {
         *x = _mm256_setzero_ps();
     }
@@ -273,7 +309,7 @@ fn q4_0_rows8_acts(w: [&[BlockQ4_0]; 8], acts: &[&[BlockQ8_0]], acc: &mut [__m25
         }
         let t = q4_0_groups8(&w, b);
         let dw = f16_lanes(q4_0_scales(&w, b));
-        for (a, acc_i) in acts.iter().zip(acc.iter_mut()) {
+        for (i, (a, acc_i)) in acts.iter().zip(acc.iter_mut()).enumerate() {
             let ab = &a[b];
             // i16 lane 2p (2p + 1): row p's products at values 4g, 4g + 1
             // (4g + 2, 4g + 3) summed over the eight groups g, each |.| <=
@@ -282,18 +318,13 @@ fn q4_0_rows8_acts(w: [&[BlockQ4_0]; 8], acts: &[&[BlockQ8_0]], acc: &mut [__m25
             for (g, tg) in t.iter().enumerate().skip(1) {
                 s = _mm256_add_epi16(s, _mm256_maddubs_epi16(*tg, act_group(&ab.qs, g)));
             }
-            // The -8 offset, lane for lane: 8 * (the activation's sums at those
-            // same positions), the same in every dword; |.| <= 16384.
-            let x = _mm256_maddubs_epi16(eight, load32(&ab.qs));
-            let x = _mm256_add_epi16(x, _mm256_permute2x128_si256::<0x01>(x, x));
-            let x = _mm256_add_epi16(x, _mm256_shuffle_epi32::<0x4e>(x));
-            let x = _mm256_add_epi16(x, _mm256_shuffle_epi32::<0xb1>(x));
-            // s - x is, lane for lane, a sum of (q - 8) * a products, |.| <=
-            // 8 * 2 * 8 * 128 = 16384: exact in i16 (the wrapping arithmetic
-            // lands on it), so isum lane p is row p's exact block sum.
+            // s - offset is, lane for lane, a sum of (q - 8) * a products,
+            // |.| <= 8 * 2 * 8 * 128 = 16384: exact in i16 (the wrapping
+            // arithmetic lands on it), so isum lane p is row p's exact block sum.
+            let x = _mm256_set1_epi32(pre.off[i * n + b]);
             let isum = _mm256_madd_epi16(_mm256_sub_epi16(s, x), ones);
             // col_scale * row_scale, as in q4_0_rows8.
-            let d = _mm256_mul_ps(dw, _mm256_set1_ps(f16_to_f32(ab.d)));
+            let d = _mm256_mul_ps(dw, _mm256_set1_ps(pre.d[i * n + b]));
             *acc_i = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, *acc_i);
         }
     }
@@ -302,8 +333,10 @@ fn q4_0_rows8_acts(w: [&[BlockQ4_0]; 8], acts: &[&[BlockQ8_0]], acc: &mut [__m25
 /// Q4_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]):
 /// the repacked gemm and gemv orders are the same for Q4_0, so each
 /// activation row gets [`gemv_q4_0_q8_0_x8_avx2`]'s result. One activation
-/// row (decode) runs [`q4_0_rows8`] over the weights; more run eight weight
-/// rows × up to [`Q4_0_ACTS`] activation rows per pass ([`q4_0_rows8_acts`]).
+/// row (decode), or rows of more than [`PRE_CAP`] blocks, run [`q4_0_rows8`]
+/// over the weights row by row; otherwise groups of up to [`Q4_0_ACTS`]
+/// activation rows pass over the weights eight rows at a time
+/// ([`q4_0_rows8_acts`]).
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
@@ -320,39 +353,43 @@ pub(crate) unsafe fn gemm_q4_0_q8_0_x8_avx2(
     let per_row = row_bytes / core::mem::size_of::<BlockQ4_0>();
     let rows = w.len() / row_bytes;
     let m = acts.len() / act_row_bytes;
+    let nb = act_row_bytes / core::mem::size_of::<BlockQ8_0>();
     let act = |i: usize| -> &[BlockQ8_0] { bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]) };
-    if m == 1 {
-        let a = act(0);
-        let mut r = 0;
-        while r < rows {
-            let end = (r + 8).min(rows);
-            let v = q4_0_rows8(rows8(wb, per_row, r, rows), a);
-            store_lanes(v, &mut out[r..end]);
-            r += 8;
+    if m == 1 || nb > PRE_CAP || nb == 0 {
+        for i in 0..m {
+            let a = act(i);
+            let mut r = 0;
+            while r < rows {
+                let end = (r + 8).min(rows);
+                let v = q4_0_rows8(rows8(wb, per_row, r, rows), a);
+                store_lanes(v, &mut out[i * stride + r..i * stride + end]);
+                r += 8;
+            }
         }
         return;
     }
+    let group = Q4_0_ACTS.min(PRE_CAP / nb);
     let mut acc = [_mm256_setzero_ps(); Q4_0_ACTS];
-    let mut r = 0;
-    while r < rows {
-        // Weight rows outer, activation rows inner: the eight rows stay in L1.
-        let w8 = rows8(wb, per_row, r, rows);
-        let end = (r + 8).min(rows);
-        let mut i0 = 0;
-        while i0 < m {
-            let i1 = (i0 + Q4_0_ACTS).min(m);
-            let mut a: [&[BlockQ8_0]; Q4_0_ACTS] = [&[]; Q4_0_ACTS];
-            for (k, x) in a[..i1 - i0].iter_mut().enumerate() {
-                *x = act(i0 + k);
-            }
-            q4_0_rows8_acts(w8, &a[..i1 - i0], &mut acc);
+    let mut i0 = 0;
+    while i0 < m {
+        let i1 = (i0 + group).min(m);
+        let mut a: [&[BlockQ8_0]; Q4_0_ACTS] = [&[]; Q4_0_ACTS];
+        for (k, x) in a[..i1 - i0].iter_mut().enumerate() {
+            *x = act(i0 + k);
+        }
+        let a = &a[..i1 - i0];
+        let pre = ActPre::new(a, nb);
+        let mut r = 0;
+        while r < rows {
+            let end = (r + 8).min(rows);
+            q4_0_rows8_acts(rows8(wb, per_row, r, rows), a, &pre, &mut acc);
             for (k, v) in acc[..i1 - i0].iter().enumerate() {
                 let i = i0 + k;
                 store_lanes(*v, &mut out[i * stride + r..i * stride + end]);
             }
-            i0 = i1;
+            r += 8;
         }
-        r += 8;
+        i0 = i1;
     }
 }
 
