@@ -40,7 +40,8 @@ fn q4_0_and_q8_0_gemm_equal_gemv_bit_for_bit() {
         let k = Kernels::with_tier(tier).unwrap();
         for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
             let act = ty.vec_dot_type().unwrap();
-            let small = [1usize, 2, 3, 18].map(|nb| (nb, vec![1usize, 3, 4, 5, 7, 8, 9, 12, 17, 23], (1..=9).collect()));
+            let small =
+                [1usize, 2, 3, 18].map(|nb| (nb, vec![1usize, 3, 4, 5, 7, 8, 9, 12, 17, 23], (1..=9).collect()));
             let split = [(18, vec![9], vec![17, 33]), (70, vec![11], vec![2, 17]), (1025, vec![9], vec![2])];
             for (nb, row_counts, batches) in small.into_iter().chain(split) {
                 let cols = 32 * nb;
