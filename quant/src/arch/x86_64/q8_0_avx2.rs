@@ -153,108 +153,98 @@ pub(crate) unsafe fn quantize_q8_0_avx2(x: &[f32], out: &mut [BlockQ8_0]) {
 
 // ---------------------------------------------------------------- gemm ----
 
-/// Q8_0 weight rows per pass of [`gemm_q8_0_q8_0_avx2`].
-const GEMM_ROWS: usize = 2;
-/// Q8_0 activation rows per pass of [`gemm_q8_0_q8_0_avx2`].
+/// Activation rows per pass of [`gemm_q8_0_q8_0_avx2`].
 const GEMM_ACTS: usize = 4;
 
-/// `R` Q8_0 weight rows · `M` Q8_0 activation rows, `R * M` outputs
-/// (`[i][r]`). Each weight block is loaded (and its `abs` taken) once for the
-/// `M` activation rows, each activation block once for the `R` weight rows.
-/// Every output runs [`vec_dot_q8_0_q8_0_avx2`]'s chain: its own 8-lane
-/// accumulator, `acc = fma(d_w * d_a, f32(dot_i8(w, a)), acc)` block after
-/// block (`dot_i8` with the weight as the sign source, as there), then the
-/// same `hsum_ps`; so the outputs are bit-identical to the gemv's.
+/// Dword transpose of four rows in each 128-bit half: dword `p` of result
+/// `j` is dword `j` of `y[p]`, per half.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_tile<const R: usize, const M: usize>(w: [&[BlockQ8_0]; R], a: [&[BlockQ8_0]; M]) -> [[f32; R]; M] {
-    let n = a.first().map_or(0, |a| a.len());
+fn transpose4_halves(y: [__m256i; 4]) -> [__m256i; 4] {
+    let t0 = _mm256_unpacklo_epi32(y[0], y[1]); // y0.0 y1.0 y0.1 y1.1
+    let t1 = _mm256_unpackhi_epi32(y[0], y[1]); // y0.2 y1.2 y0.3 y1.3
+    let t2 = _mm256_unpacklo_epi32(y[2], y[3]); // y2.0 y3.0 y2.1 y3.1
+    let t3 = _mm256_unpackhi_epi32(y[2], y[3]); // y2.2 y3.2 y2.3 y3.3
+    [
+        _mm256_unpacklo_epi64(t0, t2),
+        _mm256_unpackhi_epi64(t0, t2),
+        _mm256_unpacklo_epi64(t1, t3),
+        _mm256_unpackhi_epi64(t1, t3),
+    ]
+}
+
+/// Eight Q8_0 weight rows · up to [`GEMM_ACTS`] activation rows, each output
+/// in [`vec_dot_q8_0_q8_0_avx2`]'s float order, laid out across rows: block
+/// `b` of the eight rows is transposed once so that dword `p` of `t[g]` is
+/// row `p`'s values `4g..4g + 4`; `dot_i8`'s i32 lane `g` (the same four
+/// products, the same `maddubs` pairs, the weight as the sign source) of
+/// output (row `p`, activation `i`) is then lane `p` of one vector, and its
+/// 8-lane accumulator is lane `p` of `acc[i][0..8]`: `acc[i][g] = fma(d_w *
+/// d_a, f32(lane), acc[i][g])` block after block, as vec_dot's lane `g`.
+/// Returns, per activation row, `hsum_ps`'s sum of those eight lanes in its
+/// order: `((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn rows8_acts(w: [&[BlockQ8_0]; 8], acts: &[&[BlockQ8_0]]) -> [__m256; GEMM_ACTS] {
+    let n = acts.first().map_or(0, |a| a.len());
     let mut wr = w;
-    for r in 0..R {
+    for r in 0..8 {
         wr[r] = &w[r][..n];
     }
-    let mut ar = a;
-    for i in 0..M {
-        ar[i] = &a[i][..n];
-    }
+    let acts = &acts[..acts.len().min(GEMM_ACTS)];
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [[_mm256_setzero_ps(); R]; M];
+    let mut acc = [[_mm256_setzero_ps(); 8]; GEMM_ACTS];
     for b in 0..n {
-        let mut wq = [_mm256_setzero_si256(); R];
-        let mut wabs = [_mm256_setzero_si256(); R];
-        let mut ws = [f16::ZERO; R];
-        for r in 0..R {
-            let wb = &wr[r][b];
-            prefetch_ahead(wb, PREFETCH);
-            wq[r] = load32(&wb.qs);
-            wabs[r] = _mm256_sign_epi8(wq[r], wq[r]);
-            ws[r] = wb.d;
+        let mut t = [_mm256_setzero_si256(); 8];
+        for h in 0..2 {
+            let mut y = [_mm256_setzero_si256(); 4];
+            for (k, yk) in y.iter_mut().enumerate() {
+                let (lo, hi) = (&wr[k][b].qs, &wr[k + 4][b].qs);
+                let lo: &[i8; 16] = lo[16 * h..16 * h + 16].try_into().unwrap();
+                let hi: &[i8; 16] = hi[16 * h..16 * h + 16].try_into().unwrap();
+                *yk = _mm256_set_m128i(load16(hi), load16(lo));
+            }
+            // z[j] dword p: row p's group 4h + j (rows 4..8 in the high half).
+            let z = transpose4_halves(y);
+            t[4 * h..4 * h + 4].copy_from_slice(&z);
+        }
+        let mut ws = [f16::ZERO; 8];
+        for (r, x) in ws.iter_mut().enumerate() {
+            *x = wr[r][b].d;
         }
         let dw = f16_lanes(ws);
-        for i in 0..M {
-            let ab = &ar[i][b];
-            let qa = load32(&ab.qs);
-            // lane r: f32(d_w[r]) * f32(d_a), the product vec_dot rounds once
+        let mut tabs = [_mm256_setzero_si256(); 8];
+        for g in 0..8 {
+            tabs[g] = _mm256_sign_epi8(t[g], t[g]);
+        }
+        for (a, acc_i) in acts.iter().zip(acc.iter_mut()) {
+            let ab = &a[b];
+            // lane p: f32(d_w[p]) * f32(d_a), the product vec_dot rounds once
             let d = _mm256_mul_ps(dw, _mm256_set1_ps(f16_to_f32(ab.d)));
-            for r in 0..R {
-                let sy = _mm256_sign_epi8(qa, wq[r]);
-                let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wabs[r], sy), ones));
-                acc[i][r] = _mm256_fmadd_ps(lane(d, r), p, acc[i][r]);
+            for g in 0..8 {
+                let q = &ab.qs[4 * g..4 * g + 4];
+                let ag = _mm256_set1_epi32(i32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8]));
+                let sy = _mm256_sign_epi8(ag, t[g]);
+                let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(tabs[g], sy), ones));
+                acc_i[g] = _mm256_fmadd_ps(d, p, acc_i[g]);
             }
         }
     }
-    let mut out = [[0.0f32; R]; M];
-    for i in 0..M {
-        out[i] = hsum_rows(acc[i]);
+    let mut out = [_mm256_setzero_ps(); GEMM_ACTS];
+    for (o, a) in out.iter_mut().zip(acc.iter()) {
+        let s04 = _mm256_add_ps(a[0], a[4]);
+        let s26 = _mm256_add_ps(a[2], a[6]);
+        let s15 = _mm256_add_ps(a[1], a[5]);
+        let s37 = _mm256_add_ps(a[3], a[7]);
+        *o = _mm256_add_ps(_mm256_add_ps(s04, s26), _mm256_add_ps(s15, s37));
     }
     out
 }
 
-/// All weight rows · `M` activation rows starting at `i0`: [`GEMM_ROWS`]
-/// weight rows per pass, the rest one at a time.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn gemm_acts<const M: usize>(
-    w: &[BlockQ8_0],
-    per_row: usize,
-    a: &[BlockQ8_0],
-    per_act: usize,
-    i0: usize,
-    out: &mut [f32],
-    stride: usize,
-) {
-    let rows = w.len() / per_row;
-    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
-    let mut acts: [&[BlockQ8_0]; M] = [&[]; M];
-    for (k, x) in acts.iter_mut().enumerate() {
-        *x = &a[(i0 + k) * per_act..(i0 + k + 1) * per_act];
-    }
-    let mut r = 0;
-    while r + GEMM_ROWS <= rows {
-        let mut wr: [&[BlockQ8_0]; GEMM_ROWS] = [&[]; GEMM_ROWS];
-        for (k, x) in wr.iter_mut().enumerate() {
-            *x = row(r + k);
-        }
-        let v = dot_tile(wr, acts);
-        for (k, vk) in v.iter().enumerate() {
-            let o = (i0 + k) * stride + r;
-            out[o..o + GEMM_ROWS].copy_from_slice(vk);
-        }
-        r += GEMM_ROWS;
-    }
-    while r < rows {
-        let v = dot_tile([row(r)], acts);
-        for (k, vk) in v.iter().enumerate() {
-            out[(i0 + k) * stride + r] = vk[0];
-        }
-        r += 1;
-    }
-}
-
 /// Q8_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]):
-/// tiles of [`GEMM_ROWS`] weight rows × [`GEMM_ACTS`] activation rows
-/// ([`dot_tile`]), smaller tiles at the edges. Every output equals
-/// [`gemv_q8_0_q8_0_avx2`]'s (and [`vec_dot_q8_0_q8_0_avx2`]'s) bit for bit.
+/// eight weight rows × up to [`GEMM_ACTS`] activation rows per pass
+/// ([`rows8_acts`]); one activation row (decode) runs the gemv. Every output
+/// equals [`gemv_q8_0_q8_0_avx2`]'s (and [`vec_dot_q8_0_q8_0_avx2`]'s) bit for bit.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
@@ -267,23 +257,44 @@ pub(crate) unsafe fn gemm_q8_0_q8_0_avx2(
     out: &mut [f32],
     stride: usize,
 ) {
-    let w: &[BlockQ8_0] = bytemuck::cast_slice(w);
-    let a: &[BlockQ8_0] = bytemuck::cast_slice(acts);
+    let m = acts.len() / act_row_bytes.max(1);
+    let rows = w.len() / row_bytes.max(1);
+    if m == 1 {
+        // SAFETY: same CPU and buffer contract (one activation row, `rows` outputs).
+        return unsafe { gemv_q8_0_q8_0_avx2(w, row_bytes, acts, &mut out[..rows]) };
+    }
+    let wb: &[BlockQ8_0] = bytemuck::cast_slice(w);
     let per_row = row_bytes / core::mem::size_of::<BlockQ8_0>();
-    let per_act = act_row_bytes / core::mem::size_of::<BlockQ8_0>();
-    if per_row == 0 || per_act == 0 {
+    if per_row == 0 || rows == 0 {
         return;
     }
-    let m = a.len() / per_act;
-    let mut i = 0;
-    while i + GEMM_ACTS <= m {
-        gemm_acts::<GEMM_ACTS>(w, per_row, a, per_act, i, out, stride);
-        i += GEMM_ACTS;
-    }
-    match m - i {
-        1 => gemm_acts::<1>(w, per_row, a, per_act, i, out, stride),
-        2 => gemm_acts::<2>(w, per_row, a, per_act, i, out, stride),
-        3 => gemm_acts::<3>(w, per_row, a, per_act, i, out, stride),
-        _ => {}
+    let act = |i: usize| -> &[BlockQ8_0] { bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]) };
+    let mut i0 = 0;
+    while i0 < m {
+        let i1 = (i0 + GEMM_ACTS).min(m);
+        let mut a: [&[BlockQ8_0]; GEMM_ACTS] = [&[]; GEMM_ACTS];
+        for (k, x) in a[..i1 - i0].iter_mut().enumerate() {
+            *x = act(i0 + k);
+        }
+        let mut r = 0;
+        while r < rows {
+            // Rows past the last repeat it (their outputs are not stored).
+            let mut w8: [&[BlockQ8_0]; 8] = [&[]; 8];
+            for (k, x) in w8.iter_mut().enumerate() {
+                let rr = (r + k).min(rows - 1);
+                *x = &wb[rr * per_row..(rr + 1) * per_row];
+            }
+            let end = (r + 8).min(rows);
+            let v = rows8_acts(w8, &a[..i1 - i0]);
+            for (k, vk) in v[..i1 - i0].iter().enumerate() {
+                let mut tmp = [0.0f32; 8];
+                // SAFETY: `tmp` is 8 f32s, the size of one unaligned 256-bit store.
+                unsafe { _mm256_storeu_ps(tmp.as_mut_ptr(), *vk) };
+                let o = (i0 + k) * stride;
+                out[o + r..o + end].copy_from_slice(&tmp[..end - r]);
+            }
+            r += 8;
+        }
+        i0 = i1;
     }
 }
