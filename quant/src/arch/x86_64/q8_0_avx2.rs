@@ -154,7 +154,7 @@ pub(crate) unsafe fn quantize_q8_0_avx2(x: &[f32], out: &mut [BlockQ8_0]) {
 // ---------------------------------------------------------------- gemm ----
 
 /// Activation rows per pass of [`gemm_q8_0_q8_0_avx2`].
-const GEMM_ACTS: usize = 4;
+const GEMM_ACTS: usize = 8;
 
 /// Dword transpose of four rows in each 128-bit half: dword `p` of result
 /// `j` is dword `j` of `y[p]`, per half.
