@@ -304,14 +304,16 @@ pub(crate) unsafe fn plug_avx512(k: &mut Kernels) {
         k.q5_0 = avx512_entry!(q5_0::BlockQ5_0, q8_0::BlockQ8_0, q5_0_one, q5_0_avx512::gemv_q5_0_q8_0_avx512);
         k.q8_0 = avx512_entry!(q8_0::BlockQ8_0, q8_0::BlockQ8_0, q8_0_one, q8_0_avx512::gemv_q8_0_q8_0_avx512);
     }
-    // Prompt batches of Q4_1 and Q5_0: the AVX2 gemms (4 weight rows x 2
-    // activation rows per pass) give the gemvs' bits and share each weight
-    // load between two activation rows, which the AVX-512 gemv run once per
-    // activation row does not.
+    // Prompt batches of Q4_1, Q5_0 and Q8_0: the AVX2 gemms (several weight
+    // rows × several activation rows per pass) give the gemvs' bits and
+    // share each weight load between activation rows, which the AVX-512 gemv
+    // run once per activation row does not.
     k.q4_1.gemm_tier = Tier::Avx2;
     k.q4_1.gemm = q4_1_avx2::gemm_q4_1_q8_1_avx2;
     k.q5_0.gemm_tier = Tier::Avx2;
     k.q5_0.gemm = q5_0_avx2::gemm_q5_0_q8_0_avx2;
+    k.q8_0.gemm_tier = Tier::Avx2;
+    k.q8_0.gemm = q8_0_avx2::gemm_q8_0_q8_0_avx2;
     // Q4_K and Q6_K: BW-only builds (their scales multiply i16 pair sums, so
     // VNNI would add a 32-bit multiply, not save an instruction).
     k.q4_k = x8_entry!(
