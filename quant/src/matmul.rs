@@ -159,6 +159,17 @@ impl Kernels {
         let Some((e, row_bytes, act_bytes)) = self.gemm_checks(wty, cols, w, acts, out, out_stride)? else {
             return Ok(());
         };
+        if acts.len() == act_bytes {
+            // One activation row (decode): the gemv, which is llama.cpp's order
+            // for one row (its gemv or vec_dot) and streams the weights in
+            // fewer interleaved rows than a gemm (Q4_0: 4 rows per pass, not 8).
+            let rows = w.len() / row_bytes;
+            // SAFETY: table built for this CPU; whole aligned blocks in every
+            // row and one aligned activation row; `gemm_checks` checked
+            // `out.len() >= (m - 1) * out_stride + rows`, which is `rows` here.
+            unsafe { (e.gemv)(w, row_bytes, acts, &mut out[..rows]) };
+            return Ok(());
+        }
         // SAFETY: table built for this CPU; whole aligned blocks in every row
         // and `out` long enough for every (row, activation) pair (checked above).
         unsafe { (e.gemm)(w, row_bytes, acts, act_bytes, out, out_stride) };
