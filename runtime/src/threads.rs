@@ -196,21 +196,40 @@ mod pool {
 
     type Job = *const (dyn Fn(usize, usize) + Sync + 'static);
 
+    /// Keeps `T` on a cache line (two, for the adjacent-line prefetcher) of
+    /// its own, so that threads writing one hot field do not invalidate the
+    /// line another thread is spinning on.
+    #[repr(align(128))]
+    struct Line<T>(T);
+
+    impl<T> core::ops::Deref for Line<T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            &self.0
+        }
+    }
+
+    /// The state the caller and the workers share. The fields are grouped by
+    /// who writes them when, one group per cache line: `next` is hammered by
+    /// every thread during a job; `generation` is what idle workers spin on
+    /// (written once per job); `active` is what the caller spins on at the
+    /// end of a job (written by workers entering and leaving); the rest is
+    /// written once per job by the caller, before `generation`.
     struct Shared {
+        /// Next chunk to claim.
+        next: Line<AtomicUsize>,
+        /// Bumped for every job.
+        generation: Line<AtomicU64>,
+        /// Workers inside the current job.
+        active: Line<AtomicUsize>,
         /// The current job; written by the caller before `generation` is
         /// bumped, read by a worker only while it is counted in `active`
         /// and the job's generation is not `closed`.
         job: UnsafeCell<Option<Job>>,
         /// Chunks of the current job.
         chunks: AtomicUsize,
-        /// Next chunk to claim.
-        next: AtomicUsize,
-        /// Bumped for every job.
-        generation: AtomicU64,
         /// The last generation whose chunks are all claimed and done by the caller.
         closed: AtomicU64,
-        /// Workers inside the current job.
-        active: AtomicUsize,
         /// Per worker: parked (or about to park) waiting for work.
         sleeping: Box<[AtomicBool]>,
         stop: AtomicBool,
@@ -261,12 +280,12 @@ mod pool {
         pub fn with_spin(threads: usize, spin: Duration) -> ThreadPool {
             let n = threads.max(1);
             let shared = Arc::new(Shared {
+                next: Line(AtomicUsize::new(0)),
+                generation: Line(AtomicU64::new(0)),
+                active: Line(AtomicUsize::new(0)),
                 job: UnsafeCell::new(None),
                 chunks: AtomicUsize::new(0),
-                next: AtomicUsize::new(0),
-                generation: AtomicU64::new(0),
                 closed: AtomicU64::new(0),
-                active: AtomicUsize::new(0),
                 sleeping: (1..n).map(|_| AtomicBool::new(false)).collect(),
                 stop: AtomicBool::new(false),
                 panicked: AtomicBool::new(false),
