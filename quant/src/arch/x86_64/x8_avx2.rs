@@ -50,17 +50,6 @@ pub(super) fn rows_n<T, const N: usize>(w: &[T], per_row: usize, r0: usize, rows
     out
 }
 
-/// Each row cut to `n` blocks (a plain loop: `array::map`'s closure is not
-/// always inlined into a `target_feature` kernel, a call per row).
-#[inline(always)]
-pub(super) fn trim<T, const R: usize>(w: [&[T]; R], n: usize) -> [&[T]; R] {
-    let mut out = w;
-    for r in 0..R {
-        out[r] = &w[r][..n];
-    }
-    out
-}
-
 /// Scales `d` (`min = false`) or `dmin` (`true`) of block `b` of each row
 /// (see [`trim`] for why not `map`).
 #[inline(always)]
@@ -148,10 +137,17 @@ fn reduce8_i16(p: [__m256i; 8], ones: __m256i) -> __m256i {
     let h03 = _mm256_hadd_epi16(_mm256_hadd_epi16(p[0], p[1]), _mm256_hadd_epi16(p[2], p[3]));
     let h47 = _mm256_hadd_epi16(_mm256_hadd_epi16(p[4], p[5]), _mm256_hadd_epi16(p[6], p[7]));
     // i32 lanes: rows 0..4 (4..8) of each half.
-    let m03 = _mm256_madd_epi16(h03, ones);
-    let m47 = _mm256_madd_epi16(h47, ones);
-    let lo = _mm256_permute2x128_si256::<0x20>(m03, m47);
-    let hi = _mm256_permute2x128_si256::<0x31>(m03, m47);
+    join_halves(_mm256_madd_epi16(h03, ones), _mm256_madd_epi16(h47, ones))
+}
+
+/// Eight i32 sums from two vectors that hold, in each 128-bit half, partial
+/// sums of items 0..4 (`a`) and 4..8 (`b`): lane `k` of the result is item
+/// `k`'s total.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn join_halves(a: __m256i, b: __m256i) -> __m256i {
+    let lo = _mm256_permute2x128_si256::<0x20>(a, b);
+    let hi = _mm256_permute2x128_si256::<0x31>(a, b);
     _mm256_add_epi32(lo, hi)
 }
 
@@ -469,9 +465,7 @@ fn reduce8_i32(p: [__m256i; 8]) -> __m256i {
     // Per 128-bit half: sums of lane pairs, then of quads, vectors 0..4 (4..8).
     let h03 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
     let h47 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
-    let lo = _mm256_permute2x128_si256::<0x20>(h03, h47);
-    let hi = _mm256_permute2x128_si256::<0x31>(h03, h47);
-    _mm256_add_epi32(lo, hi)
+    join_halves(h03, h47)
 }
 
 /// Two Q4_K rows · one Q8_K activation row in ggml's repacked **gemm** order

@@ -23,9 +23,10 @@
 //! `scripts/test-x86-avx512.sh` checks these kernels bit for bit against the
 //! AVX2 ones under Bochs.
 
+use super::avx2::trim;
 use super::avx2::{f16_lanes, f16_to_f32, hsum_epi32, i16_pick, k4_scales_mins, load8, PREFETCH};
 use super::avx512::{act_both, dpbusd_bw, join256, load32_at, nibbles_rows, prefetch_ahead};
-use super::x8_avx2::{load_i32x8, q4_0_scales, rows_n, store_lanes, trim};
+use super::x8_avx2::{load_i32x8, q4_0_scales, rows_n, store_lanes};
 use crate::q4_0::BlockQ4_0;
 use crate::q4_k::BlockQ4K;
 use crate::q8_0::BlockQ8_0;
