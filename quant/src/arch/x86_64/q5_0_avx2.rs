@@ -129,9 +129,9 @@ struct Tile {
 fn unpack4(w: [&[BlockQ5_0]; 4], n: usize, t: &mut Tile) {
     let w = trim(w, n);
     for b in 0..n {
-        for r in 0..4 {
-            let wb = &w[r][b];
-            t.q[b][r] = _mm256_or_si256(nibbles32(&wb.qs), bit4_from_bits32(&wb.qh));
+        for (q, row) in t.q[b].iter_mut().zip(w) {
+            let wb = &row[b];
+            *q = _mm256_or_si256(nibbles32(&wb.qs), bit4_from_bits32(&wb.qh));
         }
         t.d[b] = f16_lanes(scales(&w, b));
     }
@@ -149,13 +149,13 @@ fn dot_tile<const C: usize>(t: &Tile, a: [&[BlockQ8_0]; C]) -> [[f32; 4]; C] {
     let sixteen = _mm256_set1_epi8(16);
     let mut acc = [[_mm256_setzero_ps(); 4]; C];
     for b in 0..n {
-        for c in 0..C {
-            let qa = load32(&a[c][b].qs);
+        for (acc, ac) in acc.iter_mut().zip(&a) {
+            let qa = load32(&ac[b].qs);
             let off = _mm256_maddubs_epi16(sixteen, qa);
-            let d = _mm256_mul_ps(t.d[b], _mm256_set1_ps(f16_to_f32(a[c][b].d)));
-            for r in 0..4 {
-                let p = _mm256_sub_epi16(_mm256_maddubs_epi16(t.q[b][r], qa), off);
-                acc[c][r] = _mm256_fmadd_ps(lane(d, r), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), acc[c][r]);
+            let d = _mm256_mul_ps(t.d[b], _mm256_set1_ps(f16_to_f32(ac[b].d)));
+            for (r, (acc, q)) in acc.iter_mut().zip(&t.q[b]).enumerate() {
+                let p = _mm256_sub_epi16(_mm256_maddubs_epi16(*q, qa), off);
+                *acc = _mm256_fmadd_ps(lane(d, r), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), *acc);
             }
         }
     }

@@ -515,8 +515,8 @@ fn q4_k_rows2_per64(w: [&[BlockQ4K]; 2], a: &[BlockQ8K]) -> __m256 {
         }
         let isum = reduce8_i32(p);
         let imin = _mm256_set_m128i(_mm_unpackhi_epi32(mins[0], mins[1]), _mm_unpacklo_epi32(mins[0], mins[1]));
-        for s in 0..4 {
-            let pick = _mm256_setr_epi32(2 * s as i32, 2 * s as i32 + 1, 0, 0, 0, 0, 0, 0);
+        for s in 0..4i32 {
+            let pick = _mm256_setr_epi32(2 * s, 2 * s + 1, 0, 0, 0, 0, 0, 0);
             let vi = _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(isum, pick));
             let vm = _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(imin, pick));
             acc = _mm256_fmadd_ps(vi, d, acc);
