@@ -391,17 +391,44 @@ pub(crate) unsafe fn gemm_q4_0_q8_0_x8_avx2(
 
 // ---------------------------------------------------------------- Q4_K ----
 
-/// `R` Q4_K rows · one Q8_K activation row, each row's integer sums reduced
-/// on its own, the `R` rows' f32 chains in the lanes of one vector. `PER_64`:
-/// ggml's gemm order (one f32 step per 64 values) instead of its gemv order
-/// (one per 256). Few rows per pass: each row is a memory stream, and eight
-/// measured slower than two.
+/// Block `wb` of a Q4_K row times activation block `ab`, exactly: the
+/// integer products of each 64-value step `s` (groups `2s` and `2s + 1`,
+/// each times its 6-bit scale) in the lanes of `p[s]`, and the block's eight
+/// 6-bit minimums. Prefetches the row's block a few KiB ahead.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q4_k_rows<const R: usize, const PER_64: bool>(w: [&[BlockQ4K]; R], a: &[BlockQ8K]) -> __m256 {
+fn k_block_products(wb: &BlockQ4K, ab: &BlockQ8K) -> ([__m256i; 4], [u8; 8]) {
+    prefetch_ahead(wb, PREFETCH);
+    prefetch_ahead(wb, PREFETCH + 64);
+    prefetch_ahead(wb, PREFETCH + 128);
+    let m4 = _mm256_set1_epi8(0x0f);
+    let (sc8, mn8) = k4_scales_mins(&wb.scales);
+    let sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(load8(sc8)));
+    let mut p = [_mm256_setzero_si256(); 4];
+    for (s, p) in p.iter_mut().enumerate() {
+        let q = load32_at(&wb.qs, 32 * s);
+        let lo = _mm256_and_si256(q, m4);
+        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+        let a_lo = load32_at(&ab.qs, 64 * s);
+        let a_hi = load32_at(&ab.qs, 64 * s + 32);
+        let s_lo = _mm256_shuffle_epi8(sc, i16_pick(2 * s, 2 * s));
+        let s_hi = _mm256_shuffle_epi8(sc, i16_pick(2 * s + 1, 2 * s + 1));
+        let plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a_lo), s_lo);
+        let phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a_hi), s_hi);
+        *p = _mm256_add_epi32(plo, phi);
+    }
+    (p, mn8)
+}
+
+/// `R` Q4_K rows · one Q8_K activation row in ggml's repacked **gemv** order
+/// (one f32 step per 256 values), each row's integer sums reduced on its
+/// own, the `R` rows' f32 chains in the lanes of one vector. Few rows per
+/// pass: each row is a memory stream, and eight measured slower than two.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q4_k_rows<const R: usize>(w: [&[BlockQ4K]; R], a: &[BlockQ8K]) -> __m256 {
     let n = a.len();
     let w = trim(w, n);
-    let m4 = _mm256_set1_epi8(0x0f);
     let mut acc = _mm256_setzero_ps();
     let mut acc_min = _mm256_setzero_ps();
     for (b, ab) in a.iter().enumerate() {
@@ -412,47 +439,16 @@ fn q4_k_rows<const R: usize, const PER_64: bool>(w: [&[BlockQ4K]; R], a: &[Block
         for (j, v) in bs.iter_mut().enumerate() {
             *v = ab.bsums[2 * j] as i32 + ab.bsums[2 * j + 1] as i32;
         }
-        let mut isum = [[0i32; 8]; 4];
-        let mut imin = [[0i32; 8]; 4];
+        let mut isum = [0i32; 8];
+        let mut imin = [0i32; 8];
         for r in 0..R {
-            let wb = &w[r][b];
-            prefetch_ahead(wb, PREFETCH);
-            prefetch_ahead(wb, PREFETCH + 64);
-            prefetch_ahead(wb, PREFETCH + 128);
-            let (sc8, mn8) = k4_scales_mins(&wb.scales);
-            let sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(load8(sc8)));
-            let mut tot = _mm256_setzero_si256();
-            for s in 0..4 {
-                let q = load32_at(&wb.qs, 32 * s);
-                let lo = _mm256_and_si256(q, m4);
-                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
-                let a_lo = load32_at(&ab.qs, 64 * s);
-                let a_hi = load32_at(&ab.qs, 64 * s + 32);
-                let s_lo = _mm256_shuffle_epi8(sc, i16_pick(2 * s, 2 * s));
-                let s_hi = _mm256_shuffle_epi8(sc, i16_pick(2 * s + 1, 2 * s + 1));
-                let plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a_lo), s_lo);
-                let phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a_hi), s_hi);
-                let p = _mm256_add_epi32(plo, phi);
-                let m = mn8[2 * s] as i32 * bs[2 * s] + mn8[2 * s + 1] as i32 * bs[2 * s + 1];
-                if PER_64 {
-                    isum[s][r] = hsum_epi32(p);
-                    imin[s][r] = m;
-                } else {
-                    tot = _mm256_add_epi32(tot, p);
-                    imin[0][r] += m;
-                }
-            }
-            if !PER_64 {
-                isum[0][r] = hsum_epi32(tot);
-            }
+            let (p, mn) = k_block_products(&w[r][b], ab);
+            let tot = _mm256_add_epi32(_mm256_add_epi32(p[0], p[1]), _mm256_add_epi32(p[2], p[3]));
+            isum[r] = hsum_epi32(tot);
+            imin[r] = (0..8).map(|j| mn[j] as i32 * bs[j]).sum();
         }
-        let steps = if PER_64 { 4 } else { 1 };
-        for s in 0..steps {
-            let vi = _mm256_cvtepi32_ps(load_i32x8(&isum[s]));
-            let vm = _mm256_cvtepi32_ps(load_i32x8(&imin[s]));
-            acc = _mm256_fmadd_ps(vi, d, acc);
-            acc_min = _mm256_fmadd_ps(vm, dmin, acc_min);
-        }
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(load_i32x8(&isum)), d, acc);
+        acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(load_i32x8(&imin)), dmin, acc_min);
     }
     _mm256_sub_ps(acc, acc_min)
 }
@@ -469,15 +465,15 @@ fn reduce8_i32(p: [__m256i; 8]) -> __m256i {
 }
 
 /// Two Q4_K rows · one Q8_K activation row in ggml's repacked **gemm** order
-/// (one f32 step per 64 values): the chains of [`q4_k_rows`]`::<2, true>`,
-/// with the sixteen integer sums per block (2 rows × 4 steps, products and
-/// minimums) reduced together in vectors instead of one at a time.
+/// (one f32 step per 64 values): the same exact integer sums as [`q4_k_rows`]
+/// ([`k_block_products`]), but one f32 step per 64-value group pair, the
+/// sixteen sums per block (2 rows × 4 steps, products and minimums) reduced
+/// together in vectors.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q4_k_rows2_per64(w: [&[BlockQ4K]; 2], a: &[BlockQ8K]) -> __m256 {
     let n = a.len();
     let w = trim(w, n);
-    let m4 = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
     let mut acc = _mm256_setzero_ps();
     let mut acc_min = _mm256_setzero_ps();
@@ -492,23 +488,9 @@ fn q4_k_rows2_per64(w: [&[BlockQ4K]; 2], a: &[BlockQ8K]) -> __m256 {
         let mut p = [_mm256_setzero_si256(); 8];
         let mut mins = [_mm_setzero_si128(); 2];
         for r in 0..2 {
-            let wb = &w[r][b];
-            prefetch_ahead(wb, PREFETCH);
-            prefetch_ahead(wb, PREFETCH + 64);
-            prefetch_ahead(wb, PREFETCH + 128);
-            let (sc8, mn8) = k4_scales_mins(&wb.scales);
-            let sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(load8(sc8)));
-            for s in 0..4 {
-                let q = load32_at(&wb.qs, 32 * s);
-                let lo = _mm256_and_si256(q, m4);
-                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
-                let a_lo = load32_at(&ab.qs, 64 * s);
-                let a_hi = load32_at(&ab.qs, 64 * s + 32);
-                let s_lo = _mm256_shuffle_epi8(sc, i16_pick(2 * s, 2 * s));
-                let s_hi = _mm256_shuffle_epi8(sc, i16_pick(2 * s + 1, 2 * s + 1));
-                let plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a_lo), s_lo);
-                let phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a_hi), s_hi);
-                p[2 * s + r] = _mm256_add_epi32(plo, phi);
+            let (pr, mn8) = k_block_products(&w[r][b], ab);
+            for (s, v) in pr.into_iter().enumerate() {
+                p[2 * s + r] = v;
             }
             // [m_0, m_1, m_2, m_3], m_s = mn[2s] * bs[2s] + mn[2s + 1] * bs[2s + 1].
             mins[r] = _mm_madd_epi16(_mm_cvtepu8_epi16(load8(mn8)), bs16);
@@ -546,7 +528,7 @@ pub(crate) unsafe fn gemv_q4_k_q8_k_x8_avx2(w: &[u8], row_bytes: usize, a: &[u8]
     let rows = out.len();
     let mut r = 0;
     while r < rows {
-        let v = q4_k_rows::<K_ROWS, false>(rows_n(w, per_row, r, rows), a);
+        let v = q4_k_rows::<K_ROWS>(rows_n(w, per_row, r, rows), a);
         store_lanes(v, &mut out[r..(r + K_ROWS).min(rows)]);
         r += K_ROWS;
     }
@@ -580,7 +562,7 @@ pub(crate) unsafe fn gemm_q4_k_q8_k_x8_avx2(
         let end = (r + K_ROWS).min(rows);
         for i in 0..m {
             let a: &[BlockQ8K] = bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]);
-            let v = if i < m4 { q4_k_rows2_per64(wr, a) } else { q4_k_rows::<K_ROWS, false>(wr, a) };
+            let v = if i < m4 { q4_k_rows2_per64(wr, a) } else { q4_k_rows::<K_ROWS>(wr, a) };
             store_lanes(v, &mut out[i * stride + r..i * stride + end]);
         }
         r += K_ROWS;

@@ -175,8 +175,9 @@ q4_0_kernels!(
 
 /// `P` pairs of Q4_K rows · one Q8_K activation row; lane `2p + h` of the
 /// result is row `h` of pair `p` (its 256-bit half `h` of each vector).
-/// `PER_64` as in [`super::x8_avx2`]: ggml's gemm order (one f32 step per 64
-/// values) instead of its gemv order (one per 256).
+/// `PER_64`: ggml's gemm order (one f32 step per 64 values, as
+/// [`super::x8_avx2`]'s `q4_k_rows2_per64`) instead of its gemv order (one per
+/// 256, as its `q4_k_rows`).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 fn q4_k_rows<const P: usize, const PER_64: bool>(w: [[&[BlockQ4K]; 2]; P], a: &[BlockQ8K]) -> __m256 {
