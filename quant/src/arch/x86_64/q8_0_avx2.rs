@@ -8,6 +8,7 @@
 //! Re-reading the 576 activation bytes per row costs nothing (they stay in L1).
 
 use super::avx2::*;
+use super::x8_avx2::{act_rows, rows_n, store_lanes};
 use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
 use half::f16;
@@ -238,7 +239,8 @@ fn rows8_acts(w: [&[BlockQ8_0]; 8], acts: &[&[BlockQ8_0]]) -> [__m256; GEMM_ACTS
 
 /// Q8_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]):
 /// eight weight rows × up to [`GEMM_ACTS`] activation rows per pass
-/// ([`rows8_acts`]); one activation row (decode) runs the gemv. Every output
+/// ([`rows8_acts`]); `Kernels::gemm_strided` sends one activation row (decode)
+/// to the gemv instead. Every output
 /// equals [`gemv_q8_0_q8_0_avx2`]'s (and [`vec_dot_q8_0_q8_0_avx2`]'s) bit for bit.
 ///
 /// # Safety
@@ -254,39 +256,22 @@ pub(crate) unsafe fn gemm_q8_0_q8_0_avx2(
 ) {
     let m = acts.len() / act_row_bytes.max(1);
     let rows = w.len() / row_bytes.max(1);
-    if m == 1 {
-        // SAFETY: same CPU and buffer contract (one activation row, `rows` outputs).
-        return unsafe { gemv_q8_0_q8_0_avx2(w, row_bytes, acts, &mut out[..rows]) };
-    }
     let wb: &[BlockQ8_0] = bytemuck::cast_slice(w);
     let per_row = row_bytes / core::mem::size_of::<BlockQ8_0>();
     if per_row == 0 || rows == 0 {
         return;
     }
-    let act = |i: usize| -> &[BlockQ8_0] { bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]) };
     let mut i0 = 0;
     while i0 < m {
         let i1 = (i0 + GEMM_ACTS).min(m);
-        let mut a: [&[BlockQ8_0]; GEMM_ACTS] = [&[]; GEMM_ACTS];
-        for (k, x) in a[..i1 - i0].iter_mut().enumerate() {
-            *x = act(i0 + k);
-        }
+        let a = act_rows::<GEMM_ACTS>(acts, act_row_bytes, i0, i1);
         let mut r = 0;
         while r < rows {
-            // Rows past the last repeat it (their outputs are not stored).
-            let mut w8: [&[BlockQ8_0]; 8] = [&[]; 8];
-            for (k, x) in w8.iter_mut().enumerate() {
-                let rr = (r + k).min(rows - 1);
-                *x = &wb[rr * per_row..(rr + 1) * per_row];
-            }
             let end = (r + 8).min(rows);
-            let v = rows8_acts(w8, &a[..i1 - i0]);
+            let v = rows8_acts(rows_n(wb, per_row, r, rows), &a[..i1 - i0]);
             for (k, vk) in v[..i1 - i0].iter().enumerate() {
-                let mut tmp = [0.0f32; 8];
-                // SAFETY: `tmp` is 8 f32s, the size of one unaligned 256-bit store.
-                unsafe { _mm256_storeu_ps(tmp.as_mut_ptr(), *vk) };
                 let o = (i0 + k) * stride;
-                out[o + r..o + end].copy_from_slice(&tmp[..end - r]);
+                store_lanes(*vk, &mut out[o + r..o + end]);
             }
             r += 8;
         }

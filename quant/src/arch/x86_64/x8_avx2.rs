@@ -82,16 +82,16 @@ pub(super) fn store_lanes(v: __m256, out: &mut [f32]) {
     out[..n].copy_from_slice(&tmp[..n]);
 }
 
-/// Eight row slices of `per_row` blocks from `w`, starting at row `r0`; rows
-/// past `rows` repeat the last row (their outputs are not stored).
+/// The Q8_0 activation rows `i0..i1` of `acts` (rows of `act_row_bytes`)
+/// in the first `i1 - i0` entries (at most `N`) of an array.
 #[inline(always)]
-fn rows8<T>(w: &[T], per_row: usize, r0: usize, rows: usize) -> [&[T]; 8] {
-    let mut out: [&[T]; 8] = [&[]; 8];
-    for (k, o) in out.iter_mut().enumerate() {
-        let r = (r0 + k).min(rows - 1);
-        *o = &w[r * per_row..(r + 1) * per_row];
+pub(super) fn act_rows<const N: usize>(acts: &[u8], act_row_bytes: usize, i0: usize, i1: usize) -> [&[BlockQ8_0]; N] {
+    let mut a: [&[BlockQ8_0]; N] = [&[]; N];
+    for (k, x) in a[..i1 - i0].iter_mut().enumerate() {
+        let i = i0 + k;
+        *x = bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]);
     }
-    out
+    a
 }
 
 // ---------------------------------------------------------------- Q4_0 ----
@@ -328,11 +328,11 @@ fn q4_0_rows8_acts(w: [&[BlockQ4_0]; 8], acts: &[&[BlockQ8_0]], pre: &ActPre, ac
 
 /// Q4_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]):
 /// the repacked gemm and gemv orders are the same for Q4_0, so each
-/// activation row gets [`gemv_q4_0_q8_0_x8_avx2`]'s result. One activation
-/// row (decode), or rows of more than [`PRE_CAP`] blocks, run [`q4_0_rows8`]
-/// over the weights row by row; otherwise groups of up to [`Q4_0_ACTS`]
-/// activation rows pass over the weights eight rows at a time
-/// ([`q4_0_rows8_acts`]).
+/// activation row gets [`gemv_q4_0_q8_0_x8_avx2`]'s result. Groups of up to
+/// [`Q4_0_ACTS`] activation rows pass over the weights eight rows at a time
+/// ([`q4_0_rows8_acts`]); rows of more than [`PRE_CAP`] blocks run
+/// [`q4_0_rows8`] over the weights one activation row at a time.
+/// (`Kernels::gemm_strided` sends a single activation row, decode, to the gemv.)
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
@@ -350,14 +350,13 @@ pub(crate) unsafe fn gemm_q4_0_q8_0_x8_avx2(
     let rows = w.len() / row_bytes;
     let m = acts.len() / act_row_bytes;
     let nb = act_row_bytes / core::mem::size_of::<BlockQ8_0>();
-    let act = |i: usize| -> &[BlockQ8_0] { bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]) };
-    if m == 1 || nb > PRE_CAP || nb == 0 {
+    if nb > PRE_CAP || nb == 0 {
         for i in 0..m {
-            let a = act(i);
+            let a: &[BlockQ8_0] = bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]);
             let mut r = 0;
             while r < rows {
                 let end = (r + 8).min(rows);
-                let v = q4_0_rows8(rows8(wb, per_row, r, rows), a);
+                let v = q4_0_rows8(rows_n::<_, 8>(wb, per_row, r, rows), a);
                 store_lanes(v, &mut out[i * stride + r..i * stride + end]);
                 r += 8;
             }
@@ -369,16 +368,13 @@ pub(crate) unsafe fn gemm_q4_0_q8_0_x8_avx2(
     let mut i0 = 0;
     while i0 < m {
         let i1 = (i0 + group).min(m);
-        let mut a: [&[BlockQ8_0]; Q4_0_ACTS] = [&[]; Q4_0_ACTS];
-        for (k, x) in a[..i1 - i0].iter_mut().enumerate() {
-            *x = act(i0 + k);
-        }
+        let a = act_rows::<Q4_0_ACTS>(acts, act_row_bytes, i0, i1);
         let a = &a[..i1 - i0];
         let pre = ActPre::new(a, nb);
         let mut r = 0;
         while r < rows {
             let end = (r + 8).min(rows);
-            q4_0_rows8_acts(rows8(wb, per_row, r, rows), a, &pre, &mut acc);
+            q4_0_rows8_acts(rows_n::<_, 8>(wb, per_row, r, rows), a, &pre, &mut acc);
             for (k, v) in acc[..i1 - i0].iter().enumerate() {
                 let i = i0 + k;
                 store_lanes(*v, &mut out[i * stride + r..i * stride + end]);
