@@ -441,6 +441,21 @@ pub struct AttnParams {
     pub half: bool,
 }
 
+/// One step of ggml's online softmax for score `s` against the running
+/// maximum `m`: `(ms, vs)`, where `ms` is the factor that rescales what was
+/// accumulated so far (`Some` only when `s` raises the maximum, which then
+/// becomes `s`) and `vs` the weight of this position's value row.
+#[inline]
+fn online_softmax_step(s: f32, m: &mut f32) -> (Option<f32>, f32) {
+    if s > *m {
+        let m_old = *m;
+        *m = s;
+        (Some(math::expf(m_old - s)), 1.0)
+    } else {
+        (None, math::expf(s - *m))
+    }
+}
+
 /// Attention of `g = q.len() / k.dim` query heads that share one KV head,
 /// over the cached positions `positions` (in order), as ggml's CPU flash
 /// attention computes it for each head: `s = (q·k) * scale`, optionally
@@ -506,18 +521,12 @@ pub fn attend(
             let vr = v.row_f16(p)?;
             for h in 0..g {
                 let a = &mut acc[h * dv..(h + 1) * dv];
-                let mut vs = 1.0f32;
-                let mut ms = 1.0f32;
-                if s[h] > m[h] {
-                    let m_old = m[h];
-                    m[h] = s[h];
-                    ms = math::expf(m_old - m[h]);
+                let (ms, vs) = online_softmax_step(s[h], &mut m[h]);
+                if let Some(ms) = ms {
                     kernels.attn_scale_f16(a, ms);
-                } else {
-                    vs = math::expf(s[h] - m[h]);
                 }
                 kernels.attn_mad_f16(a, vr, vs)?;
-                s_sum[h] = fma(s_sum[h], ms, vs);
+                s_sum[h] = fma(s_sum[h], ms.unwrap_or(1.0), vs);
             }
         }
         for h in 0..g {
@@ -583,20 +592,14 @@ pub fn attend(
             v.widen(kernels, p + j, vr)?;
             for h in 0..g {
                 let a = &mut acc[h * dv..(h + 1) * dv];
-                let mut vs = 1.0f32;
-                let mut ms = 1.0f32;
-                if s[h] > m[h] {
-                    let m_old = m[h];
-                    m[h] = s[h];
-                    ms = math::expf(m_old - m[h]);
+                let (ms, vs) = online_softmax_step(s[h], &mut m[h]);
+                if let Some(ms) = ms {
                     // ggml_vec_scale_f32: VKQ *= ms.
                     a.iter_mut().for_each(|x| *x *= ms);
-                } else {
-                    vs = math::expf(s[h] - m[h]);
                 }
                 // ggml_vec_mad_f32: VKQ += v * vs with one rounding (FMA).
                 kernels.attn_mad_f32(a, vr, vs)?;
-                s_sum[h] = fma(s_sum[h], ms, vs);
+                s_sum[h] = fma(s_sum[h], ms.unwrap_or(1.0), vs);
             }
         }
         p += step;
