@@ -230,6 +230,27 @@ fn f16_fields(ty: GgmlType) -> &'static [usize] {
     }
 }
 
+/// Random weights for `x.len()` values in `wbytes`: normal values quantized
+/// to `ty` (`x` is scratch), or with `raw` random bytes whose f16 fields are
+/// small finite scales.
+fn random_weights(rng: &mut Lcg, ty: GgmlType, x: &mut [f32], wbytes: &mut [u8], raw: bool) {
+    for v in x.iter_mut() {
+        *v = rng.normal();
+    }
+    quantize(ty, x, wbytes).unwrap();
+    if raw {
+        for b in wbytes.iter_mut() {
+            *b = rng.next() as u8;
+        }
+        for blk in wbytes.chunks_exact_mut(ty.type_size()) {
+            for &off in f16_fields(ty) {
+                let v = (rng.uniform() * 2.0 - 1.0) * 0.05;
+                blk[off..off + 2].copy_from_slice(&ember_quant::f16::from_f32(v).to_le_bytes());
+            }
+        }
+    }
+}
+
 /// Entered from `boot.s` in long mode with AVX-512 state enabled.
 #[no_mangle]
 pub extern "C" fn kmain() -> ! {
@@ -315,22 +336,7 @@ pub extern "C" fn kmain() -> ! {
                 for rows in [1usize, 3, 4, 5] {
                     let rb = ty.row_bytes(cols).unwrap();
                     let wbytes: &mut [u8] = &mut bytemuck::cast_slice_mut(&mut weights[..])[..rb * rows];
-                    let x = &mut xs[..rows * cols];
-                    for v in x.iter_mut() {
-                        *v = rng.normal();
-                    }
-                    quantize(ty, x, wbytes).unwrap();
-                    if raw {
-                        for b in wbytes.iter_mut() {
-                            *b = rng.next() as u8;
-                        }
-                        for blk in wbytes.chunks_exact_mut(ty.type_size()) {
-                            for &off in f16_fields(ty) {
-                                let v = (rng.uniform() * 2.0 - 1.0) * 0.05;
-                                blk[off..off + 2].copy_from_slice(&ember_quant::f16::from_f32(v).to_le_bytes());
-                            }
-                        }
-                    }
+                    random_weights(&mut rng, ty, &mut xs[..rows * cols], wbytes, raw);
                     let ab = act_row_bytes(actty, cols).unwrap();
                     let abytes: &mut [u8] = &mut bytemuck::cast_slice_mut(&mut act[..])[..ab];
                     let xa = &mut xs[..cols];
@@ -409,22 +415,7 @@ pub extern "C" fn kmain() -> ! {
                 const M: usize = 9;
                 let rb = ty.row_bytes(cols).unwrap();
                 let wbytes: &mut [u8] = &mut bytemuck::cast_slice_mut(&mut weights[..])[..rb * ROWS];
-                let x = &mut xs[..ROWS * cols];
-                for v in x.iter_mut() {
-                    *v = rng.normal();
-                }
-                quantize(ty, x, wbytes).unwrap();
-                if raw {
-                    for b in wbytes.iter_mut() {
-                        *b = rng.next() as u8;
-                    }
-                    for blk in wbytes.chunks_exact_mut(ty.type_size()) {
-                        for &off in f16_fields(ty) {
-                            let v = (rng.uniform() * 2.0 - 1.0) * 0.05;
-                            blk[off..off + 2].copy_from_slice(&ember_quant::f16::from_f32(v).to_le_bytes());
-                        }
-                    }
-                }
+                random_weights(&mut rng, ty, &mut xs[..ROWS * cols], wbytes, raw);
                 let ab = act_row_bytes(actty, cols).unwrap();
                 let abytes: &mut [u8] = &mut bytemuck::cast_slice_mut(&mut act[..])[..ab * M];
                 let xa = &mut xs[..cols];
