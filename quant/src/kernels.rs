@@ -235,6 +235,8 @@ pub struct Kernels {
     pub quantize_q8_k: QuantizeEntry,
     /// Attention over an f16 KV cache (see [`crate::attn`]).
     pub attn: crate::attn::AttnEntry,
+    /// Element-wise activations: e^x, SiLU, SwiGLU (see [`crate::act`]).
+    pub act: crate::act::ActEntry,
 }
 
 impl Kernels {
@@ -263,6 +265,7 @@ impl Kernels {
             quantize_q8_1: quantize_entry!(G, q8_1::BlockQ8_1, q8_1::quantize_ref),
             quantize_q8_k: quantize_entry!(G, q8_k::BlockQ8K, q8_k::quantize_ref),
             attn: crate::attn::AttnEntry::generic(),
+            act: crate::act::ActEntry::generic(),
         }
     }
 

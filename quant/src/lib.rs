@@ -6,6 +6,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod act;
 pub mod arch;
 pub mod attn;
 pub mod cast;

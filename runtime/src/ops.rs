@@ -234,57 +234,16 @@ pub fn fma(a: f32, b: f32, c: f32) -> f32 {
     (a as f64 * b as f64 + c as f64) as f32
 }
 
-/// e^x as ggml's `ggml_v_expf` computes it in llama.cpp builds for
-/// AVX-512 (ARM's optimized-routines algorithm: `n = round(x / ln 2)`,
-/// a degree-5 polynomial in the remainder, then `scalef` by 2^n; at most
-/// 1.5 ulp from the true value), one lane at a time. llama.cpp uses it in
-/// SiLU; the reference outputs in `../shared/reference` were made by an
-/// AVX-512 build, so ember computes SiLU exactly this way on every CPU.
-/// (The AVX2 build's variant ends with `k + k*j` instead of `scalef(1 + ...)`
-/// and differs in the last bit for some inputs.)
-#[inline]
-pub fn expf_ggml(x: f32) -> f32 {
-    let r = f32::from_bits(0x4b40_0000); // 0x1.8p23
-    let z = fma(x, f32::from_bits(0x3fb8_aa3b), r); // 0x1.715476p+0
-    let n = z - r;
-    let b = fma(-n, f32::from_bits(0x35bf_be8e), fma(-n, f32::from_bits(0x3f31_7200), x)); // 0x1.7f7d1cp-20, 0x1.62e4p-1
-    let u = b * b;
-    let j = fma(
-        fma(
-            fma(f32::from_bits(0x3c07_2010), b, f32::from_bits(0x3d2b_9f17)),
-            u,
-            fma(f32::from_bits(0x3e2a_af33), b, f32::from_bits(0x3eff_fedb)),
-        ),
-        u,
-        fma(f32::from_bits(0x3f7f_fff6), b, 1.0),
-    ); // 0x1.0e4020p-7, 0x1.573e2ep-5, 0x1.555e66p-3, 0x1.fffdb6p-2, 0x1.ffffecp-1
-    if n.abs() > 192.0 {
-        return if n <= 0.0 { 0.0 } else { f32::INFINITY };
-    }
-    if n.is_nan() {
-        return n;
-    }
-    // scalef(j, n) = j * 2^n, rounded once: exact in f64, then one rounding to f32.
-    (j as f64 * pow2(n as i32)) as f32
-}
+/// e^x as ggml's `ggml_v_expf` computes it in llama.cpp's AVX-512 builds,
+/// and SiLU from it (`ggml_v_silu`): see [`ember_quant::act`], which also
+/// holds their SIMD versions.
+pub use ember_quant::act::{expf_ggml, silu};
 
-/// 2^e as f64 for |e| <= 1000.
-#[inline]
-fn pow2(e: i32) -> f64 {
-    f64::from_bits(((e + 1023) as u64) << 52)
-}
-
-/// SiLU, `x / (1 + e^-x)`, with e^x from [`expf_ggml`] (ggml's `ggml_v_silu`).
-#[inline]
-pub fn silu(x: f32) -> f32 {
-    x / (1.0 + expf_ggml(0.0 - x))
-}
-
-/// SwiGLU in place: `gate[i] = silu(gate[i]) * up[i]`.
-pub fn swiglu(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = silu(*g) * u;
-    }
+/// SwiGLU in place: `gate[i] = silu(gate[i]) * up[i]`, through the kernel
+/// table (8 lanes at a time on AVX2, bit-identical to [`silu`]). `gate` and
+/// `up` must have the same length.
+pub fn swiglu(kernels: &Kernels, gate: &mut [f32], up: &[f32]) -> Result<(), Error> {
+    Ok(kernels.act_swiglu(gate, up)?)
 }
 
 const GELU_COEF_A: f32 = 0.044715;
@@ -946,22 +905,6 @@ mod tests {
     }
 
     #[test]
-    fn expf_ggml_is_within_two_ulp_and_handles_the_ends() {
-        let mut x = -103.0f32;
-        while x < 88.0 {
-            let want = (x as f64).exp();
-            let got = expf_ggml(x) as f64;
-            let ulp = (want as f32).to_bits() as i64 - (got as f32).to_bits() as i64;
-            assert!(ulp.abs() <= 2, "x={x}: {got} vs {want}");
-            x += 0.0137;
-        }
-        assert_eq!(expf_ggml(0.0), 1.0);
-        assert_eq!(expf_ggml(-200.0), 0.0);
-        assert_eq!(expf_ggml(200.0), f32::INFINITY);
-        assert!(expf_ggml(f32::NAN).is_nan());
-    }
-
-    #[test]
     fn fma_rounds_once() {
         // 1 + 2^-24 is not representable; (1 + 2^-12)^2 = 1 + 2^-11 + 2^-24 rounds to
         // 1 + 2^-11 when the product is rounded first, and the FMA keeps the tail:
@@ -995,7 +938,7 @@ mod tests {
             assert!((out[i] - want).abs() < 2e-3 * want.abs().max(0.1), "i={i}: {} vs {want}", out[i]);
         }
         let mut s = [1.0f32, -2.0];
-        swiglu(&mut s, &[3.0, 4.0]);
+        swiglu(&Kernels::best(), &mut s, &[3.0, 4.0]).unwrap();
         assert_eq!(s, [silu(1.0) * 3.0, silu(-2.0) * 4.0]);
     }
 

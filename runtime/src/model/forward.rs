@@ -167,15 +167,17 @@ pub fn forward(m: &Model<'_, '_>, bufs: &mut Buffers<'_>, tokens: &[u32], pos0: 
             let gs = SharedMut::new(&mut gate[..n * dff]);
             let up: &[f32] = up;
             let gelu: &[u16] = gelu;
+            let err = FirstError::new();
             for_rows(m.par, n, |i| {
                 // SAFETY: `for_rows` hands each row index to exactly one thread.
                 let g = unsafe { gs.slice(i * dff..(i + 1) * dff) };
                 let u = &up[i * dff..(i + 1) * dff];
                 match cfg.activation {
-                    Activation::Silu => ops::swiglu(g, u),
+                    Activation::Silu => err.check(ops::swiglu(m.kernels, g, u)),
                     Activation::GeluTanh => ops::geglu(g, u, gelu),
                 }
             });
+            err.into_result()?;
         }
         ops::matmul(m.kernels, m.par, gate, n, dff, &mut [(&lw.w_down, &mut xb2[..n * d])], &mut act)?;
         residual_rows(m.par, n, d, x, xb2, None, lw.post_ffn_norm, eps);

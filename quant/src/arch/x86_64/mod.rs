@@ -45,6 +45,7 @@ use crate::{iq4_nl, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, 
 use crate::{quantize_entry, Kernels};
 use half::{bf16, f16};
 
+mod act_avx2;
 mod avx2;
 mod avx512;
 mod floats_avx2;
@@ -227,6 +228,12 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
         dot_f32_x4: floats_avx2::attn_dot_f32_x4_avx2,
         dot_f32_x4_pair: floats_avx2::attn_dot_f32_x4_pair_avx2,
         mad_f32: floats_avx2::attn_mad_f32_avx2,
+    };
+    k.act = crate::act::ActEntry {
+        tier: T,
+        exp: act_avx2::exp_avx2,
+        silu: act_avx2::silu_avx2,
+        swiglu: act_avx2::swiglu_avx2,
     };
 }
 
