@@ -237,6 +237,8 @@ pub struct Kernels {
     pub attn: crate::attn::AttnEntry,
     /// Element-wise activations: e^x, SiLU, SwiGLU (see [`crate::act`]).
     pub act: crate::act::ActEntry,
+    /// Tiled attention for prompt batches (see [`crate::attn_tile`]).
+    pub tile: crate::attn_tile::TileEntry,
 }
 
 impl Kernels {
@@ -266,6 +268,7 @@ impl Kernels {
             quantize_q8_k: quantize_entry!(G, q8_k::BlockQ8K, q8_k::quantize_ref),
             attn: crate::attn::AttnEntry::generic(),
             act: crate::act::ActEntry::generic(),
+            tile: crate::attn_tile::TileEntry::generic(),
         }
     }
 

@@ -9,6 +9,7 @@ extern crate std;
 pub mod act;
 pub mod arch;
 pub mod attn;
+pub mod attn_tile;
 pub mod cast;
 mod error;
 pub mod floats;

@@ -46,6 +46,7 @@ use crate::{quantize_entry, Kernels};
 use half::{bf16, f16};
 
 mod act_avx2;
+mod attn_tile_avx2;
 mod avx2;
 mod avx512;
 mod floats_avx2;
@@ -234,6 +235,11 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
         exp: act_avx2::exp_avx2,
         silu: act_avx2::silu_avx2,
         swiglu: act_avx2::swiglu_avx2,
+    };
+    k.tile = crate::attn_tile::TileEntry {
+        tier: T,
+        gemm: attn_tile_avx2::gemm_f32_avx2,
+        softmax: attn_tile_avx2::softmax_tile_avx2,
     };
 }
 
