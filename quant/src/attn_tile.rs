@@ -217,7 +217,9 @@ impl crate::Kernels {
         let c_end = end(g.m, g.ldc, g.n, 1).filter(|_| g.n <= g.ldc || g.m == 1);
         let b_end = if g.k == 0 { Some(0) } else { end(g.k, g.ldb, g.n, 1).filter(|_| g.n <= g.ldb || g.k == 1) };
         let a_end = if g.k == 0 { Some(0) } else { end(g.m, g.a_rs, g.k, g.a_cs) };
-        for (what, need, got) in [("tile gemm C", c_end, c.len()), ("tile gemm A", a_end, a.len()), ("tile gemm B", b_end, b.len())] {
+        for (what, need, got) in
+            [("tile gemm C", c_end, c.len()), ("tile gemm A", a_end, a.len()), ("tile gemm B", b_end, b.len())]
+        {
             match need {
                 Some(need) if need <= got => {}
                 _ => return Err(crate::Error::Length { what, expected: need.unwrap_or(usize::MAX), got }),
@@ -237,7 +239,11 @@ impl crate::Kernels {
             return Err(crate::Error::Length { what: "tile scores", expected: need, got: kq.len() });
         }
         if m.len() < n || sums.len() < n {
-            return Err(crate::Error::Length { what: "tile row maxima and sums", expected: n, got: m.len().min(sums.len()) });
+            return Err(crate::Error::Length {
+                what: "tile row maxima and sums",
+                expected: n,
+                got: m.len().min(sums.len()),
+            });
         }
         // SAFETY: the table holds the entry of a tier this CPU supports; lengths checked above.
         unsafe { (self.tile.softmax)(kq, n, m, sums) };

@@ -112,7 +112,10 @@ fn simd_tile_softmax_equals_generic_bit_for_bit() {
             k.tile_softmax(&mut x, n, &m, &mut sx).unwrap();
             g.tile_softmax(&mut y, n, &m, &mut sy).unwrap();
             assert_eq!(bits(&x), bits(&y), "n={n} round={round}");
-            assert_eq!(sx.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), sy.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            assert_eq!(
+                sx.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                sy.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
             assert!(x.iter().all(|p| p.is_finite() && *p >= 0.0 && *p <= 1.0), "n={n} round={round}");
         }
     }

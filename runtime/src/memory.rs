@@ -187,6 +187,13 @@ impl Plan {
         let attn_per_thread = round_up(g.next_multiple_of(4) * dims.head_k * 4)?
             + round_up(g * dims.head_v * 4)?
             + round_up(2 * dims.head_k.max(dims.head_v) * 4)?;
+        // Batches of 64+ tokens take the tiled path, whose scratch is larger.
+        let attn_per_thread = if b >= crate::ops::TILE_ROWS {
+            let rows = crate::ops::tile_tokens(g) * g;
+            attn_per_thread.max(crate::ops::TileScratch::bytes(rows, dims.head_k, dims.head_v))
+        } else {
+            attn_per_thread
+        };
         let attn = l.take(attn_per_thread.checked_mul(opts.threads).ok_or(Error::PlanTooLarge)?)?;
         let gelu = if cfg.activation == Activation::GeluTanh { l.take(65536 * 2)? } else { l.take(0)? };
         let kv_layout = KvLayout::new(cfg, opts.ctx_len, b, opts.kv_type).ok_or(Error::PlanTooLarge)?;

@@ -572,6 +572,223 @@ pub fn attend(
     Ok(())
 }
 
+/// Query rows (tokens × query heads of one KV head) per task of
+/// [`attend_tiled`]: `GGML_FA_TILE_Q`.
+pub const TILE_ROWS: usize = 64;
+
+/// Query tokens per task of [`attend_tiled`] when `g` query heads share a
+/// KV head: as many as fill [`TILE_ROWS`] rows, at least one.
+pub fn tile_tokens(g: usize) -> usize {
+    (TILE_ROWS / g.max(1)).max(1)
+}
+
+/// Per-thread scratch of [`attend_tiled`] for `rows` query rows (`rp` is
+/// `rows` rounded up to a multiple of 8), all f32 except `sums`:
+/// the queries transposed (`qt`, `[dk][rp]`), the scores of one tile by
+/// position (`kq`, `[KV_TILE][rp]`), the output accumulators (`vkq`,
+/// `[rows][dv]`), one widened K and V tile (`kt`, `[KV_TILE][dk]`; `vt`,
+/// `[KV_TILE][dv]`), and per row the running maximum `m`, the sum `s`, the
+/// tile maximum `tmax` and the tile's f64 sum `sums`.
+pub struct TileScratch<'a> {
+    /// `[dk][rp]`.
+    pub qt: &'a mut [f32],
+    /// `[KV_TILE][rp]`.
+    pub kq: &'a mut [f32],
+    /// `[rows][dv]`; the result after [`attend_tiled`].
+    pub vkq: &'a mut [f32],
+    /// `[KV_TILE][dk]`.
+    pub kt: &'a mut [f32],
+    /// `[KV_TILE][dv]`.
+    pub vt: &'a mut [f32],
+    /// `[rp]`.
+    pub m: &'a mut [f32],
+    /// `[rp]`.
+    pub s: &'a mut [f32],
+    /// `[rp]`.
+    pub tmax: &'a mut [f32],
+    /// `[rp]`.
+    pub sums: &'a mut [f64],
+}
+
+impl<'a> TileScratch<'a> {
+    /// The f32 (then f64) counts of each piece, in order.
+    fn pieces(rows: usize, dk: usize, dv: usize) -> [usize; 8] {
+        use ember_quant::attn_tile::KV_TILE;
+        let rp = rows.next_multiple_of(8);
+        [dk * rp, KV_TILE * rp, rows * dv, KV_TILE * dk, KV_TILE * dv, rp, rp, rp]
+    }
+
+    /// Bytes of the scratch for `rows` query rows, each piece 64-byte aligned.
+    pub fn bytes(rows: usize, dk: usize, dv: usize) -> usize {
+        let rp = rows.next_multiple_of(8);
+        Self::pieces(rows, dk, dv).iter().map(|&n| (n * 4).next_multiple_of(64)).sum::<usize>()
+            + (rp * 8).next_multiple_of(64)
+    }
+
+    /// Cuts the scratch for `rows` query rows out of `buf` (64-byte aligned,
+    /// at least [`TileScratch::bytes`] long); `None` if it does not fit.
+    pub fn carve(buf: &'a mut [u8], rows: usize, dk: usize, dv: usize) -> Option<TileScratch<'a>> {
+        if buf.len() < Self::bytes(rows, dk, dv) {
+            return None;
+        }
+        let mut rest = buf;
+        let mut f32s = [const { None }; 8];
+        for (slot, n) in f32s.iter_mut().zip(Self::pieces(rows, dk, dv)) {
+            let (piece, tail) = core::mem::take(&mut rest).split_at_mut((n * 4).next_multiple_of(64));
+            *slot = Some(bytemuck::try_cast_slice_mut::<u8, f32>(&mut piece[..n * 4]).ok()?);
+            rest = tail;
+        }
+        let rp = rows.next_multiple_of(8);
+        let sums = bytemuck::try_cast_slice_mut::<u8, f64>(&mut rest[..rp * 8]).ok()?;
+        let [qt, kq, vkq, kt, vt, m, s, tmax] = f32s.map(|x| x.unwrap_or_default());
+        Some(TileScratch { qt, kq, vkq, kt, vt, m, s, tmax, sums })
+    }
+}
+
+/// Attention of `nt` consecutive query tokens at positions `pos0..pos0 + nt`,
+/// each with `g` query heads sharing the KV head `k`/`v`, as ggml's tiled
+/// flash attention computes each row (`ggml_compute_forward_flash_attn_ext_tiled`,
+/// llama.cpp's path for batches of 64 tokens or more; the float chain is
+/// written out in [`ember_quant::attn_tile`]): f32 queries, f32 scores and
+/// accumulators, tiles of 64 positions aligned to multiples of 64.
+///
+/// Token `i`'s heads are `q[i * q_stride..][..g * dk]`. Position `p` sees the
+/// cached positions `lo(p)..=p`, `lo(p) = p + 1 - window` (0 without a
+/// window); every one of them must be in the cache (a ring of `k.cells`
+/// rows). On return `scratch.vkq[..nt * g * dv]` holds the outputs, token by
+/// token, head by head. Only `params.scale` and `params.softcap` are used.
+#[allow(clippy::too_many_arguments)]
+pub fn attend_tiled(
+    kernels: &Kernels,
+    q: &[f32],
+    q_stride: usize,
+    g: usize,
+    nt: usize,
+    k: &KvHead<'_>,
+    v: &KvHead<'_>,
+    pos0: usize,
+    window: usize,
+    params: AttnParams,
+    scratch: &mut TileScratch<'_>,
+) -> Result<(), Error> {
+    use ember_quant::attn_tile::{GemmShape, KV_TILE};
+    k.check("K cache row")?;
+    v.check("V cache row")?;
+    let (dk, dv) = (k.dim, v.dim);
+    let rows = g * nt;
+    let rp = rows.next_multiple_of(8);
+    let bad = |what| Err(Error::Quant(ember_quant::Error::Length { what, expected: rows, got: 0 }));
+    if g == 0 || nt == 0 || q_stride < g * dk || q.len() < (nt - 1) * q_stride + g * dk {
+        return bad("tiled attention queries");
+    }
+    let TileScratch { qt, kq, vkq, kt, vt, m, s, tmax, sums } = scratch;
+    let pieces = TileScratch::pieces(rows, dk, dv);
+    let lens = [qt.len(), kq.len(), vkq.len(), kt.len(), vt.len(), m.len(), s.len(), tmax.len()];
+    if lens.iter().zip(pieces).any(|(&have, need)| have < need) || sums.len() < rp {
+        return bad("tiled attention scratch");
+    }
+    let last = pos0 + nt - 1;
+    let lo_of = |p: usize| if window > 0 { (p + 1).saturating_sub(window) } else { 0 };
+    if last - lo_of(pos0) >= k.cells.min(v.cells) {
+        return bad("KV cache cells for the batch and its window");
+    }
+    let scale = if params.softcap != 0.0 { params.scale / params.softcap } else { params.scale };
+
+    // Q^T, zero columns past `rows`.
+    let qt = &mut qt[..dk * rp];
+    for r in 0..rp {
+        let src = (r < rows).then(|| &q[(r / g) * q_stride + (r % g) * dk..][..dk]);
+        for d in 0..dk {
+            qt[d * rp + r] = src.map_or(0.0, |x| x[d]);
+        }
+    }
+    m[..rp].fill(f32::NEG_INFINITY);
+    s[..rp].fill(0.0);
+    let vkq = &mut vkq[..rows * dv];
+    vkq.fill(0.0);
+    let kq = &mut kq[..KV_TILE * rp];
+
+    let first = lo_of(pos0);
+    for tile in first / KV_TILE..=last / KV_TILE {
+        let t0 = tile * KV_TILE;
+        // Positions some row of the block sees, and the rows that see some
+        // position of this tile (8-aligned, for whole vectors).
+        let (ta, tb) = (t0.max(first), (t0 + KV_TILE).min(last + 1));
+        let r_lo = ((ta.saturating_sub(pos0) * g) & !7).min(rp);
+        let r_hi =
+            if window > 0 { ((tb - 1 + window).saturating_sub(pos0).min(nt) * g).next_multiple_of(8) } else { rp };
+        let r_hi = r_hi.min(rp);
+        if r_lo >= r_hi {
+            continue;
+        }
+        let (ja, jb) = (ta - t0, tb - t0);
+        for p in ta..tb {
+            k.widen(kernels, p, &mut kt[(p - t0) * dk..][..dk])?;
+        }
+        // Scores, by position: kq[t][r] = k_t · q_r, one FMA chain each.
+        kq.fill(f32::NEG_INFINITY);
+        for t in ja..jb {
+            kq[t * rp + r_lo..t * rp + r_hi].fill(0.0);
+        }
+        let shape = GemmShape { m: jb - ja, k: dk, n: r_hi - r_lo, ldc: rp, a_rs: dk, a_cs: 1, ldb: rp };
+        kernels.tile_gemm(shape, &mut kq[ja * rp + r_lo..], &kt[ja * dk..], &qt[r_lo..])?;
+        // Scale, soft cap, mask; the tile maximum of each row.
+        tmax[..rp].fill(f32::NEG_INFINITY);
+        for t in ja..jb {
+            let p = t0 + t;
+            // rows whose token sees position p: tokens i with lo(pos0 + i) <= p <= pos0 + i
+            let i_lo = p.saturating_sub(pos0);
+            let i_hi = if window > 0 { (p + window).saturating_sub(pos0).min(nt) } else { nt };
+            let (va, vb) =
+                ((i_lo * g).clamp(r_lo, r_hi), (i_hi * g).clamp(r_lo, r_hi).max((i_lo * g).clamp(r_lo, r_hi)));
+            let row = &mut kq[t * rp..(t + 1) * rp];
+            row[r_lo..va].fill(f32::NEG_INFINITY);
+            row[vb..r_hi].fill(f32::NEG_INFINITY);
+            for (x, mx) in row[va..vb].iter_mut().zip(&mut tmax[va..vb]) {
+                let mut y = *x * scale;
+                if params.softcap != 0.0 {
+                    y = params.softcap * math::tanhf(y);
+                }
+                *x = y;
+                if y > *mx {
+                    *mx = y;
+                }
+            }
+        }
+        // The running maximum; rescale what was accumulated when it grows.
+        for r in r_lo..r_hi.min(rows) {
+            if tmax[r] == f32::NEG_INFINITY {
+                continue;
+            }
+            if tmax[r] > m[r] {
+                let ms = math::expf(m[r] - tmax[r]);
+                vkq[r * dv..(r + 1) * dv].iter_mut().for_each(|x| *x *= ms);
+                s[r] *= ms;
+                m[r] = tmax[r];
+            }
+        }
+        kernels.tile_softmax(kq, rp, m, sums)?;
+        for r in r_lo..r_hi.min(rows) {
+            if tmax[r] != f32::NEG_INFINITY {
+                s[r] = (s[r] as f64 + sums[r]) as f32;
+            }
+        }
+        // Values: vkq[r] += Σ_t p[t][r] · v_t over the positions read
+        // (the others have p = 0).
+        for p in ta..tb {
+            v.widen(kernels, p, &mut vt[(p - t0) * dv..][..dv])?;
+        }
+        let (ra, rb) = (r_lo.min(rows), r_hi.min(rows));
+        let shape = GemmShape { m: rb - ra, k: jb - ja, n: dv, ldc: dv, a_rs: 1, a_cs: rp, ldb: dv };
+        kernels.tile_gemm(shape, &mut vkq[ra * dv..], &kq[ja * rp + ra..], &vt[ja * dv..])?;
+    }
+    for r in 0..rows {
+        let inv = if s[r] == 0.0 { 0.0 } else { 1.0 / s[r] };
+        vkq[r * dv..(r + 1) * dv].iter_mut().for_each(|x| *x *= inv);
+    }
+    Ok(())
+}
+
 /// Scratch for quantized activations: `slots` regions of `slot_bytes` each
 /// (64-byte aligned), one per distinct activation format in a group of
 /// matrix products sharing an input.
@@ -1148,5 +1365,184 @@ mod tests {
             matmul(&kernels, &pool, &x, n, cols, &mut [(&m, &mut o)], &mut scratch).unwrap();
             assert_eq!(o, o1, "threads={t}");
         }
+    }
+
+    /// ggml's tiled flash attention for one query row, written out step by
+    /// step from `ggml_compute_forward_flash_attn_ext_tiled` (build 0c1e570)
+    /// with std's `mul_add` as the FMA and its own `ggml_v_expf`:
+    /// independent of `attend_tiled` and of `ember_quant::attn_tile`.
+    fn tiled_row_ref(
+        q: &[f32],
+        ks: &[Vec<f32>],
+        vs: &[Vec<f32>],
+        lo: usize,
+        pos: usize,
+        scale: f32,
+        cap: f32,
+    ) -> Vec<f32> {
+        fn v_expf(x: f32) -> f32 {
+            let r = f32::from_bits(0x4b40_0000);
+            let z = x.mul_add(f32::from_bits(0x3fb8_aa3b), r);
+            let n = z - r;
+            let b = (-n).mul_add(f32::from_bits(0x35bf_be8e), (-n).mul_add(f32::from_bits(0x3f31_7200), x));
+            let u = b * b;
+            let j = f32::from_bits(0x3c07_2010)
+                .mul_add(b, f32::from_bits(0x3d2b_9f17))
+                .mul_add(u, f32::from_bits(0x3e2a_af33).mul_add(b, f32::from_bits(0x3eff_fedb)));
+            let j = j.mul_add(u, f32::from_bits(0x3f7f_fff6).mul_add(b, 1.0));
+            if n.abs() > 192.0 {
+                return if n <= 0.0 { 0.0 } else { f32::INFINITY };
+            }
+            (j as f64 * 2f64.powi(n as i32)) as f32
+        }
+        let scale = if cap != 0.0 { scale / cap } else { scale };
+        let dv = vs[0].len();
+        let (mut m, mut s, mut vkq) = (f32::NEG_INFINITY, 0.0f32, vec![0.0f32; dv]);
+        for tile in 0..=pos / 64 {
+            let mut kq = [f32::NEG_INFINITY; 64];
+            for (t, x) in kq.iter_mut().enumerate() {
+                let p = 64 * tile + t;
+                if p >= lo && p <= pos {
+                    let mut acc = 0.0f32;
+                    for (&qd, &kd) in q.iter().zip(&ks[p]) {
+                        acc = qd.mul_add(kd, acc);
+                    }
+                    let mut y = acc * scale;
+                    if cap != 0.0 {
+                        y = cap * y.tanh();
+                    }
+                    *x = y;
+                }
+            }
+            let tile_max = kq.iter().fold(f32::NEG_INFINITY, |a, &b| if a > b { a } else { b });
+            if tile_max == f32::NEG_INFINITY {
+                continue;
+            }
+            let m_new = if m > tile_max { m } else { tile_max };
+            if m_new > m {
+                let ms = (m - m_new).exp();
+                vkq.iter_mut().for_each(|x| *x *= ms);
+                s *= ms;
+            }
+            m = m_new;
+            let mut sum = 0.0f64;
+            for c in kq.chunks_exact_mut(16) {
+                for x in c.iter_mut() {
+                    *x = v_expf(*x - m);
+                }
+                let t: Vec<f32> = (0..8).map(|i| c[i + 8] + c[i]).collect();
+                let u: Vec<f32> = (0..4).map(|i| t[i + 4] + t[i]).collect();
+                sum += ((u[0] + u[2]) + (u[1] + u[3])) as f64;
+            }
+            s = (s as f64 + sum) as f32;
+            for (c, o) in vkq.iter_mut().enumerate() {
+                for (t, &p) in kq.iter().enumerate() {
+                    if p != 0.0 {
+                        *o = p.mul_add(vs[64 * tile + t][c], *o);
+                    }
+                }
+            }
+        }
+        let inv = if s == 0.0 { 0.0 } else { 1.0 / s };
+        vkq.iter().map(|x| x * inv).collect()
+    }
+
+    /// `attend_tiled` for every (token, head) of blocks at several offsets,
+    /// against [`tiled_row_ref`] bit for bit and the f64 softmax within a
+    /// tolerance: causal and sliding-window masks (the cache a ring), f16 and
+    /// f32 caches, 1, 3 and 4 heads per KV head, head dims 64 and 256.
+    #[test]
+    fn tiled_attention_is_ggmls_tiled_chain() {
+        let mut r = rng(21);
+        let mut cases = 0;
+        for (ty, g, dk, dv, window, softcap) in [
+            (KvType::F16, 3usize, 64usize, 64usize, 0usize, 0.0f32),
+            (KvType::F32, 1, 64, 32, 0, 0.0),
+            (KvType::F16, 4, 256, 256, 0, 0.0),
+            (KvType::F16, 4, 64, 64, 70, 0.0),
+            (KvType::F32, 3, 64, 64, 50, 30.0),
+        ] {
+            let n_kv = 2usize;
+            let eb = ty.elem_bytes();
+            let (row_k, row_v) = (n_kv * dk * eb, n_kv * dv * eb);
+            for (pos0, nt) in [(0usize, 21usize), (37, 16), (100, 64 / g), (130, 5), (0, 1), (60, 9)] {
+                let n_pos = pos0 + nt;
+                let cells = if window > 0 { (window + nt - 1).min(n_pos) } else { n_pos };
+                let mut kbuf = vec![0u32; cells * row_k / 4];
+                let mut vbuf = vec![0u32; cells * row_v / 4];
+                let kb: &mut [u8] = bytemuck::cast_slice_mut(&mut kbuf);
+                let vb: &mut [u8] = bytemuck::cast_slice_mut(&mut vbuf);
+                let (mut kvals, mut vvals) = (Vec::new(), Vec::new());
+                for p in 0..n_pos {
+                    let kv: Vec<f32> = (0..n_kv * dk).map(|_| r() * 2.0).collect();
+                    let vv: Vec<f32> = (0..n_kv * dv).map(|_| r()).collect();
+                    let c = p % cells;
+                    ty.store(&kv, &mut kb[c * row_k..(c + 1) * row_k]);
+                    ty.store(&vv, &mut vb[c * row_v..(c + 1) * row_v]);
+                    kvals.push(ty.round_trip(&kv));
+                    vvals.push(ty.round_trip(&vv));
+                }
+                let q_stride = n_kv * g * dk + 8;
+                let q: Vec<f32> = (0..nt * q_stride).map(|_| r()).collect();
+                let rows = g * nt;
+                let mut buf = vec![0u64; TileScratch::bytes(rows, dk, dv) / 8];
+                for kernels in [Kernels::best(), Kernels::generic()] {
+                    for kvh in 0..n_kv {
+                        let kh = KvHead { data: kb, ty, row_bytes: row_k, offset: kvh * dk * eb, dim: dk, cells };
+                        let vh = KvHead { data: vb, ty, row_bytes: row_v, offset: kvh * dv * eb, dim: dv, cells };
+                        let mut sc = TileScratch::carve(bytemuck::cast_slice_mut(&mut buf), rows, dk, dv).unwrap();
+                        let params = AttnParams { scale: 0.125, softcap, half: false };
+                        let qh = &q[kvh * g * dk..];
+                        attend_tiled(&kernels, qh, q_stride, g, nt, &kh, &vh, pos0, window, params, &mut sc).unwrap();
+                        for i in 0..nt {
+                            let pos = pos0 + i;
+                            let lo = if window > 0 { (pos + 1).saturating_sub(window) } else { 0 };
+                            let ks: Vec<Vec<f32>> =
+                                kvals.iter().map(|k| k[kvh * dk..(kvh + 1) * dk].to_vec()).collect();
+                            let vs: Vec<Vec<f32>> =
+                                vvals.iter().map(|v| v[kvh * dv..(kvh + 1) * dv].to_vec()).collect();
+                            for h in 0..g {
+                                let qr = &qh[i * q_stride + h * dk..][..dk];
+                                let got = &sc.vkq[(i * g + h) * dv..][..dv];
+                                let want = tiled_row_ref(qr, &ks, &vs, lo, pos, 0.125, softcap);
+                                let what = format!(
+                                    "{ty:?} g={g} dk={dk} w={window} pos0={pos0} nt={nt} kvh={kvh} i={i} h={h} {}",
+                                    kernels.tier()
+                                );
+                                assert_eq!(got, &want[..], "{what}");
+                                if softcap == 0.0 {
+                                    let f64ref = attention_ref(qr, &ks[lo..=pos], &vs[lo..=pos], 0.125);
+                                    for (a, b) in got.iter().zip(&f64ref) {
+                                        assert!((*a as f64 - b).abs() < 2e-5, "{what}: {a} vs {b}");
+                                    }
+                                }
+                                cases += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(cases > 1000, "{cases}");
+    }
+
+    #[test]
+    fn tiled_attention_rejects_bad_sizes() {
+        let (dk, cells) = (64usize, 70usize);
+        let kbuf = vec![0u32; cells * dk / 2];
+        let kh =
+            KvHead { data: bytemuck::cast_slice(&kbuf), ty: KvType::F16, row_bytes: dk * 2, offset: 0, dim: dk, cells };
+        let q = vec![0.5f32; 8 * dk];
+        let mut buf = vec![0u64; TileScratch::bytes(8, dk, dk) / 8];
+        let p = AttnParams { scale: 0.125, softcap: 0.0, half: false };
+        let k = Kernels::best();
+        let mut sc = TileScratch::carve(bytemuck::cast_slice_mut(&mut buf), 8, dk, dk).unwrap();
+        attend_tiled(&k, &q, dk, 1, 8, &kh, &kh, 60, 0, p, &mut sc).unwrap();
+        // too few queries, a batch the cache cannot hold, too small a scratch
+        assert!(attend_tiled(&k, &q[..8 * dk - 1], dk, 1, 8, &kh, &kh, 60, 0, p, &mut sc).is_err());
+        assert!(attend_tiled(&k, &q, dk, 1, 8, &kh, &kh, 70, 0, p, &mut sc).is_err());
+        let mut small = TileScratch::carve(bytemuck::cast_slice_mut(&mut buf), 4, dk, dk).unwrap();
+        assert!(attend_tiled(&k, &q, dk, 1, 8, &kh, &kh, 0, 0, p, &mut small).is_err());
+        assert!(TileScratch::carve(&mut [0u8; 64], 8, dk, dk).is_none());
     }
 }

@@ -231,6 +231,9 @@ fn attention(
     let group = cfg.n_head / cfg.n_head_kv;
     let window = if layout.is_swa(il) { cfg.sliding_window } else { 0 };
     let t = m.par.threads().min(plan.opts.threads);
+    if n >= ops::TILE_ROWS {
+        return attention_tiled(m, cache, il, q, att, scratch, n, pos0);
+    }
     // One task is a (token, KV head, share of that KV head's query heads).
     // Sharing a KV head lets a task widen each cached row once for all its
     // query heads; a decode step with few KV heads splits the query heads
@@ -294,6 +297,76 @@ fn attention(
             // SAFETY: each task writes the outputs of its own (token, heads).
             let o = unsafe { out.slice(i * da + h0 * hdv..i * da + h1 * hdv) };
             err.check(ops::attend(m.kernels, qh, &kh, &vh, lo..pos + 1, params, &mut s, o));
+        }
+    });
+    err.into_result()
+}
+
+/// [`attention`] for batches of [`ops::TILE_ROWS`] tokens or more, as
+/// llama.cpp's tiled flash attention computes it ([`ops::attend_tiled`]).
+/// One task is a KV head and a block of consecutive tokens (all the query
+/// heads sharing that KV head); tasks are handed out latest block first, so
+/// the ones that see the most positions start first.
+#[allow(clippy::too_many_arguments)]
+fn attention_tiled(
+    m: &Model<'_, '_>,
+    cache: &KvCache<'_>,
+    il: usize,
+    q: &[f32],
+    att: &mut [f32],
+    scratch: &mut [u8],
+    n: usize,
+    pos0: usize,
+) -> Result<(), Error> {
+    let cfg = m.cfg;
+    let plan = m.plan;
+    let layout = cache.layout();
+    let (kd, vd) = cache.layer(il);
+    let cells = layout.cells(il);
+    let eb = layout.ty.elem_bytes();
+    let (hdk, hdv) = (cfg.head_dim_k, cfg.head_dim_v);
+    let (dq, da) = (cfg.q_dim(), cfg.attn_out_dim());
+    let group = cfg.n_head / cfg.n_head_kv;
+    let window = if layout.is_swa(il) { cfg.sliding_window } else { 0 };
+    let t = m.par.threads().min(plan.opts.threads);
+    let n_kv = cfg.n_head_kv;
+    let nt = ops::tile_tokens(group);
+    let blocks = n.div_ceil(nt);
+    let tasks = n_kv * blocks;
+    let per = plan.attn_per_thread;
+    let params = AttnParams { scale: cfg.kq_scale, softcap: cfg.attn_softcap, half: false };
+    let out = SharedMut::new(&mut att[..n * da]);
+    let scr = SharedMut::new(&mut scratch[..t * per]);
+    let err = FirstError::new();
+    m.par.run(tasks, &|task, ti| {
+        if ti >= t {
+            err.set(Error::BadOption("more threads than the memory plan has attention scratch for"));
+            return;
+        }
+        // SAFETY: thread `ti` alone uses scratch piece `ti` (a thread runs
+        // one chunk at a time).
+        let mine = unsafe { scr.slice(ti * per..(ti + 1) * per) };
+        let (b, kvh) = (blocks - 1 - task / n_kv, task % n_kv);
+        let (i0, i1) = (b * nt, ((b + 1) * nt).min(n));
+        let Some(mut s) = ops::TileScratch::carve(mine, nt * group, hdk, hdv) else {
+            err.set(Error::PlanTooLarge);
+            return;
+        };
+        let kh =
+            KvHead { data: kd, ty: layout.ty, row_bytes: layout.k_row_bytes, offset: kvh * hdk * eb, dim: hdk, cells };
+        let vh =
+            KvHead { data: vd, ty: layout.ty, row_bytes: layout.v_row_bytes, offset: kvh * hdv * eb, dim: hdv, cells };
+        let qh = &q[i0 * dq + kvh * group * hdk..];
+        let r = ops::attend_tiled(m.kernels, qh, dq, group, i1 - i0, &kh, &vh, pos0 + i0, window, params, &mut s);
+        if r.is_err() {
+            err.check(r);
+            return;
+        }
+        let w = group * hdv;
+        for i in i0..i1 {
+            // SAFETY: each task writes the outputs of its own (tokens, KV head).
+            let o = unsafe { out.slice(i * da + kvh * w..i * da + (kvh + 1) * w) };
+            o.copy_from_slice(&s.vkq[(i - i0) * w..(i - i0 + 1) * w]);
         }
     });
     err.into_result()
