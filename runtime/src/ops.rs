@@ -696,11 +696,14 @@ pub fn attend_tiled(
 
     // Q^T, zero columns past `rows`.
     let qt = &mut qt[..dk * rp];
-    for r in 0..rp {
-        let src = (r < rows).then(|| &q[(r / g) * q_stride + (r % g) * dk..][..dk]);
-        for d in 0..dk {
-            qt[d * rp + r] = src.map_or(0.0, |x| x[d]);
+    for (d, col) in qt.chunks_exact_mut(rp).enumerate() {
+        let (used, pad) = col.split_at_mut(rows);
+        for (i, tok) in used.chunks_exact_mut(g).enumerate() {
+            for (h, x) in tok.iter_mut().enumerate() {
+                *x = q[i * q_stride + h * dk + d];
+            }
         }
+        pad.fill(0.0);
     }
     m[..rp].fill(f32::NEG_INFINITY);
     s[..rp].fill(0.0);
@@ -744,15 +747,13 @@ pub fn attend_tiled(
             let row = &mut kq[t * rp..(t + 1) * rp];
             row[r_lo..va].fill(f32::NEG_INFINITY);
             row[vb..r_hi].fill(f32::NEG_INFINITY);
-            for (x, mx) in row[va..vb].iter_mut().zip(&mut tmax[va..vb]) {
-                let mut y = *x * scale;
-                if params.softcap != 0.0 {
-                    y = params.softcap * math::tanhf(y);
-                }
-                *x = y;
-                if y > *mx {
-                    *mx = y;
-                }
+            let vis = &mut row[va..vb];
+            vis.iter_mut().for_each(|x| *x *= scale);
+            if params.softcap != 0.0 {
+                vis.iter_mut().for_each(|x| *x = params.softcap * math::tanhf(*x));
+            }
+            for (&x, mx) in vis.iter().zip(&mut tmax[va..vb]) {
+                *mx = if x > *mx { x } else { *mx };
             }
         }
         // The running maximum; rescale what was accumulated when it grows.
