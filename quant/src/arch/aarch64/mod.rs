@@ -28,6 +28,7 @@ use crate::{iq4_nl, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, 
 
 mod simd;
 
+mod attn_tile_neon;
 mod floats_neon;
 mod iq4_nl_neon;
 mod q2_k_neon;
@@ -198,6 +199,9 @@ pub(crate) unsafe fn plug_neon(k: &mut Kernels) {
     k.quantize_q8_0 = quantize_entry!(N, q8_0::BlockQ8_0, q8_0_neon::quantize_q8_0_neon);
     k.quantize_q8_1 = quantize_entry!(N, q8_1::BlockQ8_1, q8_1_neon::quantize_q8_1_neon);
     k.quantize_q8_k = quantize_entry!(N, q8_k::BlockQ8K, q8_k_neon::quantize_q8_k_neon);
+    // Tiled attention: the NEON gemm, the generic tile softmax.
+    k.tile.tier = N;
+    k.tile.gemm = attn_tile_neon::gemm_f32_neon;
     k.tier = N;
 }
 
