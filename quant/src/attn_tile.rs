@@ -234,7 +234,7 @@ impl crate::Kernels {
     /// [`softmax_tile_generic`] through the table; `kq` must hold
     /// `KV_TILE * n` values, `m` and `sums` at least `n`.
     pub fn tile_softmax(&self, kq: &mut [f32], n: usize, m: &[f32], sums: &mut [f64]) -> Result<(), crate::Error> {
-        let need = KV_TILE.checked_mul(n).unwrap_or(usize::MAX);
+        let need = KV_TILE.saturating_mul(n);
         if kq.len() < need {
             return Err(crate::Error::Length { what: "tile scores", expected: need, got: kq.len() });
         }
