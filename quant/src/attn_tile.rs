@@ -16,7 +16,7 @@
 //!    scalar libm `expf`), `VKQ *= ms`, `S *= ms`; `M = Mnew`;
 //! 4. `S += ggml_vec_soft_max_f32(64, KQ, KQ, M)` in its AVX-512 branch
 //!    (llama.cpp's reference outputs come from an AVX-512 build): per chunk of
-//!    16 entries `p = ggml_v_expf(x - M)` ([`expf_ggml`]) stored back into
+//!    16 entries `p = ggml_v_expf(x - M)` ([`crate::act::expf_ggml`]) stored back into
 //!    `KQ`, `sum += f64(reduce16(p))` with GCC's `_mm512_reduce_add_ps`
 //!    order (`t[i] = p[i+8] + p[i]`, `u[i] = t[i+4] + t[i]`,
 //!    `(u0 + u2) + (u1 + u3)`, all f32), `sum` an f64 from 0; then
@@ -69,7 +69,7 @@ pub struct GemmShape {
 /// Step 4 of the module docs for `n` rows laid out by column: `kq` is
 /// `[KV_TILE][n]` (entry `t * n + r` is row `r`'s score at tile position
 /// `t`), `m[r]` row `r`'s running maximum. Each entry becomes
-/// `p = expf_ggml(x - m[r])`, or 0 where `x` is -inf (a masked entry, also
+/// `p = crate::act::expf_ggml(x - m[r])`, or 0 where `x` is -inf (a masked entry, also
 /// when `m[r]` is still -inf); `sums[r]` receives the f64 sum of row `r`'s
 /// four `reduce16`s. `m.len() >= n`, `sums.len() >= n`,
 /// `kq.len() >= KV_TILE * n`.
@@ -122,37 +122,6 @@ pub fn fma_exact(a: f32, b: f32, c: f32) -> f32 {
     f64::from_bits(odd) as f32
 }
 
-/// e^x as ggml's `ggml_v_expf` computes it in an AVX-512 build (ARM's
-/// optimized-routines algorithm: `n = round(x / ln 2)`, a degree-5
-/// polynomial `j` in the remainder, then `scalef(j, n) = j * 2^n` rounded
-/// once; `|n| > 192` gives 0 or +inf), with every FMA exact.
-#[inline]
-pub fn expf_ggml(x: f32) -> f32 {
-    let fma = fma_exact;
-    let r = f32::from_bits(0x4b40_0000); // 0x1.8p23
-    let z = fma(x, f32::from_bits(0x3fb8_aa3b), r); // 0x1.715476p+0
-    let n = z - r;
-    let b = fma(-n, f32::from_bits(0x35bf_be8e), fma(-n, f32::from_bits(0x3f31_7200), x)); // 0x1.7f7d1cp-20, 0x1.62e4p-1
-    let u = b * b;
-    let j = fma(
-        fma(
-            fma(f32::from_bits(0x3c07_2010), b, f32::from_bits(0x3d2b_9f17)),
-            u,
-            fma(f32::from_bits(0x3e2a_af33), b, f32::from_bits(0x3eff_fedb)),
-        ),
-        u,
-        fma(f32::from_bits(0x3f7f_fff6), b, 1.0),
-    ); // 0x1.0e4020p-7, 0x1.573e2ep-5, 0x1.555e66p-3, 0x1.fffdb6p-2, 0x1.ffffecp-1
-    if n.abs() > 192.0 {
-        return if n <= 0.0 { 0.0 } else { f32::INFINITY };
-    }
-    if n.is_nan() {
-        return n;
-    }
-    // j * 2^n is exact in f64 (|n| <= 192); one rounding to f32.
-    (j as f64 * f64::from_bits(((n as i64 + 1023) as u64) << 52)) as f32
-}
-
 /// See [`GemmF32Fn`].
 pub fn gemm_f32_generic(g: GemmShape, c: &mut [f32], a: &[f32], b: &[f32]) {
     for i in 0..g.m {
@@ -194,7 +163,7 @@ pub(crate) fn softmax_cols_generic(
             let mut p = [0.0f32; 16];
             for (i, pi) in p.iter_mut().enumerate() {
                 let e = &mut kq[(16 * chunk + i) * n + r];
-                *pi = if *e == f32::NEG_INFINITY { 0.0 } else { expf_ggml(*e - m[r]) };
+                *pi = if *e == f32::NEG_INFINITY { 0.0 } else { crate::act::expf_ggml(*e - m[r]) };
                 *e = *pi;
             }
             sum += reduce16(&p) as f64;
@@ -271,25 +240,6 @@ mod tests {
         assert_eq!(fma_exact(1.0, 1.0, f32::NEG_INFINITY), f32::NEG_INFINITY);
         assert_eq!(fma_exact(f32::MAX, 2.0, 0.0), f32::INFINITY);
         assert!(fma_exact(f32::NAN, 1.0, 0.0).is_nan());
-    }
-
-    #[test]
-    fn expf_ggml_is_close_to_exp_and_handles_the_ends() {
-        let mut x = -87.0f32;
-        while x < 88.0 {
-            let want = (x as f64).exp();
-            let got = expf_ggml(x) as f64;
-            assert!(((got - want) / want).abs() < 3e-7, "{x}: {got} vs {want}");
-            x += 0.0371;
-        }
-        assert_eq!(expf_ggml(f32::NEG_INFINITY), 0.0);
-        assert_eq!(expf_ggml(-1000.0), 0.0);
-        assert_eq!(expf_ggml(1000.0), f32::INFINITY);
-        assert_eq!(expf_ggml(0.0), 1.0);
-        assert!(expf_ggml(f32::NAN).is_nan());
-        // results below the smallest normal are rounded once
-        let tiny = expf_ggml(-100.0);
-        assert!(tiny > 0.0 && tiny < f32::MIN_POSITIVE);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! architectures only the generic table exists and the test says so on
 //! stderr.
 
-use ember_quant::attn_tile::{expf_ggml, GemmShape, KV_TILE};
+use ember_quant::act::expf_ggml;
+use ember_quant::attn_tile::{GemmShape, KV_TILE};
 use ember_quant::{Kernels, Tier};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

@@ -2,9 +2,9 @@
 //! generic versions: every output of the gemm is one `vfmadd` chain in the
 //! order of the inner index (ggml's `simd_gemm`, 6 rows × 16 columns of
 //! accumulators per pass as in its AVX2 build), and the softmax computes
-//! AVX-512 `ggml_v_expf` eight rows at a time, `scalef` done exactly by
-//! multiplying with 2^(n/2) and then 2^(n - n/2).
+//! AVX-512 `ggml_v_expf` eight rows at a time (`act_avx2::expf8`).
 
+use super::act_avx2::expf8;
 use crate::attn_tile::{softmax_cols_generic, GemmShape, KV_TILE};
 use core::arch::x86_64::*;
 
@@ -108,61 +108,13 @@ pub(crate) unsafe fn gemm_f32_avx2(g: GemmShape, c: &mut [f32], a: &[f32], b: &[
     }
 }
 
-/// [`crate::attn_tile::expf_ggml`] of eight lanes.
-#[inline(always)]
-unsafe fn expf8(x: __m256) -> __m256 {
-    // SAFETY: the caller's function enables AVX2 and FMA.
-    unsafe {
-        let r = _mm256_set1_ps(f32::from_bits(0x4b40_0000));
-        let z = _mm256_fmadd_ps(x, _mm256_set1_ps(f32::from_bits(0x3fb8_aa3b)), r);
-        let n = _mm256_sub_ps(z, r);
-        let b = _mm256_fnmadd_ps(
-            n,
-            _mm256_set1_ps(f32::from_bits(0x35bf_be8e)),
-            _mm256_fnmadd_ps(n, _mm256_set1_ps(f32::from_bits(0x3f31_7200)), x),
-        );
-        let u = _mm256_mul_ps(b, b);
-        let j = _mm256_fmadd_ps(
-            _mm256_fmadd_ps(
-                _mm256_fmadd_ps(
-                    _mm256_set1_ps(f32::from_bits(0x3c07_2010)),
-                    b,
-                    _mm256_set1_ps(f32::from_bits(0x3d2b_9f17)),
-                ),
-                u,
-                _mm256_fmadd_ps(
-                    _mm256_set1_ps(f32::from_bits(0x3e2a_af33)),
-                    b,
-                    _mm256_set1_ps(f32::from_bits(0x3eff_fedb)),
-                ),
-            ),
-            u,
-            _mm256_fmadd_ps(_mm256_set1_ps(f32::from_bits(0x3f7f_fff6)), b, _mm256_set1_ps(1.0)),
-        );
-        // scalef(j, n) for |n| <= 192: j * 2^n1 is exact (|n1| <= 96 and
-        // j is near 1, so the product stays normal), and the second product
-        // rounds once.
-        let ni = _mm256_cvtps_epi32(n);
-        let n1 = _mm256_srai_epi32::<1>(ni);
-        let n2 = _mm256_sub_epi32(ni, n1);
-        let bias = _mm256_set1_epi32(127);
-        let s1 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(n1, bias)));
-        let s2 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(n2, bias)));
-        let res = _mm256_mul_ps(_mm256_mul_ps(j, s1), s2);
-        let abs = _mm256_andnot_ps(_mm256_set1_ps(-0.0), n);
-        let big = _mm256_cmp_ps::<_CMP_GT_OQ>(abs, _mm256_set1_ps(192.0));
-        let alt = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(n, _mm256_setzero_ps()), _mm256_set1_ps(f32::INFINITY));
-        _mm256_blendv_ps(res, alt, big)
-    }
-}
-
 /// [`crate::attn_tile::softmax_tile_generic`] with AVX2 + FMA: eight rows
 /// (columns of `kq`) per pass; a tail of fewer than eight goes through the
 /// generic code.
 ///
 /// # Safety
-/// AVX2 and FMA; the lengths of [`crate::attn_tile::SoftmaxTileFn`].
-#[target_feature(enable = "avx2,fma")]
+/// AVX2, FMA and F16C; the lengths of [`crate::attn_tile::SoftmaxTileFn`].
+#[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn softmax_tile_avx2(kq: &mut [f32], n: usize, m: &[f32], sums: &mut [f64]) {
     let body = n & !7;
     let p = kq.as_mut_ptr();
