@@ -11,6 +11,9 @@
 //! - attention is ggml's CPU flash attention (`ggml_compute_forward_flash_attn_ext_f16_one_chunk`):
 //!   an online softmax over the cached positions; with an f16 cache the query is
 //!   rounded to f16 and the value accumulator is kept in f16, exactly as there;
+//!   batches of 64+ tokens take ggml's tiled flash attention instead
+//!   ([`attend_tiled`]: f32 queries and accumulators, tiles of 64 positions,
+//!   the float chain written out in [`ember_quant::attn_tile`]);
 //! - GELU uses ggml's f16 lookup (`GGML_GELU_FP16`): the input rounded to f16,
 //!   the tanh approximation, the result rounded to f16;
 //! - activations are quantized once per matrix input to the weight's
