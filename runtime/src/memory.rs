@@ -534,9 +534,15 @@ mod tests {
         assert_eq!(p.logits.bytes, 49152 * 4);
         assert_eq!(p.kv.bytes, 30 * 2 * 2048 * 192 * 2);
         assert_eq!(p.gelu.bytes, 0);
-        // per thread: queries of 3 heads padded to 4 (interleaved f32 path),
-        // 3 accumulators, two widened rows; 64 f32 each
-        assert_eq!(p.attn.bytes, 2 * (4 * 256 + 3 * 256 + 2 * 256));
+        // per thread, for batches of 64 tokens or more, the tiled path's
+        // scratch (21 tokens x 3 heads = 63 rows, padded to 64): transposed
+        // queries, tile scores, K and V tiles (64 x 64 f32 each), 63 x 64
+        // accumulators, 3 x 64 f32 and 64 f64 per-row values
+        assert_eq!(p.attn.bytes, 2 * (4 * 64 * 64 * 4 + 63 * 64 * 4 + 3 * 64 * 4 + 64 * 8));
+        // under 64 tokens: queries of 3 heads padded to 4 (interleaved f32
+        // path), 3 accumulators, two widened rows; 64 f32 each
+        let p32 = Plan::with_options(&c, PlanOptions { threads: 2, ..PlanOptions::new(2048, 32) }).unwrap();
+        assert_eq!(p32.attn.bytes, 2 * (4 * 256 + 3 * 256 + 2 * 256));
         // regions are aligned, ordered, disjoint, and inside the total
         let regions =
             [p.x, p.xb, p.xb2, p.q, p.k, p.v, p.att, p.gate, p.up, p.act, p.logits, p.rope, p.attn, p.gelu, p.kv];

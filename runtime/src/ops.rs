@@ -678,10 +678,11 @@ pub fn attend_tiled(
     k.check("K cache row")?;
     v.check("V cache row")?;
     let (dk, dv) = (k.dim, v.dim);
-    let rows = g * nt;
+    let rows = g.saturating_mul(nt);
     let rp = rows.next_multiple_of(8);
     let bad = |what| Err(Error::Quant(ember_quant::Error::Length { what, expected: rows, got: 0 }));
-    if g == 0 || nt == 0 || q_stride < g * dk || q.len() < (nt - 1) * q_stride + g * dk {
+    let q_need = (nt.saturating_sub(1)).checked_mul(q_stride).and_then(|x| x.checked_add(g.checked_mul(dk)?));
+    if g == 0 || nt == 0 || rows > usize::MAX / 64 || q_stride < g * dk || q_need.is_none_or(|need| q.len() < need) {
         return bad("tiled attention queries");
     }
     let TileScratch { qt, kq, vkq, kt, vt, m, s, tmax, sums } = scratch;
