@@ -352,6 +352,37 @@ impl WeightPool {
     }
 }
 
+impl WeightPool {
+    /// Giga-operations per second (2 × rows × cols × `batch` per product) of
+    /// the prompt-batch product `Kernels::gemm` of copy 0 of the matrix with
+    /// `batch` activation rows (copies of the pool's one activation row; the
+    /// kernels' speed does not depend on the values): the median of `rounds`
+    /// rounds of about `round_time`. The matrix stays in cache between
+    /// products, as it does while a prompt batch passes over it.
+    pub fn gemm_throughput(&self, k: &Kernels, batch: usize, round_time: Duration, rounds: usize) -> f64 {
+        let acts: Vec<u8> = self.activation().repeat(batch.max(1));
+        let mut aligned = vec![0u64; acts.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut aligned)[..acts.len()].copy_from_slice(&acts);
+        let acts = &bytemuck::cast_slice::<u64, u8>(&aligned)[..acts.len()];
+        let m = batch.max(1);
+        let mut out = vec![0.0f32; self.rows * m];
+        let run = |n: usize, out: &mut [f32]| {
+            let t = Clock::now();
+            for _ in 0..n {
+                k.gemm(self.ty, self.cols, self.matrix(0), self.rows, acts, m, out).expect("gemm");
+                std::hint::black_box(&mut *out);
+            }
+            t.elapsed()
+        };
+        let per = run(2, &mut out).as_secs_f64() / 2.0;
+        let n = ((round_time.as_secs_f64() / per.max(1e-9)) as usize).max(1);
+        let ops = 2.0 * (self.rows * self.cols * m) as f64;
+        let mut rates: Vec<f64> =
+            (0..rounds.max(1)).map(|_| n as f64 * ops / run(n, &mut out).as_secs_f64() / 1e9).collect();
+        median(&mut rates)
+    }
+}
+
 /// A small deterministic generator (the benches need no statistical quality).
 struct Lcg(u64);
 impl Lcg {

@@ -68,3 +68,102 @@ fn q4_0_and_q8_0_gemm_equal_gemv_bit_for_bit() {
         }
     }
 }
+
+/// `W[r] · a` in ggml's repacked Q4_K order (`ggml_gemv/gemm_q4_K_8x8_q8_K`),
+/// written out from its definition: per 256-value block, `d = d_w * d_a`,
+/// `dmin = dmin_w * d_a`; with `per_64`, one step per 64 values (sub-blocks
+/// `2s`, `2s + 1`), else one per block, each `acc = fma(f32(isum), d, acc)`
+/// and `acc_min = fma(f32(imin), dmin, acc_min)` on the exact integer sums;
+/// the result is `acc - acc_min`.
+fn q4_k_repacked_statement(w: &[ember_quant::q4_k::BlockQ4K], a: &[ember_quant::q8_k::BlockQ8K], per_64: bool) -> f32 {
+    let (mut acc, mut acc_min) = (0.0f32, 0.0f32);
+    for (x, y) in w.iter().zip(a) {
+        let s = &x.scales;
+        let (mut sc, mut mn) = ([0i32; 8], [0i32; 8]);
+        for j in 0..8 {
+            (sc[j], mn[j]) = if j < 4 {
+                ((s[j] & 63) as i32, (s[j + 4] & 63) as i32)
+            } else {
+                (((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4)) as i32, ((s[j + 4] >> 4) | ((s[j] >> 6) << 4)) as i32)
+            };
+        }
+        let d = x.d.to_f32() * y.d;
+        let dmin = x.dmin.to_f32() * y.d;
+        let dot = |j: usize| -> i32 {
+            (0..32).map(|k| ((x.qs[32 * (j / 2) + k] >> (4 * (j % 2))) & 0xF) as i32 * y.qs[32 * j + k] as i32).sum()
+        };
+        let bsum = |j: usize| y.bsums[2 * j] as i32 + y.bsums[2 * j + 1] as i32;
+        let steps = if per_64 { 4 } else { 1 };
+        let per = 8 / steps;
+        for t in 0..steps {
+            let js = t * per..(t + 1) * per;
+            let isum: i32 = js.clone().map(|j| sc[j] * dot(j)).sum();
+            let imin: i32 = js.map(|j| mn[j] * bsum(j)).sum();
+            acc = (isum as f32).mul_add(d, acc);
+            acc_min = (imin as f32).mul_add(dmin, acc_min);
+        }
+    }
+    acc - acc_min
+}
+
+/// The Q4_K gemm on every x86 tier, against [`q4_k_repacked_statement`]:
+/// the first `m - m % 4` activation rows in the per-64 order, the rest in
+/// the per-block order; row counts around the eight rows per pass, 1..=9
+/// activation rows and split batches (17, 33), rows of 1 to 17 blocks (the
+/// AVX2 kernel unpacks 8 blocks at a time and keeps the chains of 16
+/// activation rows between chunks).
+#[test]
+fn q4_k_gemm_takes_ggml_repacked_order() {
+    use ember_quant::{q4_k::BlockQ4K, q8_k::BlockQ8K};
+    let mut rng = SmallRng::seed_from_u64(0x4b4b);
+    let ty = GgmlType::Q4_K;
+    let x86 = [Tier::Avx2, Tier::Avx512].into_iter().filter(|t| t.is_available()).collect::<Vec<_>>();
+    assert!(!cfg!(target_arch = "x86_64") || !x86.is_empty(), "no x86 SIMD tier on this x86 CPU: nothing tested");
+    let mut checked = 0;
+    for tier in x86 {
+        let k = Kernels::with_tier(tier).unwrap();
+        for nb in [1usize, 3, 8, 9, 17] {
+            let cols = 256 * nb;
+            let (rb, ab) = (ty.row_bytes(cols).unwrap(), act_row_bytes(GgmlType::Q8_K, cols).unwrap());
+            for (rows, batches) in
+                [(1usize, vec![2usize, 5]), (7, (2..=9).collect()), (8, vec![4, 17]), (13, vec![33, 3])]
+            {
+                let wf: Vec<f32> = (0..rows * cols).map(|_| rng.gen_range(-1.0f32..1.0) * 4.0).collect();
+                let mut w = vec![0u64; (rb * rows).div_ceil(8)];
+                let wb = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut w)[..rb * rows];
+                ember_quant::matmul::quantize(ty, &wf, wb).unwrap();
+                let wb = &bytemuck::cast_slice::<u64, u8>(&w)[..rb * rows];
+                for m in batches {
+                    let mut a = vec![0u64; (ab * m).div_ceil(8)];
+                    let abytes = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut a)[..ab * m];
+                    for i in 0..m {
+                        let xf: Vec<f32> = (0..cols).map(|_| rng.gen_range(-1.0f32..1.0) * 8.0).collect();
+                        k.quantize_activations(GgmlType::Q8_K, &xf, &mut abytes[i * ab..(i + 1) * ab]).unwrap();
+                    }
+                    let abytes = &bytemuck::cast_slice::<u64, u8>(&a)[..ab * m];
+                    let stride = rows + 2;
+                    let mut got = vec![f32::NAN; (m - 1) * stride + rows];
+                    k.gemm_strided(ty, cols, wb, abytes, &mut got, stride).unwrap();
+                    let (wt, at) =
+                        (bytemuck::cast_slice::<u8, BlockQ4K>(wb), bytemuck::cast_slice::<u8, BlockQ8K>(abytes));
+                    for i in 0..m {
+                        // One activation row goes to the gemv (per-block order).
+                        let per_64 = m > 1 && i < m - m % 4;
+                        for r in 0..rows {
+                            let want =
+                                q4_k_repacked_statement(&wt[r * nb..(r + 1) * nb], &at[i * nb..(i + 1) * nb], per_64);
+                            let g = got[i * stride + r];
+                            assert_eq!(
+                                g.to_bits(),
+                                want.to_bits(),
+                                "{tier} blocks={nb} rows={rows} m={m} ({i},{r}): {g} vs {want}"
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("{checked} Q4_K gemm outputs bit-identical to ggml's repacked order");
+}

@@ -3,7 +3,11 @@
 //! as a share of a plain SIMD read of memory measured in the same process.
 //!
 //! `cargo run -p ember-benches --release --bin kernel-table -- [--formats q4_0,q8_0]
-//! [--tiers generic,avx2] [--shapes 49152x576,...] [--round-ms 200] [--rounds 5] [--hot]`
+//! [--tiers generic,avx2] [--shapes 49152x576,...] [--round-ms 200] [--rounds 5] [--hot] [--batch N]`
+//!
+//! `--batch N` measures the prompt-batch product (`Kernels::gemm` with N
+//! activation rows, the matrix in cache) instead, as GOP/s (2 × rows × cols
+//! × N operations per product).
 
 use ember_benches::{
     clock_name, read_bandwidth, read_buffer, shape_for, tiers, WeightPool, FORMATS, POOL_BYTES, SHAPES,
@@ -18,6 +22,7 @@ struct Args {
     round: Duration,
     rounds: usize,
     hot: bool,
+    batch: Option<usize>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -28,6 +33,7 @@ fn parse() -> Result<Args, String> {
         round: Duration::from_millis(200),
         rounds: 5,
         hot: false,
+        batch: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,8 +59,9 @@ fn parse() -> Result<Args, String> {
             "--round-ms" => a.round = Duration::from_millis(val()?.parse().map_err(|e| format!("--round-ms: {e}"))?),
             "--rounds" => a.rounds = val()?.parse().map_err(|e| format!("--rounds: {e}"))?,
             "--hot" => a.hot = true,
+            "--batch" => a.batch = Some(val()?.parse().map_err(|e| format!("--batch: {e}"))?),
             "-h" | "--help" => {
-                println!("kernel-table [--formats q4_0,..] [--tiers generic,avx2,..] [--shapes 49152x576,..] [--round-ms N] [--rounds N] [--hot]");
+                println!("kernel-table [--formats q4_0,..] [--tiers generic,avx2,..] [--shapes 49152x576,..] [--round-ms N] [--rounds N] [--hot] [--batch N]");
                 std::process::exit(0);
             }
             _ => return Err(format!("unknown argument {flag}")),
@@ -82,6 +89,10 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(batch) = args.batch {
+        gemm_table(&args, batch);
+        return;
+    }
     let buf = read_buffer();
     let read0 = read_bandwidth(&buf, 9);
     eprintln!("plain read of {} MiB: {read0:.2} GB/s", POOL_BYTES >> 20);
@@ -144,5 +155,31 @@ fn main() {
             row.push_str(&format!(" {h:.2} |"));
         }
         println!("{row}");
+    }
+}
+
+/// `--batch N`: GOP/s of `Kernels::gemm` per format, tier and shape.
+fn gemm_table(args: &Args, batch: usize) {
+    println!(
+        "CPU: {}, one thread, timed by {}; gemm with {batch} activation rows, matrix in cache.",
+        cpu_name(),
+        clock_name()
+    );
+    println!();
+    println!("| shape | model, tensors | format | tier | GOP/s |");
+    println!("|---|---|---|---|---:|");
+    for shape in SHAPES {
+        if !args.shapes.is_empty() && !args.shapes.contains(&shape.label()) {
+            continue;
+        }
+        for &ty in &args.formats {
+            let Some((cols, rows)) = shape_for(shape, ty) else { continue };
+            let pool = WeightPool::new(ty, cols, rows, 42);
+            for &tier in &args.tiers {
+                let k = Kernels::with_tier(tier).expect("tier available");
+                let g = pool.gemm_throughput(&k, batch, args.round, args.rounds);
+                println!("| {} | {}, {} | {} | {} | {:.1} |", shape.label(), shape.model, shape.tensors, ty, tier, g);
+            }
+        }
     }
 }

@@ -449,61 +449,6 @@ fn q4_k_rows<const R: usize>(w: [&[BlockQ4K]; R], a: &[BlockQ8K]) -> __m256 {
     _mm256_sub_ps(acc, acc_min)
 }
 
-/// Lane sums of eight vectors of eight i32: lane `k` of the result is the
-/// exact sum of `p[k]`'s lanes (as long as it fits in i32).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn reduce8_i32(p: [__m256i; 8]) -> __m256i {
-    // Per 128-bit half: sums of lane pairs, then of quads, vectors 0..4 (4..8).
-    let h03 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-    let h47 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
-    join_halves(h03, h47)
-}
-
-/// Two Q4_K rows · one Q8_K activation row in ggml's repacked **gemm** order
-/// (one f32 step per 64 values): the same exact integer sums as [`q4_k_rows`]
-/// ([`k_block_products`]), but one f32 step per 64-value group pair, the
-/// sixteen sums per block (2 rows × 4 steps, products and minimums) reduced
-/// together in vectors.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn q4_k_rows2_per64(w: [&[BlockQ4K]; 2], a: &[BlockQ8K]) -> __m256 {
-    let n = a.len();
-    let w = trim(w, n);
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
-    let mut acc_min = _mm256_setzero_ps();
-    for (b, ab) in a.iter().enumerate() {
-        let da = _mm256_set1_ps(ab.d);
-        let d = _mm256_mul_ps(f16_lanes(q4_k_scales(&w, b, false)), da);
-        let dmin = _mm256_mul_ps(f16_lanes(q4_k_scales(&w, b, true)), da);
-        // bsums of the eight 32-value groups as i16 (|.| <= 2 * 16 * 127).
-        let bs32 = _mm256_madd_epi16(load_i16x16(&ab.bsums), ones);
-        let bs16 = _mm_packs_epi32(_mm256_castsi256_si128(bs32), _mm256_extracti128_si256::<1>(bs32));
-        // Lane 2s + r: step s of row r.
-        let mut p = [_mm256_setzero_si256(); 8];
-        let mut mins = [_mm_setzero_si128(); 2];
-        for r in 0..2 {
-            let (pr, mn8) = k_block_products(&w[r][b], ab);
-            for (s, v) in pr.into_iter().enumerate() {
-                p[2 * s + r] = v;
-            }
-            // [m_0, m_1, m_2, m_3], m_s = mn[2s] * bs[2s] + mn[2s + 1] * bs[2s + 1].
-            mins[r] = _mm_madd_epi16(_mm_cvtepu8_epi16(load8(mn8)), bs16);
-        }
-        let isum = reduce8_i32(p);
-        let imin = _mm256_set_m128i(_mm_unpackhi_epi32(mins[0], mins[1]), _mm_unpacklo_epi32(mins[0], mins[1]));
-        for s in 0..4i32 {
-            let pick = _mm256_setr_epi32(2 * s, 2 * s + 1, 0, 0, 0, 0, 0, 0);
-            let vi = _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(isum, pick));
-            let vm = _mm256_cvtepi32_ps(_mm256_permutevar8x32_epi32(imin, pick));
-            acc = _mm256_fmadd_ps(vi, d, acc);
-            acc_min = _mm256_fmadd_ps(vm, dmin, acc_min);
-        }
-    }
-    _mm256_sub_ps(acc, acc_min)
-}
-
 /// Eight i32s as one vector.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -530,11 +475,241 @@ pub(crate) unsafe fn gemv_q4_k_q8_k_x8_avx2(w: &[u8], row_bytes: usize, a: &[u8]
     }
 }
 
+/// Super-blocks of eight Q4_K rows unpacked at once by
+/// [`gemm_q4_k_q8_k_x8_avx2`]: 8 × 256 = 2048 columns, a [`KTile`] of 19.5
+/// KiB (L1-resident while the activation rows pass over it).
+const K_TILE_SB: usize = 8;
+
+/// Activation rows whose accumulators [`gemm_q4_k_q8_k_x8_avx2`] keeps
+/// between column chunks when a row spans more than one [`KTile`].
+const K_ACT_GROUP: usize = 16;
+
+/// Eight Q4_K rows over up to [`K_TILE_SB`] super-blocks, unpacked and
+/// transposed so that one `maddubs` with a broadcast 4-value group of an
+/// activation leaves row `p`'s two pair sums in dword `p` (no horizontal sums).
+struct KTile {
+    /// `q[t][s][8h + g]`: values `4g..4g + 4` of sub-block `2s + h` of
+    /// super-block `t`, row `p` in dword `p` (unsigned, 0..=15).
+    q: [[[__m256i; 16]; 4]; K_TILE_SB],
+    /// `sc[t][j]`: row `p`'s 6-bit scale of sub-block `j` in both i16 halves of dword `p`.
+    sc: [[__m256i; 8]; K_TILE_SB],
+    /// `mn[t][s]`: row `p`'s 6-bit minimums of sub-blocks `2s` (low i16) and `2s + 1` (high) in dword `p`.
+    mn: [[__m256i; 4]; K_TILE_SB],
+    /// `d` of each row as f32, lane `p`.
+    d: [__m256; K_TILE_SB],
+    /// `dmin` of each row as f32, lane `p`.
+    dmin: [__m256; K_TILE_SB],
+}
+
+impl KTile {
+    /// An all-zero tile.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn new() -> KTile {
+        let z = _mm256_setzero_si256();
+        let zf = _mm256_setzero_ps();
+        KTile {
+            q: [[[z; 16]; 4]; K_TILE_SB],
+            sc: [[z; 8]; K_TILE_SB],
+            mn: [[z; 4]; K_TILE_SB],
+            d: [zf; K_TILE_SB],
+            dmin: [zf; K_TILE_SB],
+        }
+    }
+
+    /// Unpacks super-blocks `b0..b0 + n` (`n <= K_TILE_SB`) of rows `w`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn unpack(&mut self, w: &[&[BlockQ4K]; 8], b0: usize, n: usize) {
+        let m4 = _mm256_set1_epi8(0x0f);
+        for t in 0..n.min(K_TILE_SB) {
+            let b = b0 + t;
+            let mut sc = [[0u32; 8]; 8];
+            let mut mn = [[0u32; 8]; 4];
+            for (p, row) in w.iter().enumerate() {
+                let wb = &row[b];
+                let (sc8, mn8) = k4_scales_mins(&wb.scales);
+                for j in 0..8 {
+                    sc[j][p] = sc8[j] as u32 * 0x0001_0001;
+                }
+                for s in 0..4 {
+                    mn[s][p] = mn8[2 * s] as u32 | (mn8[2 * s + 1] as u32) << 16;
+                }
+            }
+            for (v, x) in self.sc[t].iter_mut().zip(&sc) {
+                *v = load_u32x8(x);
+            }
+            for (v, x) in self.mn[t].iter_mut().zip(&mn) {
+                *v = load_u32x8(x);
+            }
+            self.d[t] = f16_lanes(q4_k_scales(w, b, false));
+            self.dmin[t] = f16_lanes(q4_k_scales(w, b, true));
+            for s in 0..4 {
+                // Bytes 32s + 16h2 .. + 16 of each row: groups 4h2..4h2 + 4
+                // of sub-blocks 2s (low nibbles) and 2s + 1 (high nibbles).
+                for h2 in 0..2 {
+                    let half = |p: usize| -> &[u8; 16] {
+                        w[p][b].qs[32 * s + 16 * h2..32 * s + 16 * h2 + 16].try_into().unwrap()
+                    };
+                    let mut y = [_mm256_setzero_si256(); 4];
+                    for (k, yk) in y.iter_mut().enumerate() {
+                        *yk = _mm256_set_m128i(load16(half(k + 4)), load16(half(k)));
+                    }
+                    let z = transpose4_epi32(y);
+                    for (jj, zj) in z.iter().enumerate() {
+                        self.q[t][s][4 * h2 + jj] = _mm256_and_si256(*zj, m4);
+                        self.q[t][s][8 + 4 * h2 + jj] = _mm256_and_si256(_mm256_srli_epi16::<4>(*zj), m4);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Eight u32s as one vector.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load_u32x8(v: &[u32; 8]) -> __m256i {
+    // SAFETY: `v` is 32 readable bytes; the load is unaligned.
+    unsafe { _mm256_loadu_si256(v.as_ptr().cast()) }
+}
+
+/// A 4×4 transpose of dwords in each 128-bit half: dword `p` of result `j`
+/// is dword `j` of `y[p]` (per half).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn transpose4_epi32(y: [__m256i; 4]) -> [__m256i; 4] {
+    let t0 = _mm256_unpacklo_epi32(y[0], y[1]); // p0.0 p1.0 p0.1 p1.1
+    let t1 = _mm256_unpackhi_epi32(y[0], y[1]); // p0.2 p1.2 p0.3 p1.3
+    let t2 = _mm256_unpacklo_epi32(y[2], y[3]); // p2.0 p3.0 p2.1 p3.1
+    let t3 = _mm256_unpackhi_epi32(y[2], y[3]); // p2.2 p3.2 p2.3 p3.3
+    [
+        _mm256_unpacklo_epi64(t0, t2),
+        _mm256_unpackhi_epi64(t0, t2),
+        _mm256_unpacklo_epi64(t1, t3),
+        _mm256_unpackhi_epi64(t1, t3),
+    ]
+}
+
+/// Values `4g..4g + 4` of an activation block's `qs` in every dword.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn k_act_group(qs: &[i8; 256], g: usize) -> __m256i {
+    let q = &qs[4 * g..4 * g + 4];
+    _mm256_set1_epi32(i32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8]))
+}
+
+/// The eight rows of `t` (its first `n` super-blocks) times `C` activation
+/// rows `a` (the same super-blocks), continuing the chains in `acc[c] =
+/// [acc, acc_min]`: lane `p` of activation row `c` runs
+/// [`q4_k_rows`]'s chain (`PER64 = false`, one f32 step per super-block)
+/// or ggml's repacked gemm chain (`PER64`, one step per 64 values), on the
+/// same exact integer sums.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn k_tile_dot<const C: usize, const PER64: bool>(t: &KTile, n: usize, a: [&[BlockQ8K]; C], acc: &mut [[__m256; 2]; C]) {
+    let a = trim(a, n.min(K_TILE_SB));
+    for (b, (q, sc)) in t.q.iter().zip(&t.sc).enumerate().take(n) {
+        let mut d = [_mm256_setzero_ps(); C];
+        let mut dmin = [_mm256_setzero_ps(); C];
+        let mut bs = [[0u32; 4]; C];
+        for c in 0..C {
+            let ab = &a[c][b];
+            let da = _mm256_set1_ps(ab.d);
+            // col_scale * row_scale, as q4_k_rows.
+            d[c] = _mm256_mul_ps(t.d[b], da);
+            dmin[c] = _mm256_mul_ps(t.dmin[b], da);
+            for (s, v) in bs[c].iter_mut().enumerate() {
+                // Sums of the 32-value sub-blocks 2s and 2s + 1 (|.| <= 32 * 128, exact in i16).
+                let lo = ab.bsums[4 * s] as i32 + ab.bsums[4 * s + 1] as i32;
+                let hi = ab.bsums[4 * s + 2] as i32 + ab.bsums[4 * s + 3] as i32;
+                *v = (lo as u32 & 0xffff) | (hi as u32) << 16;
+            }
+        }
+        let mut tot = [_mm256_setzero_si256(); C];
+        let mut tot_min = [_mm256_setzero_si256(); C];
+        for s in 0..4 {
+            let mut isum = [_mm256_setzero_si256(); C];
+            for h in 0..2 {
+                let j = 2 * s + h;
+                // i16 lanes 2p, 2p + 1: row p's pair sums over the eight
+                // groups, each |.| <= 8 * 2 * 15 * 128 = 30720: exact.
+                let mut sum = [_mm256_setzero_si256(); C];
+                for g in 0..8 {
+                    let wq = q[s][8 * h + g];
+                    for c in 0..C {
+                        let p = _mm256_maddubs_epi16(wq, k_act_group(&a[c][b].qs, 8 * j + g));
+                        sum[c] = if g == 0 { p } else { _mm256_add_epi16(sum[c], p) };
+                    }
+                }
+                for c in 0..C {
+                    isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(sum[c], sc[j]));
+                }
+            }
+            for c in 0..C {
+                let imin = _mm256_madd_epi16(t.mn[b][s], _mm256_set1_epi32(bs[c][s] as i32));
+                if PER64 {
+                    acc[c][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), d[c], acc[c][0]);
+                    acc[c][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin), dmin[c], acc[c][1]);
+                } else {
+                    tot[c] = _mm256_add_epi32(tot[c], isum[c]);
+                    tot_min[c] = _mm256_add_epi32(tot_min[c], imin);
+                }
+            }
+        }
+        if !PER64 {
+            for c in 0..C {
+                acc[c][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot[c]), d[c], acc[c][0]);
+                acc[c][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot_min[c]), dmin[c], acc[c][1]);
+            }
+        }
+    }
+}
+
+/// Activation rows `i0..i1` (all in the same order: `PER64` or not) over
+/// the tile `t` (its first `n` super-blocks, starting at super-block `b0`
+/// of each activation row), two at a time; `acc[i - i0]` holds each row's
+/// chains.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn k_tile_rows<const PER64: bool>(
+    t: &KTile,
+    b0: usize,
+    n: usize,
+    acts: &[u8],
+    act_row_bytes: usize,
+    (i0, i1): (usize, usize),
+    acc: &mut [[__m256; 2]],
+) {
+    let act = |i: usize| -> &[BlockQ8K] {
+        let a: &[BlockQ8K] = bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]);
+        &a[b0..]
+    };
+    let mut i = i0;
+    while i + 2 <= i1 {
+        let mut pair = [acc[i - i0], acc[i + 1 - i0]];
+        k_tile_dot::<2, PER64>(t, n, [act(i), act(i + 1)], &mut pair);
+        acc[i - i0] = pair[0];
+        acc[i + 1 - i0] = pair[1];
+        i += 2;
+    }
+    if i < i1 {
+        let mut one = [acc[i - i0]];
+        k_tile_dot::<1, PER64>(t, n, [act(i)], &mut one);
+        acc[i - i0] = one[0];
+    }
+}
+
 /// Q4_K matrix · several Q8_K activation rows ([`crate::kernels::GemmFn`]) in
 /// llama.cpp's repacked order: the first `m - m % 4` activation rows in the
 /// gemm order (one step per 64 values), the last `m % 4` in the gemv order,
 /// as `forward_mul_mat_one_chunk` splits a batch. Call it with the whole
 /// batch, or with groups whose sizes are multiples of four but the last.
+///
+/// Eight weight rows at a time are unpacked into a [`KTile`] (up to
+/// [`K_TILE_SB`] super-blocks), then every activation row passes over it
+/// ([`k_tile_dot`]); rows longer than a tile are done in column chunks, with
+/// the chains of up to [`K_ACT_GROUP`] activation rows kept between chunks.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
@@ -549,18 +724,53 @@ pub(crate) unsafe fn gemm_q4_k_q8_k_x8_avx2(
 ) {
     let wb: &[BlockQ4K] = bytemuck::cast_slice(w);
     let per_row = row_bytes / core::mem::size_of::<BlockQ4K>();
+    if per_row == 0 || act_row_bytes == 0 {
+        return;
+    }
     let rows = w.len() / row_bytes;
     let m = acts.len() / act_row_bytes;
     let m4 = m - m % 4;
-    let mut r = 0;
-    while r < rows {
-        let wr = rows_n::<_, K_ROWS>(wb, per_row, r, rows);
-        let end = (r + K_ROWS).min(rows);
-        for i in 0..m {
-            let a: &[BlockQ8K] = bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]);
-            let v = if i < m4 { q4_k_rows2_per64(wr, a) } else { q4_k_rows::<K_ROWS>(wr, a) };
-            store_lanes(v, &mut out[i * stride + r..i * stride + end]);
+    // One chunk: every activation row in one group (no chains to keep).
+    let group = if per_row <= K_TILE_SB { m } else { K_ACT_GROUP };
+    let mut t = KTile::new();
+    let mut acc = [[_mm256_setzero_ps(); 2]; K_ACT_GROUP];
+    let mut g0 = 0;
+    while g0 < m {
+        let g1 = (g0 + group).min(m);
+        let mut r = 0;
+        while r < rows {
+            let wr = rows_n::<_, 8>(wb, per_row, r, rows);
+            let end = (r + 8).min(rows);
+            // Slices of at most K_ACT_GROUP activation rows (one slice per
+            // group when the rows span several chunks); the tile is unpacked
+            // once for all slices when it holds the whole rows.
+            let mut s0 = g0;
+            while s0 < g1 {
+                let s1 = (s0 + K_ACT_GROUP).min(g1);
+                for a in acc.iter_mut() {
+                    *a = [_mm256_setzero_ps(); 2];
+                }
+                let mut b0 = 0;
+                while b0 < per_row {
+                    let n = (per_row - b0).min(K_TILE_SB);
+                    if s0 == g0 || per_row > K_TILE_SB {
+                        t.unpack(&wr, b0, n);
+                    }
+                    let split = m4.clamp(s0, s1);
+                    k_tile_rows::<true>(&t, b0, n, acts, act_row_bytes, (s0, split), &mut acc);
+                    k_tile_rows::<false>(&t, b0, n, acts, act_row_bytes, (split, s1), &mut acc[split - s0..]);
+                    b0 += n;
+                }
+                for i in s0..s1 {
+                    store_lanes(
+                        _mm256_sub_ps(acc[i - s0][0], acc[i - s0][1]),
+                        &mut out[i * stride + r..i * stride + end],
+                    );
+                }
+                s0 = s1;
+            }
+            r += 8;
         }
-        r += K_ROWS;
+        g0 = g1;
     }
 }
