@@ -917,7 +917,9 @@ pub fn matmul(
         block[j] = if n == 1 {
             (total_rows / (6 * par.threads())).clamp(16, 4096).next_multiple_of(4)
         } else {
-            (32 * 1024 / w.row_bytes().max(1)).clamp(4, 256).next_multiple_of(4)
+            // A multiple of 8: the repacked Q4_0/Q4_K gemms take weight rows
+            // eight at a time (a 4-row tail costs as much as 8 rows).
+            (32 * 1024 / w.row_bytes().max(1)).clamp(8, 256).next_multiple_of(8)
         };
         first_chunk[j + 1] = first_chunk[j] + w.rows.div_ceil(block[j]);
     }
