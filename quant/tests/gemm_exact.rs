@@ -1,10 +1,11 @@
-//! The Q4_0 and Q8_0 `gemm` entries (several weight rows × several
+//! The Q4_0, Q5_0 and Q8_0 `gemm` entries (several weight rows × several
 //! activation rows per pass) against the same table's `gemv`, one activation
 //! row at a time, bit for bit, on every available tier: random block bytes
 //! (any quant byte, finite scales of widely different sizes), weight row
 //! counts that are and are not multiples of the rows per pass, 1..=9
 //! activation rows, odd and even block counts per row; and batches that the
-//! kernels split (17 and 33 activation rows, rows of 70 and 1025 blocks).
+//! kernels split (17 and 33 activation rows, rows of 70 and 1025 blocks:
+//! longer than the Q5_0 gemm's unpacked tile of 64).
 
 use ember_quant::matmul::act_row_bytes;
 use ember_quant::{GgmlType, Kernels, Tier};
@@ -34,11 +35,11 @@ fn blocks(rng: &mut SmallRng, n: usize, block: usize) -> Vec<u64> {
 }
 
 #[test]
-fn q4_0_and_q8_0_gemm_equal_gemv_bit_for_bit() {
+fn q4_0_q5_0_and_q8_0_gemm_equal_gemv_bit_for_bit() {
     let mut rng = SmallRng::seed_from_u64(0x9e3779b9);
     for tier in tiers() {
         let k = Kernels::with_tier(tier).unwrap();
-        for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
+        for ty in [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0] {
             let act = ty.vec_dot_type().unwrap();
             let small =
                 [1usize, 2, 3, 18].map(|nb| (nb, vec![1usize, 3, 4, 5, 7, 8, 9, 12, 17, 23], (1..=9).collect()));

@@ -7,8 +7,10 @@
 //! bytes: the values (0..=31) multiply the activations with `maddubs` and
 //! the `-16` offset is `16 * sum(a)` per pair of values. Four rows share each
 //! activation block, its offsets and one conversion of their scales; in
-//! [`gemm_q5_0_q8_0_avx2`] (prompt batches) each unpacked weight block also
-//! serves two activation rows.
+//! [`gemm_q5_0_q8_0_avx2`] (prompt batches) eight weight rows are unpacked
+//! and transposed once for every activation row, each output's eight lane
+//! chains sitting in lane `p` of eight vectors (no per-output scale
+//! broadcast or horizontal sum).
 
 use super::avx2::*;
 use crate::q5_0::BlockQ5_0;
@@ -104,74 +106,107 @@ pairs_gemm!(
     /// Q5_0 matrix · several Q8_0 activation rows, activation rows in pairs
     /// and weight rows in fours ([`dot_rows_pair`]), each weight block
     /// unpacked once per pair: [`gemm_q5_0_q8_0_avx2`]'s path for rows too
-    /// long for its unpacked tile, and for the last `rows % 4` rows.
+    /// long for its unpacked tile.
     gemm_q5_0_q8_0_pairs_avx2,
     BlockQ5_0,
     BlockQ8_0,
     gemv_q5_0_q8_0_avx2
 );
 
-/// Blocks per row up to which [`gemm_q5_0_q8_0_avx2`] unpacks four weight
-/// rows once for the whole batch (4 × 64 × 32 bytes of values on the stack;
-/// 64 blocks = 2048 columns).
+/// Blocks per row up to which [`gemm_q5_0_q8_0_avx2`] unpacks eight weight
+/// rows once for the whole batch (a [`Tile8`] of 64 × 9 × 32 bytes = 18 KiB on
+/// the stack; 64 blocks = 2048 columns).
 const TILE_BLOCKS: usize = 64;
 
-/// Four weight rows, unpacked: the values (0..=31) of block `b` of row `r`
-/// in `q[b][r]`, and the rows' scales of block `b` as f32 lanes 0..4 of `d[b]`.
-struct Tile {
-    q: [[__m256i; 4]; TILE_BLOCKS],
+/// Eight weight rows, unpacked and transposed: dword `p` of `q[b][g]` holds
+/// row `p`'s values `4g..4g + 4` (0..=31) of block `b`, so that one
+/// `maddubs` with a broadcast 4-value group of an activation gives, in dword
+/// `p`, the two pair sums of [`dot_rows`]' i32 lane `g` for row `p`; `d[b]`
+/// holds the rows' scales as f32, lane `p`.
+struct Tile8 {
+    q: [[__m256i; 8]; TILE_BLOCKS],
     d: [__m256; TILE_BLOCKS],
 }
 
 /// Unpacks rows `w` (each `n <= TILE_BLOCKS` blocks) into `t`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn unpack4(w: [&[BlockQ5_0]; 4], n: usize, t: &mut Tile) {
-    let w = trim(w, n);
-    for b in 0..n {
-        for (q, row) in t.q[b].iter_mut().zip(w) {
+fn unpack8(w: [&[BlockQ5_0]; 8], n: usize, t: &mut Tile8) {
+    let w = trim(w, n.min(TILE_BLOCKS));
+    for (b, (q, d)) in t.q.iter_mut().zip(t.d.iter_mut()).enumerate().take(n) {
+        let mut v = [_mm256_setzero_si256(); 8];
+        for (vp, row) in v.iter_mut().zip(&w) {
             let wb = &row[b];
-            *q = _mm256_or_si256(nibbles32(&wb.qs), bit4_from_bits32(&wb.qh));
+            *vp = _mm256_or_si256(nibbles32(&wb.qs), bit4_from_bits32(&wb.qh));
         }
-        t.d[b] = f16_lanes(scales(&w, b));
+        // Half h of every row (groups 4h..4h + 4): rows 0..4 in the low
+        // 128 bits, rows 4..8 in the high, then a 4 × 4 dword transpose per half.
+        for h in 0..2 {
+            let mut y = [_mm256_setzero_si256(); 4];
+            for (k, yk) in y.iter_mut().enumerate() {
+                *yk = if h == 0 {
+                    _mm256_permute2x128_si256::<0x20>(v[k], v[k + 4])
+                } else {
+                    _mm256_permute2x128_si256::<0x31>(v[k], v[k + 4])
+                };
+            }
+            let t0 = _mm256_unpacklo_epi32(y[0], y[1]);
+            let t1 = _mm256_unpackhi_epi32(y[0], y[1]);
+            let t2 = _mm256_unpacklo_epi32(y[2], y[3]);
+            let t3 = _mm256_unpackhi_epi32(y[2], y[3]);
+            q[4 * h] = _mm256_unpacklo_epi64(t0, t2);
+            q[4 * h + 1] = _mm256_unpackhi_epi64(t0, t2);
+            q[4 * h + 2] = _mm256_unpacklo_epi64(t1, t3);
+            q[4 * h + 3] = _mm256_unpackhi_epi64(t1, t3);
+        }
+        *d = f16_lanes(scales(&w, b));
     }
 }
 
-/// The four rows of `t` times `C` activation rows: `out[c][r]` is
-/// bit-identical to `dot_rows(w, a[c])[r]` (same lane sums, scale products,
-/// FMA chains and reduction).
+/// The eight rows of `t` times one activation row `a`: lane `p` of the
+/// result is bit-identical to `dot_rows(w, a)[p]`. Lane `g` of
+/// [`dot_rows`]' accumulator for row `p` is lane `p` of `acc[g]` here, and
+/// runs the same chain (`fma(d_w * d_a, f32(lane sum), acc)`, the lane sum
+/// being the exact `sum (q - 16) * a` over values `4g..4g + 4`); the eight
+/// lanes are then added in [`hsum_ps`]' order.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_tile<const C: usize>(t: &Tile, a: [&[BlockQ8_0]; C]) -> [[f32; 4]; C] {
-    let n = a[0].len().min(TILE_BLOCKS);
-    let a = trim(a, n);
+fn dot_tile8(t: &Tile8, a: &[BlockQ8_0]) -> __m256 {
+    let n = a.len().min(TILE_BLOCKS);
     let ones = _mm256_set1_epi16(1);
     let sixteen = _mm256_set1_epi8(16);
-    let mut acc = [[_mm256_setzero_ps(); 4]; C];
-    for b in 0..n {
-        for (acc, ac) in acc.iter_mut().zip(&a) {
-            let qa = load32(&ac[b].qs);
-            let off = _mm256_maddubs_epi16(sixteen, qa);
-            let d = _mm256_mul_ps(t.d[b], _mm256_set1_ps(f16_to_f32(ac[b].d)));
-            for (r, (acc, q)) in acc.iter_mut().zip(&t.q[b]).enumerate() {
-                let p = _mm256_sub_epi16(_mm256_maddubs_epi16(*q, qa), off);
-                *acc = _mm256_fmadd_ps(lane(d, r), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones)), *acc);
-            }
+    let mut acc = [_mm256_setzero_ps(); 8];
+    for (ab, (q, dw)) in a[..n].iter().zip(t.q.iter().zip(&t.d)) {
+        // lane p: f32(d_w[p]) * f32(d_a), as dot_rows' `d`. `d_a` converted
+        // from a broadcast: `f16_to_f32` compiles to a `vpinsrw` that merges
+        // into a register the compiler picks, here an accumulator, which
+        // chained every block to the last FMA of the one before.
+        let da = _mm256_cvtph_ps(_mm_set1_epi16(ab.d.to_bits() as i16));
+        let d = _mm256_mul_ps(*dw, da);
+        for (g, (qg, acc_g)) in q.iter().zip(acc.iter_mut()).enumerate() {
+            let c = &ab.qs[4 * g..4 * g + 4];
+            let ag = _mm256_set1_epi32(i32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]));
+            // The -16 offset, 16 × the group's pair sums, in every dword (as
+            // in dot_rows: exact). A multiply rather than a broadcast of one
+            // dword of a per-block vector: the shuffle ports were the bottleneck.
+            let off_g = _mm256_maddubs_epi16(sixteen, ag);
+            let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(*qg, ag), off_g);
+            *acc_g = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)), *acc_g);
         }
     }
-    let mut out = [[0.0f32; 4]; C];
-    for c in 0..C {
-        out[c] = hsum_rows(acc[c]);
-    }
-    out
+    // hsum_ps per output: ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)).
+    let s04 = _mm256_add_ps(acc[0], acc[4]);
+    let s26 = _mm256_add_ps(acc[2], acc[6]);
+    let s15 = _mm256_add_ps(acc[1], acc[5]);
+    let s37 = _mm256_add_ps(acc[3], acc[7]);
+    _mm256_add_ps(_mm256_add_ps(s04, s26), _mm256_add_ps(s15, s37))
 }
 
 /// Q5_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]):
-/// four weight rows are unpacked once into an L1-resident tile, then every
-/// activation row (two per pass) runs over the tile ([`dot_tile`]). Every
-/// output equals [`gemv_q5_0_q8_0_avx2`]'s; rows of more than
-/// [`TILE_BLOCKS`] blocks, and the last `rows % 4` rows, go through
-/// [`gemm_q5_0_q8_0_pairs_avx2`].
+/// eight weight rows are unpacked and transposed once into an L1-resident
+/// [`Tile8`], then every activation row runs over the tile ([`dot_tile8`]).
+/// Every output equals [`gemv_q5_0_q8_0_avx2`]'s; rows of more than
+/// [`TILE_BLOCKS`] blocks go through [`gemm_q5_0_q8_0_pairs_avx2`].
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
@@ -191,38 +226,23 @@ pub(crate) unsafe fn gemm_q5_0_q8_0_avx2(
     if per_row == 0 || per_act == 0 {
         return;
     }
+    if per_row > TILE_BLOCKS {
+        // SAFETY: same CPU and buffer contract.
+        unsafe { gemm_q5_0_q8_0_pairs_avx2(w, row_bytes, acts, act_row_bytes, out, out_stride) };
+        return;
+    }
     let rows = wb.len() / per_row;
     let m = a.len() / per_act;
-    let rows4 = if per_row <= TILE_BLOCKS && m >= 2 { rows - rows % 4 } else { 0 };
-    let row = |r: usize| &wb[r * per_row..(r + 1) * per_row];
     let act = |i: usize| &a[i * per_act..(i + 1) * per_act];
-    let mut t = Tile { q: [[_mm256_setzero_si256(); 4]; TILE_BLOCKS], d: [_mm256_setzero_ps(); TILE_BLOCKS] };
-    for r in (0..rows4).step_by(4) {
-        unpack4([row(r), row(r + 1), row(r + 2), row(r + 3)], per_row, &mut t);
-        let mut i = 0;
-        while i + 2 <= m {
-            let v = dot_tile(&t, [act(i), act(i + 1)]);
-            out[i * out_stride + r..i * out_stride + r + 4].copy_from_slice(&v[0]);
-            out[(i + 1) * out_stride + r..(i + 1) * out_stride + r + 4].copy_from_slice(&v[1]);
-            i += 2;
+    let mut t = Tile8 { q: [[_mm256_setzero_si256(); 8]; TILE_BLOCKS], d: [_mm256_setzero_ps(); TILE_BLOCKS] };
+    let mut r = 0;
+    while r < rows {
+        let end = (r + 8).min(rows);
+        unpack8(super::x8_avx2::rows_n(wb, per_row, r, rows), per_row, &mut t);
+        for i in 0..m {
+            let v = dot_tile8(&t, act(i));
+            super::x8_avx2::store_lanes(v, &mut out[i * out_stride + r..i * out_stride + end]);
         }
-        if i < m {
-            let v = dot_tile(&t, [act(i)]);
-            out[i * out_stride + r..i * out_stride + r + 4].copy_from_slice(&v[0]);
-        }
-    }
-    if rows4 < rows {
-        // SAFETY: same CPU; the rows from `rows4` are whole blocks, and `out`
-        // from `rows4` holds `rows - rows4` values from `i * out_stride` for every `i`.
-        unsafe {
-            gemm_q5_0_q8_0_pairs_avx2(
-                &w[rows4 * row_bytes..],
-                row_bytes,
-                acts,
-                act_row_bytes,
-                &mut out[rows4..],
-                out_stride,
-            )
-        };
+        r += 8;
     }
 }
