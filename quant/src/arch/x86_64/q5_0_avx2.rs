@@ -114,17 +114,21 @@ pairs_gemm!(
 );
 
 /// Blocks per row up to which [`gemm_q5_0_q8_0_avx2`] unpacks eight weight
-/// rows once for the whole batch (a [`Tile8`] of 64 × 9 × 32 bytes = 18 KiB on
-/// the stack; 64 blocks = 2048 columns).
+/// rows once for the whole batch (a [`Tile8`] of 64 × 8 × 64 bytes = 34 KiB
+/// on the stack, of which a row of `n` blocks touches `n / 64`; 64 blocks =
+/// 2048 columns).
 const TILE_BLOCKS: usize = 64;
 
-/// Eight weight rows, unpacked and transposed: dword `p` of `q[b][g]` holds
-/// row `p`'s values `4g..4g + 4` (0..=31) of block `b`, so that one
-/// `maddubs` with a broadcast 4-value group of an activation gives, in dword
-/// `p`, the two pair sums of [`dot_rows`]' i32 lane `g` for row `p`; `d[b]`
-/// holds the rows' scales as f32, lane `p`.
+/// Eight weight rows, unpacked and transposed: dword `p` of `w[b][g]` holds
+/// row `p`'s values `4g..4g + 4` of block `b` as signed bytes `q - 16`
+/// (-16..=15), and `corr[b][g]` holds, in the same i16 lanes as a `maddubs`
+/// of them, `128 ×` each pair's sum; `d[b]` holds the rows' scales as f32,
+/// lane `p`. With an activation group `a + 128` (unsigned), `maddubs - corr`
+/// is, in dword `p`, the two exact pair sums of `(q - 16) * a` that make
+/// [`dot_rows`]' i32 lane `g` for row `p`.
 struct Tile8 {
-    q: [[__m256i; 8]; TILE_BLOCKS],
+    w: [[__m256i; 8]; TILE_BLOCKS],
+    corr: [[__m256i; 8]; TILE_BLOCKS],
     d: [__m256; TILE_BLOCKS],
 }
 
@@ -133,7 +137,9 @@ struct Tile8 {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn unpack8(w: [&[BlockQ5_0]; 8], n: usize, t: &mut Tile8) {
     let w = trim(w, n.min(TILE_BLOCKS));
-    for (b, (q, d)) in t.q.iter_mut().zip(t.d.iter_mut()).enumerate().take(n) {
+    let sixteen = _mm256_set1_epi8(16);
+    let u128 = _mm256_set1_epi8(-128);
+    for (b, ((tw, corr), d)) in t.w.iter_mut().zip(t.corr.iter_mut()).zip(t.d.iter_mut()).enumerate().take(n) {
         let mut v = [_mm256_setzero_si256(); 8];
         for (vp, row) in v.iter_mut().zip(&w) {
             let wb = &row[b];
@@ -154,44 +160,78 @@ fn unpack8(w: [&[BlockQ5_0]; 8], n: usize, t: &mut Tile8) {
             let t1 = _mm256_unpackhi_epi32(y[0], y[1]);
             let t2 = _mm256_unpacklo_epi32(y[2], y[3]);
             let t3 = _mm256_unpackhi_epi32(y[2], y[3]);
-            q[4 * h] = _mm256_unpacklo_epi64(t0, t2);
-            q[4 * h + 1] = _mm256_unpackhi_epi64(t0, t2);
-            q[4 * h + 2] = _mm256_unpacklo_epi64(t1, t3);
-            q[4 * h + 3] = _mm256_unpackhi_epi64(t1, t3);
+            let z = [
+                _mm256_unpacklo_epi64(t0, t2),
+                _mm256_unpackhi_epi64(t0, t2),
+                _mm256_unpacklo_epi64(t1, t3),
+                _mm256_unpackhi_epi64(t1, t3),
+            ];
+            for (j, zj) in z.into_iter().enumerate() {
+                let s = _mm256_sub_epi8(zj, sixteen);
+                tw[4 * h + j] = s;
+                // 128 (unsigned) × each pair's sum, |.| <= 128 * 32: exact in i16.
+                corr[4 * h + j] = _mm256_maddubs_epi16(u128, s);
+            }
         }
         *d = f16_lanes(scales(&w, b));
     }
 }
 
-/// The eight rows of `t` times one activation row `a`: lane `p` of the
-/// result is bit-identical to `dot_rows(w, a)[p]`. Lane `g` of
-/// [`dot_rows`]' accumulator for row `p` is lane `p` of `acc[g]` here, and
-/// runs the same chain (`fma(d_w * d_a, f32(lane sum), acc)`, the lane sum
-/// being the exact `sum (q - 16) * a` over values `4g..4g + 4`); the eight
-/// lanes are then added in [`hsum_ps`]' order.
+/// Entries (activation row × block) of an [`ActU`]: 18 KiB of stack.
+const ACT_CAP: usize = 512;
+
+/// Activation rows per group of [`gemm_q5_0_q8_0_avx2`] (each group's
+/// [`ActU`] is filled once, then every tile of weight rows passes over it).
+const ACT_ROWS: usize = 64;
+
+/// Activation blocks as [`dot_tile8`] reads them: `q[k]` the values plus 128
+/// (unsigned bytes: `a ^ 0x80`), `d[k]` the scale as f32.
+struct ActU {
+    q: [[u8; 32]; ACT_CAP],
+    d: [f32; ACT_CAP],
+}
+
+impl ActU {
+    /// Fills entries `i * n + b` from activation rows `acts` (each `n` blocks, `acts.len() * n <= ACT_CAP`).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn fill(&mut self, acts: &[&[BlockQ8_0]], n: usize) {
+        let flip = _mm256_set1_epi8(-128);
+        for (i, a) in acts.iter().enumerate() {
+            for (b, ab) in a[..n].iter().enumerate() {
+                let k = i * n + b;
+                let u = _mm256_xor_si256(load32(&ab.qs), flip);
+                // SAFETY: `self.q[k]` is 32 writable bytes; `storeu` needs no alignment.
+                unsafe { _mm256_storeu_si256(self.q[k].as_mut_ptr().cast(), u) };
+                self.d[k] = f16_to_f32(ab.d);
+            }
+        }
+    }
+}
+
+/// The eight rows of `t` times one activation row (`q`, `d`: its [`ActU`]
+/// entries, one per block): lane `p` of the result is bit-identical to
+/// `dot_rows(w, a)[p]`. Lane `g` of [`dot_rows`]' accumulator for row `p`
+/// is lane `p` of `acc[g]` here, and runs the same chain (`fma(d_w * d_a,
+/// f32(lane sum), acc)`, the lane sum being the exact `sum (q - 16) * a`
+/// over values `4g..4g + 4`); the eight lanes are then added in
+/// [`hsum_ps`]' order.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_tile8(t: &Tile8, a: &[BlockQ8_0]) -> __m256 {
-    let n = a.len().min(TILE_BLOCKS);
+fn dot_tile8(t: &Tile8, q: &[[u8; 32]], d: &[f32]) -> __m256 {
+    let n = q.len().min(d.len()).min(TILE_BLOCKS);
     let ones = _mm256_set1_epi16(1);
-    let sixteen = _mm256_set1_epi8(16);
     let mut acc = [_mm256_setzero_ps(); 8];
-    for (ab, (q, dw)) in a[..n].iter().zip(t.q.iter().zip(&t.d)) {
-        // lane p: f32(d_w[p]) * f32(d_a), as dot_rows' `d`. `d_a` converted
-        // from a broadcast: `f16_to_f32` compiles to a `vpinsrw` that merges
-        // into a register the compiler picks, here an accumulator, which
-        // chained every block to the last FMA of the one before.
-        let da = _mm256_cvtph_ps(_mm_set1_epi16(ab.d.to_bits() as i16));
-        let d = _mm256_mul_ps(*dw, da);
-        for (g, (qg, acc_g)) in q.iter().zip(acc.iter_mut()).enumerate() {
-            let c = &ab.qs[4 * g..4 * g + 4];
-            let ag = _mm256_set1_epi32(i32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]));
-            // The -16 offset, 16 × the group's pair sums, in every dword (as
-            // in dot_rows: exact). A multiply rather than a broadcast of one
-            // dword of a per-block vector: the shuffle ports were the bottleneck.
-            let off_g = _mm256_maddubs_epi16(sixteen, ag);
-            let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(*qg, ag), off_g);
-            *acc_g = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)), *acc_g);
+    for b in 0..n {
+        // lane p: f32(d_w[p]) * f32(d_a), as dot_rows' `d`.
+        let db = _mm256_mul_ps(t.d[b], _mm256_set1_ps(d[b]));
+        for (g, acc_g) in acc.iter_mut().enumerate() {
+            let c = &q[b][4 * g..4 * g + 4];
+            let ag = _mm256_set1_epi32(i32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+            // (a + 128) * (q - 16) pair sums, |.| <= 2 * 255 * 16, minus
+            // 128 * (q - 16) pair sums: (q - 16) * a, exact in i16.
+            let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(ag, t.w[b][g]), t.corr[b][g]);
+            *acc_g = _mm256_fmadd_ps(db, _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)), *acc_g);
         }
     }
     // hsum_ps per output: ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)).
@@ -234,15 +274,31 @@ pub(crate) unsafe fn gemm_q5_0_q8_0_avx2(
     let rows = wb.len() / per_row;
     let m = a.len() / per_act;
     let act = |i: usize| &a[i * per_act..(i + 1) * per_act];
-    let mut t = Tile8 { q: [[_mm256_setzero_si256(); 8]; TILE_BLOCKS], d: [_mm256_setzero_ps(); TILE_BLOCKS] };
-    let mut r = 0;
-    while r < rows {
-        let end = (r + 8).min(rows);
-        unpack8(super::x8_avx2::rows_n(wb, per_row, r, rows), per_row, &mut t);
-        for i in 0..m {
-            let v = dot_tile8(&t, act(i));
-            super::x8_avx2::store_lanes(v, &mut out[i * out_stride + r..i * out_stride + end]);
+    let z = _mm256_setzero_si256();
+    let mut t = Tile8 { w: [[z; 8]; TILE_BLOCKS], corr: [[z; 8]; TILE_BLOCKS], d: [_mm256_setzero_ps(); TILE_BLOCKS] };
+    let mut au = ActU { q: [[0; 32]; ACT_CAP], d: [0.0; ACT_CAP] };
+    // Activation rows per group: as many as ActU holds (at least 8), at most ACT_ROWS.
+    let group = (ACT_CAP / per_row).min(ACT_ROWS);
+    let mut i0 = 0;
+    while i0 < m {
+        let i1 = (i0 + group).min(m);
+        let mut rows_a: [&[BlockQ8_0]; ACT_ROWS] = [&[]; ACT_ROWS];
+        for (k, x) in rows_a[..i1 - i0].iter_mut().enumerate() {
+            *x = act(i0 + k);
         }
-        r += 8;
+        au.fill(&rows_a[..i1 - i0], per_row);
+        let mut r = 0;
+        while r < rows {
+            let end = (r + 8).min(rows);
+            unpack8(super::x8_avx2::rows_n(wb, per_row, r, rows), per_row, &mut t);
+            for k in 0..i1 - i0 {
+                let e = k * per_row..(k + 1) * per_row;
+                let v = dot_tile8(&t, &au.q[e.clone()], &au.d[e]);
+                let i = i0 + k;
+                super::x8_avx2::store_lanes(v, &mut out[i * out_stride + r..i * out_stride + end]);
+            }
+            r += 8;
+        }
+        i0 = i1;
     }
 }
