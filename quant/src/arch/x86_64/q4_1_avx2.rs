@@ -9,9 +9,10 @@
 //! the result is bit-identical to llama.cpp's AVX2 `ggml_vec_dot_q4_1_q8_1`,
 //! which the end-to-end tests against llama.cpp's greedy ids rely on. Four
 //! rows share each activation block and one f16 → f32 conversion of their
-//! scales and minimums; in [`gemm_q4_1_q8_1_avx2`] (prompt batches) they also
-//! share each unpacked weight block between two activation rows, every
-//! output keeping exactly the one-row order.
+//! scales and minimums. [`gemm_q4_1_q8_1_avx2`] (prompt batches) unpacks and
+//! transposes eight weight rows once for every activation row, each output's
+//! eight lane chains in lane `p` of eight vectors, every output keeping
+//! exactly the one-row order.
 
 use super::avx2::*;
 use crate::q4_1::BlockQ4_1;
@@ -133,15 +134,180 @@ fn dot_rows_pair<const R: usize>(w: [&[BlockQ4_1]; R], a: [&[BlockQ8_1]; 2]) -> 
 }
 
 pairs_gemm!(
-    /// Q4_1 matrix · several Q8_1 activation rows ([`crate::kernels::GemmFn`]):
-    /// `out[i * out_stride + r] = dot(w row r, act row i)`. Activation rows go
-    /// in pairs and weight rows in fours ([`dot_rows_pair`]). Every output
-    /// equals [`gemv_q4_1_q8_1_avx2`]'s.
-    gemm_q4_1_q8_1_avx2,
+    /// Q4_1 matrix · several Q8_1 activation rows, activation rows in pairs
+    /// and weight rows in fours ([`dot_rows_pair`]): [`gemm_q4_1_q8_1_avx2`]'s
+    /// path for rows too long for its unpacked tile. Every output equals
+    /// [`gemv_q4_1_q8_1_avx2`]'s.
+    gemm_q4_1_q8_1_pairs_avx2,
     BlockQ4_1,
     BlockQ8_1,
     gemv_q4_1_q8_1_avx2
 );
+
+/// Blocks per row up to which [`gemm_q4_1_q8_1_avx2`] unpacks eight weight
+/// rows once for the whole batch (a [`Tile8`] of 64 × 320 bytes = 20 KiB on
+/// the stack; 64 blocks = 2048 columns).
+const TILE_BLOCKS: usize = 64;
+
+/// Eight weight rows, unpacked and transposed: dword `p` of `q[b][g]` holds
+/// row `p`'s values `4g..4g + 4` (0..=15) of block `b`, so that one `maddubs`
+/// with a broadcast 4-value group of an activation gives, in dword `p`, the
+/// two pair sums of [`dot_rows`]' i32 lane `g` for row `p`; `d[b]` and `m[b]`
+/// hold the rows' `d` and `m` as f32, lane `p`.
+struct Tile8 {
+    q: [[__m256i; 8]; TILE_BLOCKS],
+    d: [__m256; TILE_BLOCKS],
+    m: [__m256; TILE_BLOCKS],
+}
+
+/// Unpacks rows `w` (each `n <= TILE_BLOCKS` blocks) into `t`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn unpack8(w: [&[BlockQ4_1]; 8], n: usize, t: &mut Tile8) {
+    let w = trim(w, n.min(TILE_BLOCKS));
+    for (b, ((q, d), m)) in t.q.iter_mut().zip(t.d.iter_mut()).zip(t.m.iter_mut()).enumerate().take(n) {
+        let mut v = [_mm256_setzero_si256(); 8];
+        for (vp, row) in v.iter_mut().zip(&w) {
+            *vp = nibbles32(&row[b].qs);
+        }
+        // Half h of every row (groups 4h..4h + 4): rows 0..4 in the low
+        // 128 bits, rows 4..8 in the high, then a 4 × 4 dword transpose per half.
+        for h in 0..2 {
+            let mut y = [_mm256_setzero_si256(); 4];
+            for (k, yk) in y.iter_mut().enumerate() {
+                *yk = if h == 0 {
+                    _mm256_permute2x128_si256::<0x20>(v[k], v[k + 4])
+                } else {
+                    _mm256_permute2x128_si256::<0x31>(v[k], v[k + 4])
+                };
+            }
+            let t0 = _mm256_unpacklo_epi32(y[0], y[1]);
+            let t1 = _mm256_unpackhi_epi32(y[0], y[1]);
+            let t2 = _mm256_unpacklo_epi32(y[2], y[3]);
+            let t3 = _mm256_unpackhi_epi32(y[2], y[3]);
+            q[4 * h] = _mm256_unpacklo_epi64(t0, t2);
+            q[4 * h + 1] = _mm256_unpackhi_epi64(t0, t2);
+            q[4 * h + 2] = _mm256_unpacklo_epi64(t1, t3);
+            q[4 * h + 3] = _mm256_unpackhi_epi64(t1, t3);
+        }
+        let mut dh = [half::f16::ZERO; 8];
+        let mut mh = [half::f16::ZERO; 8];
+        for (r, row) in w.iter().enumerate() {
+            dh[r] = row[b].d;
+            mh[r] = row[b].m;
+        }
+        *d = f16_lanes(dh);
+        *m = f16_lanes(mh);
+    }
+}
+
+/// Entries (activation row × block) of an [`ActDs`]: 8 KiB of stack.
+const ACT_CAP: usize = 1024;
+
+/// Activation rows per group of [`gemm_q4_1_q8_1_avx2`] (each group's
+/// [`ActDs`] is filled once, then every tile of weight rows passes over it).
+const ACT_ROWS: usize = 64;
+
+/// The activation blocks' `d` and `s` as f32 (entry `i * n + b`: row `i`, block `b`).
+struct ActDs {
+    d: [f32; ACT_CAP],
+    s: [f32; ACT_CAP],
+}
+
+/// The eight rows of `t` times one activation row `a` (`d`, `s`: its
+/// blocks' scales as f32): lane `p` of the result is bit-identical to
+/// `dot_rows(w, a)[p]`. Lane `g` of [`dot_rows`]' accumulator for row `p`
+/// is lane `p` of `acc[g]` here, with the same chain (`fma(d_w * d_a,
+/// f32(lane sum), acc)`), and lane `p` of `acc_m` is row `p`'s `m * s`
+/// chain; the eight lanes are added in [`hsum_ps`]' order, then `acc_m`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_tile8(t: &Tile8, a: &[BlockQ8_1], d: &[f32], s: &[f32]) -> __m256 {
+    let n = a.len().min(d.len()).min(s.len()).min(TILE_BLOCKS);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); 8];
+    let mut acc_m = _mm256_setzero_ps();
+    for b in 0..n {
+        // m * s with one rounding, as dot_rows.
+        acc_m = _mm256_fmadd_ps(t.m[b], _mm256_set1_ps(s[b]), acc_m);
+        // lane p: f32(d_w[p]) * f32(d_a), as dot_rows' `d`.
+        let db = _mm256_mul_ps(t.d[b], _mm256_set1_ps(d[b]));
+        let qs = &a[b].qs;
+        for (g, acc_g) in acc.iter_mut().enumerate() {
+            let c = &qs[4 * g..4 * g + 4];
+            let ag = _mm256_set1_epi32(i32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]));
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(t.q[b][g], ag), ones);
+            *acc_g = _mm256_fmadd_ps(db, _mm256_cvtepi32_ps(p), *acc_g);
+        }
+    }
+    // hsum_ps per output: ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)), then + m * s.
+    let s04 = _mm256_add_ps(acc[0], acc[4]);
+    let s26 = _mm256_add_ps(acc[2], acc[6]);
+    let s15 = _mm256_add_ps(acc[1], acc[5]);
+    let s37 = _mm256_add_ps(acc[3], acc[7]);
+    _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s04, s26), _mm256_add_ps(s15, s37)), acc_m)
+}
+
+/// Q4_1 matrix · several Q8_1 activation rows ([`crate::kernels::GemmFn`]):
+/// eight weight rows are unpacked and transposed once into an L1-resident
+/// [`Tile8`], then every activation row runs over the tile ([`dot_tile8`]).
+/// Every output equals [`gemv_q4_1_q8_1_avx2`]'s; rows of more than
+/// [`TILE_BLOCKS`] blocks go through [`gemm_q4_1_q8_1_pairs_avx2`].
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn gemm_q4_1_q8_1_avx2(
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[u8],
+    act_row_bytes: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let wb: &[BlockQ4_1] = bytemuck::cast_slice(w);
+    let a: &[BlockQ8_1] = bytemuck::cast_slice(acts);
+    let per_row = row_bytes / core::mem::size_of::<BlockQ4_1>();
+    let per_act = act_row_bytes / core::mem::size_of::<BlockQ8_1>();
+    if per_row == 0 || per_act == 0 {
+        return;
+    }
+    if per_row > TILE_BLOCKS {
+        // SAFETY: same CPU and buffer contract.
+        unsafe { gemm_q4_1_q8_1_pairs_avx2(w, row_bytes, acts, act_row_bytes, out, out_stride) };
+        return;
+    }
+    let rows = wb.len() / per_row;
+    let m = a.len() / per_act;
+    let act = |i: usize| &a[i * per_act..(i + 1) * per_act];
+    let zf = _mm256_setzero_ps();
+    let mut t = Tile8 { q: [[_mm256_setzero_si256(); 8]; TILE_BLOCKS], d: [zf; TILE_BLOCKS], m: [zf; TILE_BLOCKS] };
+    let mut ds = ActDs { d: [0.0; ACT_CAP], s: [0.0; ACT_CAP] };
+    let group = (ACT_CAP / per_row).min(ACT_ROWS);
+    let mut i0 = 0;
+    while i0 < m {
+        let i1 = (i0 + group).min(m);
+        for i in i0..i1 {
+            for (b, ab) in act(i)[..per_row].iter().enumerate() {
+                let k = (i - i0) * per_row + b;
+                ds.d[k] = f16_to_f32(ab.d);
+                ds.s[k] = f16_to_f32(ab.s);
+            }
+        }
+        let mut r = 0;
+        while r < rows {
+            let end = (r + 8).min(rows);
+            unpack8(super::x8_avx2::rows_n(wb, per_row, r, rows), per_row, &mut t);
+            for i in i0..i1 {
+                let e = (i - i0) * per_row..(i - i0 + 1) * per_row;
+                let v = dot_tile8(&t, act(i), &ds.d[e.clone()], &ds.s[e]);
+                super::x8_avx2::store_lanes(v, &mut out[i * out_stride + r..i * out_stride + end]);
+            }
+            r += 8;
+        }
+        i0 = i1;
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -165,7 +331,18 @@ mod tests {
             panic!("this test needs AVX2/FMA/F16C, which this x86_64 CPU lacks");
         }
         let mut seed = 0x1234_5678_9abc_def0u64;
-        for (rows, m, nb) in [(9usize, 5usize, 18usize), (4, 2, 1), (1, 1, 3), (7, 3, 48), (0, 2, 2), (5, 0, 2)] {
+        // (13, 61, 18): more activation rows than one group of the tiled gemm
+        // (1024 / 18 = 56); (3, 3, 70): rows longer than its tile (64 blocks).
+        for (rows, m, nb) in [
+            (9usize, 5usize, 18usize),
+            (4, 2, 1),
+            (1, 1, 3),
+            (7, 3, 48),
+            (0, 2, 2),
+            (5, 0, 2),
+            (13, 61, 18),
+            (3, 3, 70),
+        ] {
             let mut w: std::vec::Vec<BlockQ4_1> = blocks(rows * nb, &mut seed);
             let mut a: std::vec::Vec<BlockQ8_1> = blocks(m * nb, &mut seed);
             // finite scales; activation int8 lanes other than -128 (the quantizer's range)
