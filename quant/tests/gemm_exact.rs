@@ -43,7 +43,14 @@ fn q4_0_q5_0_and_q8_0_gemm_equal_gemv_bit_for_bit() {
             let act = ty.vec_dot_type().unwrap();
             let small =
                 [1usize, 2, 3, 18].map(|nb| (nb, vec![1usize, 3, 4, 5, 7, 8, 9, 12, 17, 23], (1..=9).collect()));
-            let split = [(18, vec![9], vec![17, 33]), (70, vec![11], vec![2, 17]), (1025, vec![9], vec![2])];
+            // 40 blocks x 30 rows: more than one group of activation rows
+            // in the Q5_0/Q8_0 tiled gemms (1024 / 40 = 25 and 512 / 40 = 12).
+            let split = [
+                (18, vec![9], vec![17, 33]),
+                (40, vec![9], vec![30]),
+                (70, vec![11], vec![2, 17]),
+                (1025, vec![9], vec![2]),
+            ];
             for (nb, row_counts, batches) in small.into_iter().chain(split) {
                 let cols = 32 * nb;
                 let (rb, ab) = (ty.row_bytes(cols).unwrap(), act_row_bytes(act, cols).unwrap());

@@ -237,11 +237,93 @@ fn rows8_acts(w: [&[BlockQ8_0]; 8], acts: &[&[BlockQ8_0]]) -> [__m256; GEMM_ACTS
     out
 }
 
+/// Blocks per row up to which [`gemm_q8_0_q8_0_avx2`] unpacks eight weight
+/// rows once for the whole batch (a [`Tile8`] of 64 × 544 bytes = 34 KiB on
+/// the stack, of which a row of `n` blocks touches `n / 64`).
+const TILE_BLOCKS: usize = 64;
+
+/// Eight weight rows, transposed: dword `p` of `w[b][g]` holds row `p`'s
+/// values `4g..4g + 4` of block `b`, `aw[b][g]` their absolute values (the
+/// `maddubs` operand of [`dot_i8`]), `d[b]` the rows' scales as f32, lane `p`.
+struct Tile8 {
+    w: [[__m256i; 8]; TILE_BLOCKS],
+    aw: [[__m256i; 8]; TILE_BLOCKS],
+    d: [__m256; TILE_BLOCKS],
+}
+
+/// Transposes rows `w` (each `n <= TILE_BLOCKS` blocks) into `t`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn unpack8(w: [&[BlockQ8_0]; 8], n: usize, t: &mut Tile8) {
+    let wr = trim(w, n.min(TILE_BLOCKS));
+    for (b, ((tw, aw), d)) in t.w.iter_mut().zip(t.aw.iter_mut()).zip(t.d.iter_mut()).enumerate().take(n) {
+        for h in 0..2 {
+            let mut y = [_mm256_setzero_si256(); 4];
+            for (k, yk) in y.iter_mut().enumerate() {
+                let (lo, hi) = (&wr[k][b].qs, &wr[k + 4][b].qs);
+                let lo: &[i8; 16] = lo[16 * h..16 * h + 16].try_into().unwrap();
+                let hi: &[i8; 16] = hi[16 * h..16 * h + 16].try_into().unwrap();
+                *yk = _mm256_set_m128i(load16(hi), load16(lo));
+            }
+            // z[j] dword p: row p's group 4h + j (rows 4..8 in the high half).
+            for (j, z) in transpose4_halves(y).into_iter().enumerate() {
+                tw[4 * h + j] = z;
+                aw[4 * h + j] = _mm256_sign_epi8(z, z);
+            }
+        }
+        let mut ws = [f16::ZERO; 8];
+        for (r, x) in ws.iter_mut().enumerate() {
+            *x = wr[r][b].d;
+        }
+        *d = f16_lanes(ws);
+    }
+}
+
+/// Entries (activation row × block) of the activation scales [`gemm_q8_0_q8_0_avx2`] converts once.
+const ACT_CAP: usize = 1024;
+
+/// Activation rows per group of [`gemm_q8_0_q8_0_avx2`].
+const ACT_ROWS: usize = 64;
+
+/// The eight rows of `t` times one activation row `a` (`da`: its blocks'
+/// scales as f32): lane `p` is bit-identical to
+/// [`vec_dot_q8_0_q8_0_avx2`]`(w[p], a)`, as in [`rows8_acts`] (lane `g` of
+/// vec_dot's accumulator for row `p` is lane `p` of `acc[g]`, the same
+/// `dot_i8` lanes and FMA chain, then `hsum_ps`' order), with the eight
+/// chains in registers.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_tile8(t: &Tile8, a: &[BlockQ8_0], da: &[f32]) -> __m256 {
+    let n = a.len().min(da.len()).min(TILE_BLOCKS);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); 8];
+    for b in 0..n {
+        // lane p: f32(d_w[p]) * f32(d_a), the product vec_dot rounds once
+        let d = _mm256_mul_ps(t.d[b], _mm256_set1_ps(da[b]));
+        let qs = &a[b].qs;
+        for (g, acc_g) in acc.iter_mut().enumerate() {
+            let c = &qs[4 * g..4 * g + 4];
+            let ag = _mm256_set1_epi32(i32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8]));
+            let sy = _mm256_sign_epi8(ag, t.w[b][g]);
+            let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(t.aw[b][g], sy), ones));
+            *acc_g = _mm256_fmadd_ps(d, p, *acc_g);
+        }
+    }
+    let s04 = _mm256_add_ps(acc[0], acc[4]);
+    let s26 = _mm256_add_ps(acc[2], acc[6]);
+    let s15 = _mm256_add_ps(acc[1], acc[5]);
+    let s37 = _mm256_add_ps(acc[3], acc[7]);
+    _mm256_add_ps(_mm256_add_ps(s04, s26), _mm256_add_ps(s15, s37))
+}
+
 /// Q8_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]):
-/// eight weight rows × up to [`GEMM_ACTS`] activation rows per pass
-/// ([`rows8_acts`]); `Kernels::gemm_strided` sends one activation row (decode)
-/// to the gemv instead. Every output
-/// equals [`gemv_q8_0_q8_0_avx2`]'s (and [`vec_dot_q8_0_q8_0_avx2`]'s) bit for bit.
+/// eight weight rows are transposed once into an L1-resident [`Tile8`],
+/// then every activation row runs over the tile ([`dot_tile8`]); rows of
+/// more than [`TILE_BLOCKS`] blocks take eight weight rows × up to
+/// [`GEMM_ACTS`] activation rows per pass ([`rows8_acts`]).
+/// `Kernels::gemm_strided` sends one activation row (decode) to the gemv
+/// instead. Every output equals [`gemv_q8_0_q8_0_avx2`]'s (and
+/// [`vec_dot_q8_0_q8_0_avx2`]'s) bit for bit.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
@@ -259,6 +341,36 @@ pub(crate) unsafe fn gemm_q8_0_q8_0_avx2(
     let wb: &[BlockQ8_0] = bytemuck::cast_slice(w);
     let per_row = row_bytes / core::mem::size_of::<BlockQ8_0>();
     if per_row == 0 || rows == 0 {
+        return;
+    }
+    if per_row <= TILE_BLOCKS {
+        let act =
+            |i: usize| -> &[BlockQ8_0] { bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]) };
+        let z = _mm256_setzero_si256();
+        let mut t =
+            Tile8 { w: [[z; 8]; TILE_BLOCKS], aw: [[z; 8]; TILE_BLOCKS], d: [_mm256_setzero_ps(); TILE_BLOCKS] };
+        let mut da = [0.0f32; ACT_CAP];
+        let group = (ACT_CAP / per_row).min(ACT_ROWS);
+        let mut i0 = 0;
+        while i0 < m {
+            let i1 = (i0 + group).min(m);
+            for i in i0..i1 {
+                for (b, ab) in act(i)[..per_row].iter().enumerate() {
+                    da[(i - i0) * per_row + b] = f16_to_f32(ab.d);
+                }
+            }
+            let mut r = 0;
+            while r < rows {
+                let end = (r + 8).min(rows);
+                unpack8(rows_n(wb, per_row, r, rows), per_row, &mut t);
+                for i in i0..i1 {
+                    let v = dot_tile8(&t, act(i), &da[(i - i0) * per_row..(i - i0 + 1) * per_row]);
+                    store_lanes(v, &mut out[i * stride + r..i * stride + end]);
+                }
+                r += 8;
+            }
+            i0 = i1;
+        }
         return;
     }
     let mut i0 = 0;
