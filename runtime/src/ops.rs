@@ -915,7 +915,8 @@ pub fn matmul(
         mats[j] = Some(**w);
         outs[j] = Some(SharedMut::new(&mut out[..n * w.rows]));
         block[j] = if n == 1 {
-            (total_rows / (6 * par.threads())).clamp(16, 4096).next_multiple_of(4)
+            // A multiple of 8: the Q4_0 gemv takes eight rows per pass.
+            (total_rows / (6 * par.threads())).clamp(16, 4096).next_multiple_of(8)
         } else {
             // A multiple of 8: the repacked Q4_0/Q4_K gemms take weight rows
             // eight at a time (a 4-row tail costs as much as 8 rows).

@@ -20,12 +20,13 @@
 //!   one step per 64 values (groups `2s` and `2s + 1`), four per super-block.
 //!
 //! Here the weight rows are read straight from the GGUF layout (no
-//! repacked copy; Q4_0 four rows per pass, eight in the gemm, Q4_K two): each row's integer
-//! dot products are reduced across its lanes and the rows' sums land in one
-//! vector, lane `r` for row `r`, where the f32 chain runs exactly as above.
-//! The Q4_0 gemm transposes each block of eight rows once (a dword per row
-//! and 4-value group) for up to sixteen activation rows, so that the
-//! products land in the rows' lanes with no horizontal sum.
+//! repacked copy). Q4_0 takes eight rows per pass and transposes each block
+//! of the eight rows once (a dword per row and 4-value group), for one
+//! activation row (gemv) or up to sixteen (gemm), so that the products land
+//! in the rows' lanes with no horizontal sum. Q4_K takes two rows per pass:
+//! each row's integer dot products are reduced across its lanes and the
+//! rows' sums land in one vector, lane `r` for row `r`. The f32 chain runs
+//! in the lanes exactly as above.
 
 use super::avx2::*;
 use crate::q4_0::BlockQ4_0;
@@ -151,38 +152,87 @@ fn join_halves(a: __m256i, b: __m256i) -> __m256i {
     _mm256_add_epi32(lo, hi)
 }
 
-/// Four Q4_0 rows · one Q8_0 activation row (lanes 0..4), in the repacked order.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn q4_0_rows4(w: [&[BlockQ4_0]; 4], a: &[BlockQ8_0]) -> __m256 {
-    let n = a.len();
-    let w = trim(w, n);
-    let ones = _mm256_set1_epi16(1);
-    let eight = _mm256_set1_epi8(8);
-    let mut acc = _mm_setzero_ps();
-    for (b, ab) in a.iter().enumerate() {
-        let qa = load32(&ab.qs);
-        let off = _mm256_maddubs_epi16(eight, qa);
-        let mut p = [_mm256_setzero_si256(); 4];
-        for r in 0..4 {
-            let wb = &w[r][b];
-            if b % 2 == 0 {
-                prefetch_ahead(wb, PREFETCH);
-            }
-            p[r] = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(&wb.qs), qa), off);
-        }
-        // Per 128-bit half: rows 0..4, two i16 each (sums of four lanes, exact), then i32.
-        let h = _mm256_hadd_epi16(_mm256_hadd_epi16(p[0], p[1]), _mm256_hadd_epi16(p[2], p[3]));
-        let m = _mm256_madd_epi16(h, ones);
-        let isum = _mm_add_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256::<1>(m));
-        let d = _mm_mul_ps(_mm256_castps256_ps128(f16_lanes(q4_0_scales(&w, b))), _mm_set1_ps(f16_to_f32(ab.d)));
-        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), d, acc);
-    }
-    _mm256_castps128_ps256(acc)
+/// Blocks per column chunk of [`gemv_q4_0_q8_0_x8_avx2`]: the per-block
+/// activation terms ([`GemvPre`]) of one chunk live on the stack (1 KiB).
+const GEMV_CHUNK: usize = 128;
+
+/// Per-block terms of one Q8_0 activation row (a chunk of at most
+/// [`GEMV_CHUNK`] blocks), computed once per gemv call and shared by every
+/// eight weight rows.
+struct GemvPre {
+    /// `8 * sum(a)` of each block: the -8 offset of Q4_0, subtracted from
+    /// the unsigned nibbles' integer dot product.
+    off: [i32; GEMV_CHUNK],
+    /// The activation scale `f32(d_a)`.
+    d: [f32; GEMV_CHUNK],
 }
 
-/// Q4_0 matrix · Q8_0 activation row in llama.cpp's repacked order (eight
-/// rows per pass; a last group of fewer rows is computed the same way).
+impl GemvPre {
+    /// The terms of `a` (at most [`GEMV_CHUNK`] blocks).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn new(a: &[BlockQ8_0]) -> GemvPre {
+        let mut pre = GemvPre { off: [0; GEMV_CHUNK], d: [0.0; GEMV_CHUNK] };
+        let eight = _mm256_set1_epi8(8);
+        let ones = _mm256_set1_epi16(1);
+        for ((ab, off), d) in a.iter().zip(pre.off.iter_mut()).zip(pre.d.iter_mut()) {
+            // 8 * a summed in pairs (i16), then in fours (i32), then across lanes: exact.
+            let x = _mm256_madd_epi16(_mm256_maddubs_epi16(eight, load32(&ab.qs)), ones);
+            let x = _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256::<1>(x));
+            let x = _mm_add_epi32(x, _mm_shuffle_epi32::<0x4e>(x));
+            let x = _mm_add_epi32(x, _mm_shuffle_epi32::<0xb1>(x));
+            *off = _mm_cvtsi128_si32(x);
+            *d = f16_to_f32(ab.d);
+        }
+        pre
+    }
+}
+
+/// Eight Q4_0 rows · one Q8_0 activation row (`a`, with its [`GemvPre`]),
+/// continuing the repacked order's chains from `acc` (lane `r`: row `r`):
+/// block after block `acc = fma(f32(isum_b), d_w * d_a, acc)`.
+///
+/// Each weight block is transposed ([`q4_0_groups8`]: row `p`'s four
+/// values of group `g` in dword `p` of `t[g]`, unsigned nibbles), so the
+/// eight groups' `maddubs` with the broadcast activation groups land in the
+/// rows' own lanes and add up vertically: no horizontal sum. The -8 offset
+/// comes off the i32 sum once per block (`pre.off`). Every other block,
+/// each row's cache line `pf` bytes ahead is prefetched.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q4_0_gemv_rows8(w: [&[BlockQ4_0]; 8], a: &[BlockQ8_0], pre: &GemvPre, mut acc: __m256, pf: usize) -> __m256 {
+    let n = a.len().min(GEMV_CHUNK);
+    let (a, w) = (&a[..n], trim(w, n));
+    let (off, da) = (&pre.off[..n], &pre.d[..n]);
+    let ones = _mm256_set1_epi16(1);
+    for (b, ab) in a.iter().enumerate() {
+        if b % 2 == 0 {
+            for r in &w {
+                prefetch_ahead(&r[b], pf);
+            }
+        }
+        let t = q4_0_groups8(&w, b);
+        // i16 lane 2p (2p + 1): row p's products q * a (q = 0..=15) at values
+        // 4g, 4g + 1 (4g + 2, 4g + 3) summed over the eight groups g, each
+        // |.| <= 8 * 2 * 15 * 128 = 30720: exact.
+        let mut s = _mm256_maddubs_epi16(t[0], act_group(&ab.qs, 0));
+        for (g, tg) in t.iter().enumerate().skip(1) {
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(*tg, act_group(&ab.qs, g)));
+        }
+        // Lane p: sum(q * a) - 8 * sum(a) = sum((q - 8) * a), row p's exact block sum.
+        let isum = _mm256_sub_epi32(_mm256_madd_epi16(s, ones), _mm256_set1_epi32(off[b]));
+        // col_scale * row_scale, as ggml's `_mm256_mul_ps(col_scale_f32, row_scale_f32)`.
+        let d = _mm256_mul_ps(f16_lanes(q4_0_scales(&w, b)), _mm256_set1_ps(da[b]));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
+    }
+    acc
+}
+
+/// Q4_0 matrix · Q8_0 activation row in llama.cpp's repacked order, eight
+/// rows per pass ([`q4_0_gemv_rows8`]; a last group of fewer rows is
+/// computed the same way). Rows longer than [`GEMV_CHUNK`] blocks are done
+/// a column chunk at a time, each chunk continuing the outputs' chains
+/// from the values the previous one stored.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
@@ -192,12 +242,40 @@ pub(crate) unsafe fn gemv_q4_0_q8_0_x8_avx2(w: &[u8], row_bytes: usize, a: &[u8]
     let w: &[BlockQ4_0] = bytemuck::cast_slice(w);
     let per_row = row_bytes / core::mem::size_of::<BlockQ4_0>();
     let rows = out.len();
-    let mut r = 0;
-    while r < rows {
-        let v = q4_0_rows4(rows_n(w, per_row, r, rows), a);
-        store_lanes(v, &mut out[r..(r + 4).min(rows)]);
-        r += 4;
+    out.fill(0.0);
+    // Prefetch the same block of the next pass's rows: measured better than
+    // a fixed 4 KiB ahead (which falls inside the current pass for rows of
+    // 1536 values) at 1536x576, 576x1536, 2048x640 and 640x2048.
+    let pf = 8 * row_bytes;
+    let mut c0 = 0;
+    while c0 < a.len() {
+        let c1 = (c0 + GEMV_CHUNK).min(a.len());
+        let ac = &a[c0..c1];
+        let pre = GemvPre::new(ac);
+        let mut r = 0;
+        while r < rows {
+            let end = (r + 8).min(rows);
+            let mut wr = rows_n::<_, 8>(w, per_row, r, rows);
+            for x in wr.iter_mut() {
+                *x = &x[c0..c1];
+            }
+            let acc = if c0 == 0 { _mm256_setzero_ps() } else { load_lanes(&out[r..end]) };
+            store_lanes(q4_0_gemv_rows8(wr, ac, &pre, acc, pf), &mut out[r..end]);
+            r += 8;
+        }
+        c0 = c1;
     }
+}
+
+/// The first `out.len()` (at most 8) lanes from `src`, the rest 0.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load_lanes(src: &[f32]) -> __m256 {
+    let mut tmp = [0.0f32; 8];
+    let n = src.len().min(8);
+    tmp[..n].copy_from_slice(&src[..n]);
+    // SAFETY: `tmp` is 8 f32s, the size of one unaligned 256-bit load.
+    unsafe { _mm256_loadu_ps(tmp.as_ptr()) }
 }
 
 /// Activation rows per pass of [`gemm_q4_0_q8_0_x8_avx2`] (each unpacked
