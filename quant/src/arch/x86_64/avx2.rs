@@ -81,9 +81,12 @@ pub(super) fn load16<T: bytemuck::Pod>(q: &[T; 16]) -> __m128i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn nibbles32(qs: &[u8; 16]) -> __m256i {
-    let lo = load16(qs);
-    let hi = _mm_srli_epi16::<4>(lo);
-    _mm256_and_si256(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(0x0f))
+    // The 16 bytes in both halves (a broadcast load), the upper half's
+    // dwords shifted right by 4: each byte's high nibble comes down to its
+    // low nibble (one shift and one AND instead of a shift, an insert and an AND).
+    let both = _mm256_broadcastsi128_si256(load16(qs));
+    let shifted = _mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+    _mm256_and_si256(shifted, _mm256_set1_epi8(0x0f))
 }
 
 /// The 32 bits of `qh` (little-endian) spread to bytes: lane `j` is `0x10`

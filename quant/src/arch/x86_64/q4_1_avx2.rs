@@ -29,6 +29,22 @@ fn scales<const R: usize>(w: &[&[BlockQ4_1]; R], i: usize) -> [[half::f16; 2]; R
     out
 }
 
+/// `[d0, m0, d1, m1, ..]` of block `i` of up to four rows as f32 lanes: each
+/// row's `d` and `m` are one little-endian dword, four dwords, one conversion.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dm_lanes<const R: usize>(w: &[&[BlockQ4_1]; R], i: usize) -> __m256 {
+    const { assert!(R <= 4) };
+    let bits = |r: usize| {
+        if r < R {
+            (w[r][i].d.to_bits() as u32 | (w[r][i].m.to_bits() as u32) << 16) as i32
+        } else {
+            0
+        }
+    };
+    _mm256_cvtph_ps(_mm_set_epi32(bits(3), bits(2), bits(1), bits(0)))
+}
+
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_rows<const R: usize>(w: [&[BlockQ4_1]; R], a: &[BlockQ8_1]) -> [f32; R] {
@@ -37,19 +53,20 @@ fn dot_rows<const R: usize>(w: [&[BlockQ4_1]; R], a: &[BlockQ8_1]) -> [f32; R] {
     let w = trim(w, n);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); R];
-    // Lane 2r: row r's `m * s` chain (lanes 2r+1 stay 0).
+    // Lane 2r: row r's `m * s` chain (lane 2r + 1 computes the same, unused).
     let mut acc_m = _mm256_setzero_ps();
+    let mrep_idx = _mm256_setr_epi32(1, 1, 3, 3, 5, 5, 7, 7);
     for (i, ab) in a.iter().enumerate() {
         let qa = load32(&ab.qs);
-        let da = f16_to_f32(ab.d);
+        // [d_a, s_a], one conversion.
+        let ds = _mm_cvtph_ps(_mm_cvtsi32_si128((ab.d.to_bits() as u32 | (ab.s.to_bits() as u32) << 16) as i32));
         // [d0, m0, d1, m1, ..] of the R rows' block i.
-        let dm = f16_rows(scales(&w, i));
-        let sa =
-            _mm256_setr_ps(f16_to_f32(ab.s), 0.0, f16_to_f32(ab.s), 0.0, f16_to_f32(ab.s), 0.0, f16_to_f32(ab.s), 0.0);
+        let dm = dm_lanes(&w, i);
         // m * s with one rounding, as GCC contracts `summs += m * s`.
-        acc_m = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(dm, _mm256_setr_epi32(1, 1, 3, 3, 5, 5, 7, 7)), sa, acc_m);
+        let sa = _mm256_broadcastss_ps(_mm_movehdup_ps(ds));
+        acc_m = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(dm, mrep_idx), sa, acc_m);
         // d_w * d_a, each rounded once, as ggml's `_mm256_mul_ps(d0v, d1v)`.
-        let d = _mm256_mul_ps(dm, _mm256_set1_ps(da));
+        let d = _mm256_mul_ps(dm, _mm256_broadcastss_ps(ds));
         for r in 0..R {
             let wb = &w[r][i];
             prefetch_ahead(wb, PREFETCH);
