@@ -27,20 +27,6 @@ fn scales<const R: usize>(w: &[&[BlockQ5_0]; R], i: usize) -> [half::f16; R] {
     out
 }
 
-/// Scale `d` of block `i` of up to four rows as f32 lanes `0..R`: the words
-/// inserted into one vector (fewer instructions than [`f16_lanes`]).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn d_lanes<const R: usize>(w: &[&[BlockQ5_0]; R], i: usize) -> __m256 {
-    const { assert!(R <= 4) };
-    let s = |r: usize| if r < R { w[r][i].d.to_bits() as i32 } else { 0 };
-    let v = _mm_cvtsi32_si128(s(0));
-    let v = _mm_insert_epi16::<1>(v, s(1));
-    let v = _mm_insert_epi16::<2>(v, s(2));
-    let v = _mm_insert_epi16::<3>(v, s(3));
-    _mm256_cvtph_ps(v)
-}
-
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_rows<const R: usize>(w: [&[BlockQ5_0]; R], a: &[BlockQ8_0]) -> [f32; R] {
@@ -53,7 +39,8 @@ fn dot_rows<const R: usize>(w: [&[BlockQ5_0]; R], a: &[BlockQ8_0]) -> [f32; R] {
         let qa = load32(&ab.qs);
         // |pair sums| <= 16*127*2, and 31*127*2 below: the i16 difference is exact.
         let off = _mm256_maddubs_epi16(sixteen, qa);
-        let d = _mm256_mul_ps(d_lanes(&w, i), _mm256_set1_ps(f16_to_f32(ab.d)));
+        let d =
+            _mm256_mul_ps(f16_insert_lanes(scales(&w, i).map(half::f16::to_bits)), _mm256_set1_ps(f16_to_f32(ab.d)));
         for r in 0..R {
             let wb = &w[r][i];
             prefetch_ahead(wb, PREFETCH);

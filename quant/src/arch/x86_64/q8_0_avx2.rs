@@ -65,22 +65,6 @@ pub(crate) unsafe fn vec_dot_q8_0_q8_0_avx2(w: &[BlockQ8_0], a: &[BlockQ8_0]) ->
 /// call (2 KiB of stack); longer rows take [`dot_rows`] per row.
 const DA_CAP: usize = 512;
 
-/// The f16 scales of eight consecutive blocks as f32 lanes.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn scales8(w: &[BlockQ8_0; 8]) -> __m256 {
-    let s = |k: usize| w[k].d.to_bits() as i32;
-    let v = _mm_cvtsi32_si128(s(0));
-    let v = _mm_insert_epi16::<1>(v, s(1));
-    let v = _mm_insert_epi16::<2>(v, s(2));
-    let v = _mm_insert_epi16::<3>(v, s(3));
-    let v = _mm_insert_epi16::<4>(v, s(4));
-    let v = _mm_insert_epi16::<5>(v, s(5));
-    let v = _mm_insert_epi16::<6>(v, s(6));
-    let v = _mm_insert_epi16::<7>(v, s(7));
-    _mm256_cvtph_ps(v)
-}
-
 /// One Q8_0 row · the activation `a` whose block scales are `da` (f32), in
 /// [`dot_rows`]'s order (per block `acc = fma(d_w * d_a, f32(dot), acc)`,
 /// then [`hsum_rows`]), bit for bit. Eight blocks' weight scales are
@@ -97,7 +81,15 @@ fn dot_row_pre(w: &[BlockQ8_0], a: &[BlockQ8_0], da: &[f32]) -> f32 {
     for ((wc, ac), dc) in w[..body].chunks_exact(8).zip(a[..body].chunks_exact(8)).zip(da[..body].chunks_exact(8)) {
         let (wc, ac): (&[BlockQ8_0; 8], &[BlockQ8_0; 8]) = (wc.try_into().unwrap(), ac.try_into().unwrap());
         // SAFETY: `dc` holds 8 f32 and `d` is 8 f32; loadu/storeu need no alignment.
-        unsafe { _mm256_storeu_ps(d.as_mut_ptr(), _mm256_mul_ps(scales8(wc), _mm256_loadu_ps(dc.as_ptr()))) };
+        unsafe {
+            _mm256_storeu_ps(
+                d.as_mut_ptr(),
+                _mm256_mul_ps(
+                    f16_insert_lanes(core::array::from_fn::<u16, 8, _>(|k| wc[k].d.to_bits())),
+                    _mm256_loadu_ps(dc.as_ptr()),
+                ),
+            )
+        };
         for k in 0..8 {
             if k % 2 == 0 {
                 prefetch_ahead(&wc[k], PREFETCH);

@@ -222,28 +222,10 @@ fn q4_0_gemv_rows8(w: [&[BlockQ4_0]; 8], a: &[BlockQ8_0], pre: &GemvPre, mut acc
         // Lane p: sum(q * a) - 8 * sum(a) = sum((q - 8) * a), row p's exact block sum.
         let isum = _mm256_sub_epi32(_mm256_madd_epi16(s, ones), _mm256_set1_epi32(off[b]));
         // col_scale * row_scale, as ggml's `_mm256_mul_ps(col_scale_f32, row_scale_f32)`.
-        let d = _mm256_mul_ps(q4_0_scales8(&w, b), _mm256_set1_ps(da[b]));
+        let d = _mm256_mul_ps(f16_insert_lanes(q4_0_scales(&w, b).map(f16::to_bits)), _mm256_set1_ps(da[b]));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
     }
     acc
-}
-
-/// The f16 scales of block `b` of eight rows as f32 lanes: inserted word by
-/// word into one vector (fewer instructions and registers than combining
-/// them in general-purpose registers, [`f16_lanes`]), one conversion.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn q4_0_scales8(w: &[&[BlockQ4_0]; 8], b: usize) -> __m256 {
-    let s = |r: usize| w[r][b].d.to_bits() as i32;
-    let v = _mm_cvtsi32_si128(s(0));
-    let v = _mm_insert_epi16::<1>(v, s(1));
-    let v = _mm_insert_epi16::<2>(v, s(2));
-    let v = _mm_insert_epi16::<3>(v, s(3));
-    let v = _mm_insert_epi16::<4>(v, s(4));
-    let v = _mm_insert_epi16::<5>(v, s(5));
-    let v = _mm_insert_epi16::<6>(v, s(6));
-    let v = _mm_insert_epi16::<7>(v, s(7));
-    _mm256_cvtph_ps(v)
 }
 
 /// Q4_0 matrix · Q8_0 activation row in llama.cpp's repacked order, eight
