@@ -220,20 +220,16 @@ fn attention(
     n: usize,
     pos0: usize,
 ) -> Result<(), Error> {
-    let cfg = m.cfg;
-    let plan = m.plan;
-    let layout = cache.layout();
-    let (kd, vd) = cache.layer(il);
-    let cells = layout.cells(il);
-    let eb = layout.ty.elem_bytes();
-    let (hdk, hdv) = (cfg.head_dim_k, cfg.head_dim_v);
-    let (dq, da) = (cfg.q_dim(), cfg.attn_out_dim());
-    let group = cfg.n_head / cfg.n_head_kv;
-    let window = if layout.is_swa(il) { cfg.sliding_window } else { 0 };
-    let t = m.par.threads().min(plan.opts.threads);
     if n >= ops::TILE_ROWS {
         return attention_tiled(m, cache, il, q, att, scratch, n, pos0);
     }
+    let cfg = m.cfg;
+    let plan = m.plan;
+    let kv = LayerKv::new(cfg, cache, il);
+    let (hdk, hdv) = (cfg.head_dim_k, cfg.head_dim_v);
+    let (dq, da) = (cfg.q_dim(), cfg.attn_out_dim());
+    let group = cfg.n_head / cfg.n_head_kv;
+    let t = m.par.threads().min(plan.opts.threads);
     // One task is a (token, KV head, share of that KV head's query heads).
     // Sharing a KV head lets a task widen each cached row once for all its
     // query heads; a decode step with few KV heads splits the query heads
@@ -247,9 +243,9 @@ fn attention(
     let scr = SharedMut::new(&mut scratch[..t * per]);
     let err = FirstError::new();
     // llama.cpp's flash attention keeps the f16 query and accumulator of its
-    // one-row path for batches under 64 tokens (GGML_FA_TILE_Q) and
-    // accumulates in f32 in its tiled path above.
-    let params = AttnParams { scale: cfg.kq_scale, softcap: cfg.attn_softcap, half: n < 64 };
+    // one-row path for batches under 64 tokens (GGML_FA_TILE_Q); larger
+    // batches went to `attention_tiled` above.
+    let params = AttnParams { scale: cfg.kq_scale, softcap: cfg.attn_softcap, half: true };
     let per_chunk = tasks.div_ceil(4 * t).max(1);
     m.par.run(tasks.div_ceil(per_chunk), &|c, ti| {
         if ti >= t {
@@ -276,23 +272,8 @@ fn attention(
             let heads = split_rows(group, sub, j, 1);
             let (h0, h1) = (kvh * group + heads.start, kvh * group + heads.end);
             let pos = pos0 + i;
-            let lo = if window > 0 { (pos + 1).saturating_sub(window) } else { 0 };
-            let kh = KvHead {
-                data: kd,
-                ty: layout.ty,
-                row_bytes: layout.k_row_bytes,
-                offset: kvh * hdk * eb,
-                dim: hdk,
-                cells,
-            };
-            let vh = KvHead {
-                data: vd,
-                ty: layout.ty,
-                row_bytes: layout.v_row_bytes,
-                offset: kvh * hdv * eb,
-                dim: hdv,
-                cells,
-            };
+            let lo = if kv.window > 0 { (pos + 1).saturating_sub(kv.window) } else { 0 };
+            let (kh, vh) = kv.head(kvh);
             let qh = &q[i * dq + h0 * hdk..i * dq + h1 * hdk];
             // SAFETY: each task writes the outputs of its own (token, heads).
             let o = unsafe { out.slice(i * da + h0 * hdv..i * da + h1 * hdv) };
@@ -320,14 +301,10 @@ fn attention_tiled(
 ) -> Result<(), Error> {
     let cfg = m.cfg;
     let plan = m.plan;
-    let layout = cache.layout();
-    let (kd, vd) = cache.layer(il);
-    let cells = layout.cells(il);
-    let eb = layout.ty.elem_bytes();
+    let kv = LayerKv::new(cfg, cache, il);
     let (hdk, hdv) = (cfg.head_dim_k, cfg.head_dim_v);
     let (dq, da) = (cfg.q_dim(), cfg.attn_out_dim());
     let group = cfg.n_head / cfg.n_head_kv;
-    let window = if layout.is_swa(il) { cfg.sliding_window } else { 0 };
     let t = m.par.threads().min(plan.opts.threads);
     let n_kv = cfg.n_head_kv;
     let nt = ops::tile_tokens(group);
@@ -352,12 +329,9 @@ fn attention_tiled(
             err.set(Error::PlanTooLarge);
             return;
         };
-        let kh =
-            KvHead { data: kd, ty: layout.ty, row_bytes: layout.k_row_bytes, offset: kvh * hdk * eb, dim: hdk, cells };
-        let vh =
-            KvHead { data: vd, ty: layout.ty, row_bytes: layout.v_row_bytes, offset: kvh * hdv * eb, dim: hdv, cells };
+        let (kh, vh) = kv.head(kvh);
         let qh = &q[i0 * dq + kvh * group * hdk..];
-        let r = ops::attend_tiled(m.kernels, qh, dq, group, i1 - i0, &kh, &vh, pos0 + i0, window, params, &mut s);
+        let r = ops::attend_tiled(m.kernels, qh, dq, group, i1 - i0, &kh, &vh, pos0 + i0, kv.window, params, &mut s);
         if r.is_err() {
             err.check(r);
             return;
@@ -370,6 +344,34 @@ fn attention_tiled(
         }
     });
     err.into_result()
+}
+
+/// One layer's K and V caches as both attention paths read them.
+struct LayerKv<'c> {
+    k: KvHead<'c>,
+    v: KvHead<'c>,
+    /// Sliding-window length (0: the layer sees every earlier position).
+    window: usize,
+}
+
+impl<'c> LayerKv<'c> {
+    fn new(cfg: &Config, cache: &'c KvCache<'_>, il: usize) -> Self {
+        let layout = cache.layout();
+        let (kd, vd) = cache.layer(il);
+        let cells = layout.cells(il);
+        let head = |data, row_bytes, dim| KvHead { data, ty: layout.ty, row_bytes, offset: 0, dim, cells };
+        LayerKv {
+            k: head(kd, layout.k_row_bytes, cfg.head_dim_k),
+            v: head(vd, layout.v_row_bytes, cfg.head_dim_v),
+            window: if layout.is_swa(il) { cfg.sliding_window } else { 0 },
+        }
+    }
+
+    /// The K and V views of KV head `kvh`.
+    fn head(&self, kvh: usize) -> (KvHead<'c>, KvHead<'c>) {
+        let eb = self.k.ty.elem_bytes();
+        (KvHead { offset: kvh * self.k.dim * eb, ..self.k }, KvHead { offset: kvh * self.v.dim * eb, ..self.v })
+    }
 }
 
 fn round64(n: usize) -> usize {
