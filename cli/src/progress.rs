@@ -45,7 +45,7 @@ impl Renderer {
             self.current = label;
             self.last = None;
         }
-        let pct = if total == 0 { 100 } else { done * 100 / total };
+        let pct = (done * 100).checked_div(total).unwrap_or(100);
         let key = if done >= total { 4 } else { pct / 25 };
         if self.last == Some(4) {
             return;

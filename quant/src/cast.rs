@@ -20,11 +20,11 @@ pub fn blocks_mut<'a, T: Pod>(what: &'static str, bytes: &'a mut [u8]) -> Result
 
 fn check<T>(what: &'static str, addr: usize, len: usize) -> Result<(), Error> {
     let size = core::mem::size_of::<T>();
-    if len % size != 0 {
+    if !len.is_multiple_of(size) {
         return Err(Error::Length { what, expected: len / size * size, got: len });
     }
     let align = core::mem::align_of::<T>();
-    if addr % align != 0 {
+    if !addr.is_multiple_of(align) {
         return Err(Error::Misaligned { what, align });
     }
     Ok(())
