@@ -188,7 +188,7 @@ mod pool {
     use super::Parallel;
     use std::boxed::Box;
     use std::cell::UnsafeCell;
-    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
     use std::sync::Arc;
     use std::thread::JoinHandle;
     use std::time::{Duration, Instant};
@@ -249,15 +249,31 @@ mod pool {
     unsafe impl Send for Shared {}
 
     impl Shared {
-        /// Claims and runs chunks of the current job until none are left.
-        fn work(&self, job: &(dyn Fn(usize, usize) + Sync), thread: usize) {
+        /// Claims and runs chunks of the current job until none are left;
+        /// returns how many this thread ran.
+        fn work(&self, job: &(dyn Fn(usize, usize) + Sync), thread: usize) -> usize {
             let chunks = self.chunks.load(Acquire);
+            let mut ran = 0;
             loop {
                 let c = self.next.fetch_add(1, AcqRel);
                 if c >= chunks {
-                    break;
+                    return ran;
                 }
                 job(c, thread);
+                ran += 1;
+            }
+        }
+
+        /// Spins, then yields, until no worker is inside the job.
+        fn wait_idle(&self) {
+            let mut spins = 0u32;
+            while self.active.load(SeqCst) != 0 {
+                spins = spins.wrapping_add(1);
+                if spins < 1 << 12 {
+                    core::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
             }
         }
     }
@@ -266,6 +282,77 @@ mod pool {
     pub struct ThreadPool {
         shared: Arc<Shared>,
         workers: Vec<JoinHandle<()>>,
+        pub(super) solo: Solo,
+    }
+
+    /// Jobs run on the caller alone after a stall, at first (see [`Solo`]).
+    pub(super) const SOLO_MIN: u32 = 64;
+    /// The most jobs run on the caller alone between two tries of the workers.
+    pub(super) const SOLO_MAX: u32 = 16384;
+    /// Jobs with the workers and without a stall after which a stall counts
+    /// as a first one again. A stall costs the caller about as much as the
+    /// second thread saves over a few dozen decode jobs, so stalls more often
+    /// than that make two threads a loss, and rarer ones do not.
+    pub(super) const CLEAN_RESET: u32 = 128;
+    /// The shortest wait for workers that counts as a stall.
+    const STALL_MIN: Duration = Duration::from_micros(100);
+
+    /// When to leave the workers out. A worker that the OS deschedules while
+    /// it holds a chunk (another process wants its core) makes the caller
+    /// wait for the rest of an OS time slice (milliseconds) at the end of the
+    /// job, while a decode job takes tens of microseconds: two threads are
+    /// then slower than one. So when the caller had to wait for the workers
+    /// much longer than a chunk takes it (a stall), the pool runs the next
+    /// `backoff` jobs on the caller alone (the workers park after their spin),
+    /// then tries them again; every stall soon after the last one doubles
+    /// `backoff`, up to [`SOLO_MAX`] jobs (about 100 decoded tokens of
+    /// SmolLM2). Results do not depend on this: chunks compute the same
+    /// numbers on any thread. Only the thread inside `run` touches these.
+    pub(super) struct Solo {
+        /// Jobs still to run on the caller alone.
+        pub(super) left: AtomicU32,
+        /// Jobs to run alone after the next stall.
+        backoff: AtomicU32,
+        /// Jobs run with the workers since the last stall.
+        clean: AtomicU32,
+    }
+
+    impl Solo {
+        pub(super) fn new() -> Solo {
+            Solo { left: AtomicU32::new(0), backoff: AtomicU32::new(SOLO_MIN), clean: AtomicU32::new(0) }
+        }
+
+        /// Whether the next job runs on the caller alone (counting it).
+        pub(super) fn take(&self) -> bool {
+            let left = self.left.load(Relaxed);
+            if left == 0 {
+                return false;
+            }
+            self.left.store(left - 1, Relaxed);
+            true
+        }
+
+        /// Records a job the workers took part in: the caller ran `mine`
+        /// chunks in `worked`, then waited `waited` for the workers.
+        pub(super) fn record(&self, mine: usize, worked: Duration, waited: Duration) {
+            // A worker holds a chunk at most about as long as the caller
+            // takes for one; waiting much longer means it was descheduled.
+            let chunk = worked / (mine.max(1) as u32);
+            if mine > 0 && waited > STALL_MIN.max(4 * chunk) {
+                let b = self.backoff.load(Relaxed);
+                self.left.store(b, Relaxed);
+                self.backoff.store((2 * b).min(SOLO_MAX), Relaxed);
+                self.clean.store(0, Relaxed);
+            } else {
+                let c = self.clean.load(Relaxed) + 1;
+                if c >= CLEAN_RESET {
+                    self.backoff.store(SOLO_MIN, Relaxed);
+                    self.clean.store(0, Relaxed);
+                } else {
+                    self.clean.store(c, Relaxed);
+                }
+            }
+        }
     }
 
     impl ThreadPool {
@@ -301,7 +388,7 @@ mod pool {
                         .expect("spawning a worker thread")
                 })
                 .collect();
-            ThreadPool { shared, workers }
+            ThreadPool { shared, workers, solo: Solo::new() }
         }
     }
 
@@ -364,15 +451,7 @@ mod pool {
             // No chunk may start after this: claim everything that is left.
             s.next.store(usize::MAX / 2, SeqCst);
             s.closed.store(self.1, SeqCst);
-            let mut spins = 0u32;
-            while s.active.load(SeqCst) != 0 {
-                spins = spins.wrapping_add(1);
-                if spins < 1 << 12 {
-                    core::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
-            }
+            s.wait_idle();
             s.busy.store(false, Release);
         }
     }
@@ -384,7 +463,7 @@ mod pool {
 
         fn run(&self, chunks: usize, job: &(dyn Fn(usize, usize) + Sync)) {
             let s = &*self.shared;
-            if self.workers.is_empty() || chunks <= 1 {
+            if self.workers.is_empty() || chunks <= 1 || self.solo.take() {
                 return (0..chunks).for_each(|c| job(c, 0));
             }
             assert!(
@@ -413,9 +492,13 @@ mod pool {
                 }
             }
             let guard = CloseGuard(s, generation);
-            s.work(job, 0);
+            let start = Instant::now();
+            let mine = s.work(job, 0);
+            let worked = start.elapsed();
             // Every chunk is claimed; chunks claimed by workers may still be
-            // running, and the guard waits for them.
+            // running: wait for them (the guard would too, also on unwinding).
+            s.wait_idle();
+            self.solo.record(mine, worked, start.elapsed() - worked);
             drop(guard);
             if s.panicked.swap(false, SeqCst) {
                 panic!("a worker thread panicked while running a job");
@@ -498,6 +581,91 @@ mod tests {
             }
         });
         assert!(out.iter().enumerate().all(|(k, v)| *v == k as u32));
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn stalls_send_jobs_to_the_caller_alone_with_a_doubling_backoff() {
+        use pool::*;
+        use std::time::Duration;
+        let us = Duration::from_micros;
+        let solo = Solo::new();
+        // the caller ran 4 chunks in 40 µs: a chunk takes 10 µs
+        solo.record(4, us(40), us(30));
+        solo.record(4, us(40), us(99));
+        assert!(!solo.take(), "waits under 100 µs are no stall");
+        solo.record(4, us(400), us(390));
+        assert!(!solo.take(), "a wait under 4 chunks is no stall");
+        solo.record(0, us(0), us(5000));
+        assert!(!solo.take(), "no judgement when the caller ran no chunk");
+        let alone = |solo: &Solo| core::iter::from_fn(|| solo.take().then_some(())).count() as u32;
+        solo.record(4, us(40), us(2000));
+        assert_eq!(alone(&solo), SOLO_MIN);
+        // stalls soon after the last one double the time alone, up to SOLO_MAX
+        let mut want = 2 * SOLO_MIN;
+        for _ in 0..12 {
+            (0..CLEAN_RESET - 1).for_each(|_| solo.record(4, us(40), us(1)));
+            solo.record(4, us(40), us(2000));
+            assert_eq!(alone(&solo), want);
+            want = (2 * want).min(SOLO_MAX);
+        }
+        assert_eq!(want, SOLO_MAX);
+        // after CLEAN_RESET clean jobs a stall counts as a first one again
+        (0..CLEAN_RESET).for_each(|_| solo.record(4, us(40), us(1)));
+        solo.record(4, us(40), us(2000));
+        assert_eq!(alone(&solo), SOLO_MIN);
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_worker_descheduled_in_a_chunk_leaves_the_next_jobs_to_the_caller() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::time::{Duration, Instant};
+        let pool = ThreadPool::new(2);
+        // A worker chunk that sleeps 3 ms stands for a worker the OS took
+        // off its core. The caller's chunks take 20 µs each, so that the
+        // worker (once scheduled) gets a chunk of some job. On a busy machine
+        // the caller may be descheduled too and the wait not look long next
+        // to its own chunks: try again until the pool saw a stall.
+        let mut tries = 0;
+        while pool.solo.left.load(Ordering::Relaxed) == 0 {
+            tries += 1;
+            assert!(tries <= 2000, "no stall seen in {tries} jobs");
+            pool.run(4, &|_, t| {
+                if t == 0 {
+                    let s = Instant::now();
+                    while s.elapsed() < Duration::from_micros(20) {
+                        core::hint::spin_loop();
+                    }
+                } else {
+                    std::thread::sleep(Duration::from_millis(3));
+                }
+            });
+        }
+        assert_eq!(pool.solo.left.load(Ordering::Relaxed), pool::SOLO_MIN, "the first stall");
+        // The next jobs run on the caller alone, every chunk exactly once.
+        for _ in 0..pool::SOLO_MIN {
+            let ran = AtomicUsize::new(0);
+            pool.run(8, &|_, t| {
+                assert_eq!(t, 0, "a job after a stall ran on a worker");
+                ran.fetch_add(1, Ordering::Relaxed);
+            });
+            assert_eq!(ran.into_inner(), 8);
+        }
+        // Then the workers are tried again (and take part once scheduled).
+        let mut tries = 0;
+        let on_worker = AtomicUsize::new(0);
+        while on_worker.load(Ordering::Relaxed) == 0 {
+            tries += 1;
+            assert!(tries <= 2000, "the worker was not tried again within {tries} jobs");
+            pool.run(4, &|_, t| {
+                if t != 0 {
+                    on_worker.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+            });
+        }
     }
 
     #[cfg(feature = "std")]
