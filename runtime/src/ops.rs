@@ -820,6 +820,53 @@ pub fn matmul(
     jobs: &mut [(&Mat<'_>, &mut [f32])],
     scratch: &mut ActScratch<'_>,
 ) -> Result<(), Error> {
+    matmul_then(kernels, par, x, n, cols, jobs, scratch, None)
+}
+
+/// A gated activation applied in place to a block of rows of a gate and an
+/// up projection: `gate[r] = act(gate[r]) * up[r]` ([`swiglu`], [`geglu`]).
+pub type Glu<'a> = &'a (dyn Fn(&mut [f32], &[f32]) -> Result<(), Error> + Sync);
+
+/// For one input row `x` of `cols` values: `gate_out = W_gate · x`, `up_out =
+/// W_up · x`, then `glu(gate_out, up_out)`. Each chunk of rows the threads
+/// claim computes both products for its rows and applies `glu` to them, so
+/// the activation needs no hand-off of its own and is split across the
+/// threads. `glu` must be elementwise: the results are those of [`matmul`]
+/// followed by `glu` over the whole rows.
+#[allow(clippy::too_many_arguments)]
+pub fn matvec_glu(
+    kernels: &Kernels,
+    par: &dyn Parallel,
+    x: &[f32],
+    cols: usize,
+    gate: (&Mat<'_>, &mut [f32]),
+    up: (&Mat<'_>, &mut [f32]),
+    scratch: &mut ActScratch<'_>,
+    glu: Glu<'_>,
+) -> Result<(), Error> {
+    if gate.0.rows != up.0.rows {
+        return Err(Error::Quant(ember_quant::Error::Length {
+            what: "up projection rows",
+            expected: gate.0.rows,
+            got: up.0.rows,
+        }));
+    }
+    matmul_then(kernels, par, x, 1, cols, &mut [gate, up], scratch, Some(glu))
+}
+
+/// [`matmul`], and with `glu` (one input row, `jobs` = [gate, up] of equal
+/// rows, checked by [`matvec_glu`]) the gated activation on each chunk.
+#[allow(clippy::too_many_arguments)]
+fn matmul_then(
+    kernels: &Kernels,
+    par: &dyn Parallel,
+    x: &[f32],
+    n: usize,
+    cols: usize,
+    jobs: &mut [(&Mat<'_>, &mut [f32])],
+    scratch: &mut ActScratch<'_>,
+    glu: Option<Glu<'_>>,
+) -> Result<(), Error> {
     if jobs.len() > MAX_GROUP {
         return Err(Error::Quant(ember_quant::Error::Length {
             what: "matmul group",
@@ -900,28 +947,26 @@ pub fn matmul(
         }
     }
 
-    // The products, in chunks of output rows claimed by the threads: blocks
-    // of rows for one input row (decode), tiles of about 32 KiB of weights
-    // that stay in cache while every input row passes (prompt batches).
+    if n == 1 {
+        return matvec(kernels, par, cols, jobs, scratch, &slot_of, glu);
+    }
+
+    // The products, in chunks of output rows claimed by the threads: tiles
+    // of about 32 KiB of weights that stay in cache while every input row
+    // passes (prompt batches).
     let scratch_ro: &[u8] = scratch.buf;
     let slot_bytes = scratch.slot_bytes;
     let mut outs: [Option<SharedMut<'_, f32>>; MAX_GROUP] = [None, None, None];
     let mut mats: [Option<Mat<'_>>; MAX_GROUP] = [None; MAX_GROUP];
     let mut block = [0usize; MAX_GROUP];
     let mut first_chunk = [0usize; MAX_GROUP + 1];
-    let total_rows: usize = jobs.iter().map(|(w, _)| w.rows).sum();
     let n_jobs = jobs.len();
     for (j, (w, out)) in jobs.iter_mut().enumerate() {
         mats[j] = Some(**w);
         outs[j] = Some(SharedMut::new(&mut out[..n * w.rows]));
-        block[j] = if n == 1 {
-            // A multiple of 8: the Q4_0 gemv takes eight rows per pass.
-            (total_rows / (6 * par.threads())).clamp(16, 4096).next_multiple_of(8)
-        } else {
-            // A multiple of 8: the repacked Q4_0/Q4_K gemms take weight rows
-            // eight at a time (a 4-row tail costs as much as 8 rows).
-            (32 * 1024 / w.row_bytes().max(1)).clamp(8, 256).next_multiple_of(8)
-        };
+        // A multiple of 8: the repacked Q4_0/Q4_K gemms take weight rows
+        // eight at a time (a 4-row tail costs as much as 8 rows).
+        block[j] = (32 * 1024 / w.row_bytes().max(1)).clamp(8, 256).next_multiple_of(8);
         first_chunk[j + 1] = first_chunk[j] + w.rows.div_ceil(block[j]);
     }
     for j in n_jobs..MAX_GROUP {
@@ -940,12 +985,6 @@ pub fn matmul(
         let r0 = (c - first_chunk[j]) * block[j];
         let r1 = (r0 + block[j]).min(w.rows);
         let wt = &w.data[r0 * wrb..r1 * wrb];
-        if n == 1 {
-            // SAFETY: each chunk is a distinct block of rows of one matrix,
-            // run once; these are its outputs for the one input row.
-            let o = unsafe { out.slice(r0..r1) };
-            return err.check(kernels.gemm_strided(w.ty, cols, wt, acts, o, r1 - r0));
-        }
         // The gemm entry writes a strided block; it goes through a local
         // buffer so that no two threads hold overlapping output slices.
         // Groups of GROUP input rows (a multiple of 4, so each row keeps the
@@ -980,6 +1019,126 @@ pub fn matmul(
     par.run(first_chunk[MAX_GROUP], &job);
     err.into_result()?;
     Ok(())
+}
+
+/// Rows of one chunk of a one-row product start at a multiple of this: the
+/// Q4_0 gemv takes eight rows per pass, and every gemv gives a row the same
+/// bits whatever block of rows it is called on from such a start.
+const ROW_ALIGN: usize = 8;
+
+/// A chunk of a one-row product should hold at least this many weight bytes
+/// (a few microseconds of work): claiming a chunk costs an atomic operation
+/// on a line the other threads write too.
+const MIN_CHUNK_BYTES: usize = 16 * 1024;
+
+/// Most chunks one one-row product is cut into.
+const MAX_ROW_CHUNKS: usize = 64;
+
+/// One chunk of a one-row product: rows `r0..r1` of matrix `j` of the group
+/// (of every matrix of the group, for a gate/up pair).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct RowChunk {
+    j: usize,
+    r0: usize,
+    r1: usize,
+}
+
+/// Cuts a one-row product over matrices of `rows[j]` rows (of `row_bytes[j]`
+/// bytes each) into chunks for `threads` threads, in the order the threads
+/// claim them: guided self-scheduling, each chunk about 1/(2 · threads) of
+/// the rows still unclaimed, so the first chunks are large (few claims) and
+/// the last ones small (a thread finishing early waits for little), but at
+/// least [`MIN_CHUNK_BYTES`] and a multiple of [`ROW_ALIGN`] rows (except at
+/// a matrix's end). One thread: one chunk per matrix. Writes the chunks to
+/// `out` and returns how many there are.
+fn row_chunks(rows: &[usize], row_bytes: &[usize], threads: usize, out: &mut [RowChunk; MAX_ROW_CHUNKS]) -> usize {
+    let mut min_bytes = MIN_CHUNK_BYTES;
+    loop {
+        let mut left: usize = rows.iter().zip(row_bytes).map(|(r, b)| r * b).sum();
+        let mut count = 0;
+        let mut complete = true;
+        'matrices: for (j, (&n, &rb)) in rows.iter().zip(row_bytes).enumerate() {
+            let rb = rb.max(1);
+            let min_rows = (min_bytes / rb).max(1).next_multiple_of(ROW_ALIGN);
+            let mut r0 = 0;
+            while r0 < n {
+                if count == MAX_ROW_CHUNKS {
+                    complete = false;
+                    break 'matrices;
+                }
+                let want = if threads <= 1 { n } else { (left / rb).div_ceil(2 * threads) };
+                let r1 = (r0 + want.max(min_rows).next_multiple_of(ROW_ALIGN)).min(n);
+                out[count] = RowChunk { j, r0, r1 };
+                count += 1;
+                left = left.saturating_sub((r1 - r0) * rb);
+                r0 = r1;
+            }
+        }
+        if complete {
+            return count;
+        }
+        // Too many chunks (a huge matrix): fewer, larger ones.
+        min_bytes *= 2;
+    }
+}
+
+/// The one-input-row (decode) path of [`matmul_then`]: the activations are
+/// quantized in `scratch` (slot `slot_of[j]` for matrix `j`); output rows are
+/// cut by [`row_chunks`] and claimed by the threads.
+fn matvec(
+    kernels: &Kernels,
+    par: &dyn Parallel,
+    cols: usize,
+    jobs: &mut [(&Mat<'_>, &mut [f32])],
+    scratch: &ActScratch<'_>,
+    slot_of: &[usize; MAX_GROUP],
+    glu: Option<Glu<'_>>,
+) -> Result<(), Error> {
+    let n_jobs = jobs.len();
+    let mut mats: [Option<Mat<'_>>; MAX_GROUP] = [None; MAX_GROUP];
+    let mut acts: [&[u8]; MAX_GROUP] = [&[]; MAX_GROUP];
+    let mut outs: [Option<SharedMut<'_, f32>>; MAX_GROUP] = [None, None, None];
+    for (j, (w, out)) in jobs.iter_mut().enumerate() {
+        let rb = ember_quant::matmul::act_row_bytes(w.act_type(), cols)?;
+        mats[j] = Some(**w);
+        acts[j] = &scratch.buf[slot_of[j] * scratch.slot_bytes..][..rb];
+        outs[j] = Some(SharedMut::new(&mut out[..w.rows]));
+    }
+    // With `glu`, a chunk covers the same rows of the gate and the up
+    // projection: plan it as one matrix whose rows hold both.
+    let (mut rows, mut row_bytes) = ([0usize; MAX_GROUP], [0usize; MAX_GROUP]);
+    let planned = if glu.is_some() {
+        rows[0] = mats[0].map_or(0, |w| w.rows);
+        row_bytes[0] = mats.iter().flatten().map(|w| w.row_bytes()).sum();
+        1
+    } else {
+        for (j, w) in mats.iter().flatten().enumerate() {
+            (rows[j], row_bytes[j]) = (w.rows, w.row_bytes());
+        }
+        n_jobs
+    };
+    let mut chunks = [RowChunk::default(); MAX_ROW_CHUNKS];
+    let count = row_chunks(&rows[..planned], &row_bytes[..planned], par.threads(), &mut chunks);
+    let err: FirstError<Error> = FirstError::new();
+    let product = |j: usize, r0: usize, r1: usize| -> Result<&mut [f32], Error> {
+        let (Some(w), Some(out)) = (mats[j].as_ref(), outs[j].as_ref()) else {
+            return Err(Error::BadOption("matvec: no such matrix"));
+        };
+        let wrb = w.row_bytes();
+        // SAFETY: each chunk is a distinct block of rows, run once; these are
+        // its rows of matrix `j` (or of both matrices of a gate/up pair).
+        let o = unsafe { out.slice(r0..r1) };
+        kernels.gemm_strided(w.ty, cols, &w.data[r0 * wrb..r1 * wrb], acts[j], o, r1 - r0)?;
+        Ok(o)
+    };
+    par.run(count, &|c, _| {
+        let RowChunk { j, r0, r1 } = chunks[c];
+        match glu {
+            None => err.check(product(j, r0, r1).map(|_| ())),
+            Some(glu) => err.check(product(0, r0, r1).and_then(|g| glu(g, product(1, r0, r1)?))),
+        }
+    });
+    err.into_result()
 }
 
 #[cfg(test)]
@@ -1321,6 +1480,175 @@ mod tests {
         let p = AttnParams { scale: 1.0, softcap: 0.0, half: true };
         attend(&Kernels::best(), &[1.0; 8], &kh, &vh, 0..1, p, &mut scratch, &mut out).unwrap();
         assert_eq!(&out[..], &v[..]);
+    }
+
+    #[test]
+    fn row_chunks_cover_every_row_once_with_a_small_tail() {
+        let cases: [&[(usize, usize)]; 9] = [
+            &[(1, 18)],
+            &[(7, 324)],
+            &[(101, 612)],
+            &[(576, 324), (192, 324), (192, 324)],
+            &[(1536, 648)],
+            &[(49152, 612)],
+            &[(262_144, 680)],
+            &[(5, 100), (0, 100), (3, 100)],
+            &[(0, 64)],
+        ];
+        for case in cases {
+            let rows: Vec<usize> = case.iter().map(|c| c.0).collect();
+            let bytes: Vec<usize> = case.iter().map(|c| c.1).collect();
+            for threads in 1..5 {
+                let mut out = [RowChunk::default(); MAX_ROW_CHUNKS];
+                let count = row_chunks(&rows, &bytes, threads, &mut out);
+                let chunks = &out[..count];
+                // in claim order: matrix by matrix, rows in order, each once
+                let mut at = (0usize, 0usize);
+                for c in chunks {
+                    while at.0 < c.j {
+                        assert_eq!(at.1, rows[at.0], "{case:?} t={threads}: matrix {} not covered", at.0);
+                        at = (at.0 + 1, 0);
+                    }
+                    assert_eq!((c.j, c.r0), at, "{case:?} t={threads}");
+                    assert!(c.r1 > c.r0 && c.r1 <= rows[c.j]);
+                    assert!(c.r1 % ROW_ALIGN == 0 || c.r1 == rows[c.j], "{case:?} t={threads}: {c:?}");
+                    at.1 = c.r1;
+                }
+                while at.0 < rows.len() {
+                    assert_eq!(at.1, rows[at.0], "{case:?} t={threads}: matrix {} not covered", at.0);
+                    at = (at.0 + 1, 0);
+                }
+                if threads == 1 {
+                    assert_eq!(count, rows.iter().filter(|&&r| r > 0).count(), "one chunk per matrix");
+                }
+                let total: usize = case.iter().map(|c| c.0 * c.1).sum();
+                if threads > 1 && total >= 4 * 1024 * 1024 {
+                    // a big job ends on chunks of about MIN_CHUNK_BYTES
+                    let last = chunks[count - 1];
+                    let b = (last.r1 - last.r0) * bytes[last.j];
+                    assert!(b <= 2 * MIN_CHUNK_BYTES + ROW_ALIGN * bytes[last.j], "{case:?}: last chunk {b} bytes");
+                    assert!(count >= 8, "{case:?}: {count} chunks");
+                }
+            }
+        }
+    }
+
+    /// Weights of `ty` (`rows` x `cols`, random) as a matrix.
+    fn random_mat(ty: GgmlType, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
+        let mut r = rng(seed);
+        let wf: Vec<f32> = (0..rows * cols).map(|_| r()).collect();
+        let mut w = vec![0u8; ty.row_bytes(cols).unwrap() * rows];
+        ember_quant::matmul::quantize(ty, &wf, &mut w).unwrap();
+        w
+    }
+
+    /// `W · x` for one input row in one gemv call over every row: the
+    /// reference the chunked one-row path must match bit for bit.
+    fn one_gemv(kernels: &Kernels, m: &Mat<'_>, x: &[f32]) -> Vec<f32> {
+        let act = m.act_type();
+        let mut a = vec![0u64; ember_quant::matmul::act_row_bytes(act, m.cols).unwrap().div_ceil(8)];
+        let a = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut a)
+            [..ember_quant::matmul::act_row_bytes(act, m.cols).unwrap()];
+        kernels.quantize_activations(act, x, a).unwrap();
+        let mut out = vec![0.0f32; m.rows];
+        kernels.gemm_strided(m.ty, m.cols, m.data, a, &mut out, m.rows).unwrap();
+        out
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn one_row_products_match_one_gemv_for_any_thread_count() {
+        use crate::threads::{Serial, ThreadPool};
+        let pools: Vec<ThreadPool> = (2..4).map(ThreadPool::new).collect();
+        let mut pars: Vec<&dyn Parallel> = vec![&Serial];
+        pars.extend(pools.iter().map(|p| p as &dyn Parallel));
+        let cols = 256;
+        let mut r = rng(7);
+        let x: Vec<f32> = (0..cols).map(|_| r()).collect();
+        let mut buf = vec![0u64; 3 * 1024];
+        let mut scratch = ActScratch { buf: bytemuck::cast_slice_mut(&mut buf), slot_bytes: 8192 };
+        let formats = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K];
+        for kernels in [Kernels::generic(), Kernels::best()] {
+            for (f, &ty) in formats.iter().enumerate() {
+                // rows not a multiple of the rows per pass, and enough rows
+                // (900 · 144 bytes) for several chunks of MIN_CHUNK_BYTES
+                for rows in [1usize, 7, 9, 37, 101, 900] {
+                    let wa = random_mat(ty, rows, cols, 100 + f as u64);
+                    let wb = random_mat(GgmlType::Q8_0, rows + 3, cols, 200 + f as u64);
+                    let ma = Mat { ty, cols, rows, data: &wa };
+                    let mb = Mat { ty: GgmlType::Q8_0, cols, rows: rows + 3, data: &wb };
+                    let (want_a, want_b) = (one_gemv(&kernels, &ma, &x), one_gemv(&kernels, &mb, &x));
+                    for par in &pars {
+                        let (mut oa, mut ob) = (vec![0.0f32; rows], vec![0.0f32; rows + 3]);
+                        matmul(&kernels, *par, &x, 1, cols, &mut [(&ma, &mut oa), (&mb, &mut ob)], &mut scratch)
+                            .unwrap();
+                        let t = par.threads();
+                        assert!(oa.iter().zip(&want_a).all(|(a, b)| a.to_bits() == b.to_bits()), "{ty:?} {rows} t={t}");
+                        assert!(ob.iter().zip(&want_b).all(|(a, b)| a.to_bits() == b.to_bits()), "{ty:?} {rows} t={t}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn matvec_glu_matches_matmul_then_the_activation() {
+        use crate::threads::{Serial, ThreadPool};
+        let pools: Vec<ThreadPool> = (2..4).map(ThreadPool::new).collect();
+        let mut pars: Vec<&dyn Parallel> = vec![&Serial];
+        pars.extend(pools.iter().map(|p| p as &dyn Parallel));
+        let mut table = vec![0u16; 65536];
+        gelu_table(&mut table);
+        let cols = 256;
+        let mut r = rng(8);
+        let x: Vec<f32> = (0..cols).map(|v| r() * (1 + v % 5) as f32).collect();
+        let mut buf = vec![0u64; 3 * 1024];
+        let mut scratch = ActScratch { buf: bytemuck::cast_slice_mut(&mut buf), slot_bytes: 8192 };
+        for kernels in [Kernels::generic(), Kernels::best()] {
+            for rows in [1usize, 13, 101, 1536] {
+                for ty in [GgmlType::Q4_0, GgmlType::Q4_K] {
+                    let wg = random_mat(ty, rows, cols, 300);
+                    let wu = random_mat(ty, rows, cols, 301);
+                    let mg = Mat { ty, cols, rows, data: &wg };
+                    let mu = Mat { ty, cols, rows, data: &wu };
+                    let (g0, u0) = (one_gemv(&kernels, &mg, &x), one_gemv(&kernels, &mu, &x));
+                    for gelu in [false, true] {
+                        let mut want = g0.clone();
+                        if gelu {
+                            geglu(&mut want, &u0, &table);
+                        } else {
+                            swiglu(&kernels, &mut want, &u0).unwrap();
+                        }
+                        let glu = |g: &mut [f32], u: &[f32]| {
+                            if gelu {
+                                geglu(g, u, &table);
+                                Ok(())
+                            } else {
+                                swiglu(&kernels, g, u)
+                            }
+                        };
+                        for par in &pars {
+                            let (mut g, mut u) = (vec![0.0f32; rows], vec![0.0f32; rows]);
+                            matvec_glu(&kernels, *par, &x, cols, (&mg, &mut g), (&mu, &mut u), &mut scratch, &glu)
+                                .unwrap();
+                            let t = par.threads();
+                            assert!(g.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{rows} t={t}");
+                            assert!(u.iter().zip(&u0).all(|(a, b)| a.to_bits() == b.to_bits()), "{rows} t={t}");
+                        }
+                    }
+                }
+            }
+        }
+        // gate and up of different heights are an error, not a panic
+        let w = random_mat(GgmlType::Q4_0, 9, cols, 302);
+        let (mg, mu) =
+            (Mat { ty: GgmlType::Q4_0, cols, rows: 9, data: &w }, Mat { ty: GgmlType::Q4_0, cols, rows: 8, data: &w });
+        let (mut g, mut u) = (vec![0.0f32; 9], vec![0.0f32; 9]);
+        let glu = |_: &mut [f32], _: &[f32]| Ok(());
+        assert!(
+            matvec_glu(&Kernels::best(), &Serial, &x, cols, (&mg, &mut g), (&mu, &mut u), &mut scratch, &glu).is_err()
+        );
     }
 
     #[test]

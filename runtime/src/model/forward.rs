@@ -154,28 +154,44 @@ pub fn forward(m: &Model<'_, '_>, bufs: &mut Buffers<'_>, tokens: &[u32], pos0: 
 
         // Feed-forward.
         norm_rows(m.par, n, d, x, xb, lw.ffn_norm, eps);
-        ops::matmul(
-            m.kernels,
-            m.par,
-            xb,
-            n,
-            d,
-            &mut [(&lw.w_gate, &mut gate[..n * dff]), (&lw.w_up, &mut up[..n * dff])],
-            &mut act,
-        )?;
-        {
+        let gelu: &[u16] = gelu;
+        let glu = |g: &mut [f32], u: &[f32]| match cfg.activation {
+            Activation::Silu => ops::swiglu(m.kernels, g, u),
+            Activation::GeluTanh => {
+                ops::geglu(g, u, gelu);
+                Ok(())
+            }
+        };
+        if n == 1 {
+            // One token: each chunk of rows applies the activation to its own
+            // gate and up rows, on the thread that computed them.
+            ops::matvec_glu(
+                m.kernels,
+                m.par,
+                xb,
+                d,
+                (&lw.w_gate, &mut gate[..dff]),
+                (&lw.w_up, &mut up[..dff]),
+                &mut act,
+                &glu,
+            )?;
+        } else {
+            ops::matmul(
+                m.kernels,
+                m.par,
+                xb,
+                n,
+                d,
+                &mut [(&lw.w_gate, &mut gate[..n * dff]), (&lw.w_up, &mut up[..n * dff])],
+                &mut act,
+            )?;
             let gs = SharedMut::new(&mut gate[..n * dff]);
             let up: &[f32] = up;
-            let gelu: &[u16] = gelu;
             let err = FirstError::new();
             for_rows(m.par, n, |i| {
                 // SAFETY: `for_rows` hands each row index to exactly one thread.
                 let g = unsafe { gs.slice(i * dff..(i + 1) * dff) };
-                let u = &up[i * dff..(i + 1) * dff];
-                match cfg.activation {
-                    Activation::Silu => err.check(ops::swiglu(m.kernels, g, u)),
-                    Activation::GeluTanh => ops::geglu(g, u, gelu),
-                }
+                err.check(glu(g, &up[i * dff..(i + 1) * dff]));
             });
             err.into_result()?;
         }
