@@ -239,6 +239,28 @@ pub fn read_bandwidth(buf: &[u64], rounds: usize) -> f64 {
     median(&mut rates)
 }
 
+/// GB/s of a plain read of `buf` by `threads` threads at once, each summing
+/// its own contiguous share: the median of `rounds` full passes, each timed
+/// by the wall clock (not [`Clock`], which may count this thread's CPU time)
+/// from before the threads start to after the last one ends.
+pub fn read_bandwidth_threads(buf: &[u64], threads: usize, rounds: usize) -> f64 {
+    let threads = threads.max(1);
+    let bytes = std::mem::size_of_val(buf) as f64;
+    let per = buf.len().div_ceil(threads).max(1);
+    let mut rates: Vec<f64> = (0..rounds.max(1))
+        .map(|_| {
+            let t = std::time::Instant::now();
+            std::thread::scope(|s| {
+                for part in buf.chunks(per) {
+                    s.spawn(move || std::hint::black_box(sum_u64(std::hint::black_box(part))));
+                }
+            });
+            bytes / t.elapsed().as_secs_f64() / 1e9
+        })
+        .collect();
+    median(&mut rates)
+}
+
 /// A weight matrix of one format and shape, repeated in a pool of copies at
 /// least [`POOL_BYTES`] large, and an activation row to multiply it with.
 pub struct WeightPool {

@@ -17,6 +17,9 @@
 //!   prompt, each in a child process whose wall time (spawn to exit) and
 //!   `ru_maxrss` (`wait4`) are taken, after one untimed run of each to warm
 //!   the page cache; interleaved too.
+//! - Generation as memory traffic: tg t/s × file size (every weight is read
+//!   once per token) against a plain read of memory by as many threads,
+//!   measured at the start of the run.
 //! - `--contention`: a busy loop (`sh -c 'while :; do :; done'`, pinned to
 //!   CPU 1 with `taskset` when there is one) runs while tg64 with `-t 2` is
 //!   measured for both, interleaved.
@@ -459,6 +462,36 @@ fn speed_table(t: &Table) -> String {
     s
 }
 
+/// Generation as memory traffic: each token reads every weight once, so
+/// tokens/s × file size is the bytes/s a tool streams, set against a plain
+/// read of memory with as many threads (`reads`, measured in this run).
+fn traffic_table(t: &Table, reads: &[(usize, f64)]) -> String {
+    let mut s = format!(
+        "\n### Generation as memory traffic\n\nGB/s = mean tg t/s × model file size (every weight is read once per \
+         token); plain read = a {} MiB buffer summed by that many threads, measured at the start of this run.\n\n\
+         | model | threads | test | file MB | ember GB/s | llama.cpp GB/s | plain read GB/s | ember / plain read |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+        ember_benches::POOL_BYTES >> 20
+    );
+    for ((_, th, _, m, test), (e, l)) in t {
+        if !test.starts_with("tg") {
+            continue;
+        }
+        let mb = std::fs::metadata(m).map_or(0.0, |md| md.len() as f64 / 1e6);
+        let gbs = |v: &[f64]| mean_sd(v).0 * mb / 1e3;
+        let read = reads.iter().find(|(n, _)| n == th).map_or(f64::NAN, |r| r.1);
+        let _ = writeln!(
+            s,
+            "| {} | {th} | {test} | {mb:.1} | {:.2} | {:.2} | {read:.2} | {:.2} |",
+            name_of(Path::new(m)),
+            gbs(e),
+            gbs(l),
+            gbs(e) / read
+        );
+    }
+    s
+}
+
 fn sh(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)
@@ -528,6 +561,15 @@ fn run(o: &Opts, args: &[String]) -> Result<String> {
     let mut r = Runner { o, tier: String::new(), llama_build: String::new() };
     let started = Instant::now();
     let load_start = loadavg();
+    // The memory ceiling generation runs against: every weight byte is read
+    // once per token.
+    let reads: Vec<(usize, f64)> = if o.speed {
+        eprintln!("compare: plain read of a {} MiB buffer", ember_benches::POOL_BYTES >> 20);
+        let buf = ember_benches::read_buffer();
+        threads.iter().map(|&t| (t, ember_benches::read_bandwidth_threads(&buf, t, 5))).collect()
+    } else {
+        Vec::new()
+    };
     let speed = if o.speed { Some(r.speed(&models, &o.n_prompt, &o.n_gen, &threads)?) } else { None };
     let mut colds = Vec::new();
     if o.cold_start {
@@ -574,6 +616,7 @@ fn run(o: &Opts, args: &[String]) -> Result<String> {
     );
     if let Some(t) = &speed {
         let _ = writeln!(s, "\n### Speed (tokens/s, mean ± sd over rounds)\n\n{}", speed_table(t));
+        let _ = writeln!(s, "{}", traffic_table(t, &reads));
     }
     if !colds.is_empty() {
         let _ = writeln!(
