@@ -672,6 +672,23 @@ mod tests {
     }
 
     #[test]
+    fn traffic_table_is_tokens_per_second_times_file_size() {
+        let dir = std::env::temp_dir().join(format!("compare-traffic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let m = dir.join("m.gguf");
+        std::fs::write(&m, vec![0u8; 2_000_000]).unwrap();
+        let key = |test: &str| (0, 2, test_order(test), m.display().to_string(), test.to_string());
+        let mut t = Table::new();
+        t.insert(key("pp512"), (vec![100.0], vec![50.0]));
+        t.insert(key("tg64"), (vec![90.0, 110.0], vec![50.0]));
+        let md = traffic_table(&t, &[(1, 9.0), (2, 4.0)]);
+        std::fs::remove_dir_all(&dir).unwrap();
+        // 2 MB x 100 t/s = 0.2 GB/s; 2 MB x 50 t/s = 0.1 GB/s; read with 2 threads 4 GB/s.
+        assert!(md.contains("| m | 2 | tg64 | 2.0 | 0.20 | 0.10 | 4.00 | 0.05 |"), "{md}");
+        assert!(!md.contains("pp512"), "prompt tests are not memory-bound: {md}");
+    }
+
+    #[test]
     fn rejects_bad_llama_bench_json() {
         assert!(parse_llama_bench("not json").unwrap_err().contains("not JSON"));
         assert!(parse_llama_bench("{}").unwrap_err().contains("array"));
