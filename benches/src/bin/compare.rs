@@ -19,7 +19,7 @@
 //!   the page cache; interleaved too.
 //! - Generation as memory traffic: tg t/s × file size (every weight is read
 //!   once per token) against a plain read of memory by as many threads,
-//!   measured at the start of the run.
+//!   measured at the end of the run (after the child processes).
 //! - `--contention`: a busy loop (`sh -c 'while :; do :; done'`, pinned to
 //!   CPU 1 with `taskset` when there is one) runs while tg64 with `-t 2` is
 //!   measured for both, interleaved.
@@ -468,7 +468,7 @@ fn speed_table(t: &Table) -> String {
 fn traffic_table(t: &Table, reads: &[(usize, f64)]) -> String {
     let mut s = format!(
         "\n### Generation as memory traffic\n\nGB/s = mean tg t/s × model file size (every weight is read once per \
-         token); plain read = a {} MiB buffer summed by that many threads, measured at the start of this run.\n\n\
+         token); plain read = a {} MiB buffer summed by that many threads, measured at the end of this run.\n\n\
          | model | threads | test | file MB | ember GB/s | llama.cpp GB/s | plain read GB/s | ember / plain read |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|\n",
         ember_benches::POOL_BYTES >> 20
@@ -561,15 +561,6 @@ fn run(o: &Opts, args: &[String]) -> Result<String> {
     let mut r = Runner { o, tier: String::new(), llama_build: String::new() };
     let started = Instant::now();
     let load_start = loadavg();
-    // The memory ceiling generation runs against: every weight byte is read
-    // once per token.
-    let reads: Vec<(usize, f64)> = if o.speed {
-        eprintln!("compare: plain read of a {} MiB buffer", ember_benches::POOL_BYTES >> 20);
-        let buf = ember_benches::read_buffer();
-        threads.iter().map(|&t| (t, ember_benches::read_bandwidth_threads(&buf, t, 5))).collect()
-    } else {
-        Vec::new()
-    };
     let speed = if o.speed { Some(r.speed(&models, &o.n_prompt, &o.n_gen, &threads)?) } else { None };
     let mut colds = Vec::new();
     if o.cold_start {
@@ -591,6 +582,17 @@ fn run(o: &Opts, args: &[String]) -> Result<String> {
         let t = r.speed(&models, "0", "64", &[2])?;
         contention = Some((t, how));
     }
+    // The memory ceiling generation runs against: every weight byte is read
+    // once per token. Measured last: a child's `ru_maxrss` includes this
+    // process's peak RSS at the fork, so the 256 MiB buffer would show up in
+    // every cold-start figure taken after it.
+    let reads: Vec<(usize, f64)> = if o.speed {
+        eprintln!("compare: plain read of a {} MiB buffer", ember_benches::POOL_BYTES >> 20);
+        let buf = ember_benches::read_buffer();
+        threads.iter().map(|&t| (t, ember_benches::read_bandwidth_threads(&buf, t, 5))).collect()
+    } else {
+        Vec::new()
+    };
 
     let mut s = String::new();
     let commit = sh("git", &["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"]);
