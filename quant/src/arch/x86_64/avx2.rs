@@ -398,6 +398,35 @@ macro_rules! pairs_gemm {
 }
 pub(super) use pairs_gemm;
 
+/// A 4×4 transpose of dwords in each 128-bit half: dword `p` of result `j`
+/// is dword `j` of `y[p]` (per half).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn transpose4_epi32(y: [__m256i; 4]) -> [__m256i; 4] {
+    let t0 = _mm256_unpacklo_epi32(y[0], y[1]); // p0.0 p1.0 p0.1 p1.1
+    let t1 = _mm256_unpackhi_epi32(y[0], y[1]); // p0.2 p1.2 p0.3 p1.3
+    let t2 = _mm256_unpacklo_epi32(y[2], y[3]); // p2.0 p3.0 p2.1 p3.1
+    let t3 = _mm256_unpackhi_epi32(y[2], y[3]); // p2.2 p3.2 p2.3 p3.3
+    [
+        _mm256_unpacklo_epi64(t0, t2),
+        _mm256_unpackhi_epi64(t0, t2),
+        _mm256_unpacklo_epi64(t1, t3),
+        _mm256_unpackhi_epi64(t1, t3),
+    ]
+}
+
+/// Lane-wise sum of eight accumulators in the order [`hsum_ps`] (ggml's
+/// `hsum_float_8`) sums the eight lanes of one vector: `((a0 + a4) + (a2 +
+/// a6)) + ((a1 + a5) + (a3 + a7))`. Kernels that keep one output per lane,
+/// with that output's eight vec_dot lanes in `a[0..8]`, end with it.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn sum_lanes8(a: [__m256; 8]) -> __m256 {
+    let lo = _mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[2], a[6]));
+    let hi = _mm256_add_ps(_mm256_add_ps(a[1], a[5]), _mm256_add_ps(a[3], a[7]));
+    _mm256_add_ps(lo, hi)
+}
+
 /// Each row cut to `n` blocks. A plain loop: `array::map`'s closure is not
 /// always inlined into the `target_feature` kernels, and then costs a call
 /// per row and block.

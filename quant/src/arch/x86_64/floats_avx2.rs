@@ -2,7 +2,7 @@
 //! per step in four independent accumulators, the tail (fewer than 32
 //! values) through the generic code.
 
-use super::avx2::hsum_ps;
+use super::avx2::{hsum_ps, sum_lanes8};
 use crate::floats;
 use core::arch::x86_64::*;
 use half::{bf16, f16};
@@ -113,9 +113,7 @@ pub(crate) unsafe fn attn_dot_f16_avx2(k: &[f16], q: &[f32]) -> f32 {
         o += 64;
     }
     // a[l] = (acc0 + acc2) + (acc1 + acc3), lanes 0..8 and 8..16.
-    let lo = _mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6]));
-    let hi = _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7]));
-    let t3 = _mm256_add_ps(hi, lo);
+    let t3 = sum_lanes8(acc);
     let t6 = _mm_add_ps(_mm256_extractf128_ps::<1>(t3), _mm256_castps256_ps128(t3));
     let x = _mm_add_ps(t6, _mm_movehl_ps(t6, t6));
     let mut sum = (_mm_cvtss_f32(x) + _mm_cvtss_f32(_mm_shuffle_ps::<1>(x, x))) as f64;

@@ -257,12 +257,8 @@ fn dot_tile8(t: &Tile8, a: &[BlockQ8_1], d: &[f32], s: &[f32]) -> __m256 {
             *acc_g = _mm256_fmadd_ps(db, _mm256_cvtepi32_ps(p), *acc_g);
         }
     }
-    // hsum_ps per output: ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)), then + m * s.
-    let s04 = _mm256_add_ps(acc[0], acc[4]);
-    let s26 = _mm256_add_ps(acc[2], acc[6]);
-    let s15 = _mm256_add_ps(acc[1], acc[5]);
-    let s37 = _mm256_add_ps(acc[3], acc[7]);
-    _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s04, s26), _mm256_add_ps(s15, s37)), acc_m)
+    // hsum_ps per output, then + m * s.
+    _mm256_add_ps(sum_lanes8(acc), acc_m)
 }
 
 /// Q4_1 matrix · several Q8_1 activation rows ([`crate::kernels::GemmFn`]):

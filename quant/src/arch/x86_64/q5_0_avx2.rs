@@ -235,12 +235,8 @@ fn dot_tile8(t: &Tile8, q: &[[u8; 32]], d: &[f32]) -> __m256 {
             *acc_g = _mm256_fmadd_ps(db, _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)), *acc_g);
         }
     }
-    // hsum_ps per output: ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)).
-    let s04 = _mm256_add_ps(acc[0], acc[4]);
-    let s26 = _mm256_add_ps(acc[2], acc[6]);
-    let s15 = _mm256_add_ps(acc[1], acc[5]);
-    let s37 = _mm256_add_ps(acc[3], acc[7]);
-    _mm256_add_ps(_mm256_add_ps(s04, s26), _mm256_add_ps(s15, s37))
+    // hsum_ps per output.
+    sum_lanes8(acc)
 }
 
 /// Q5_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]):

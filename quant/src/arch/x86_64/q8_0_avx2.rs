@@ -215,23 +215,6 @@ pub(crate) unsafe fn quantize_q8_0_avx2(x: &[f32], out: &mut [BlockQ8_0]) {
 /// Activation rows per pass of [`gemm_q8_0_q8_0_avx2`].
 const GEMM_ACTS: usize = 8;
 
-/// Dword transpose of four rows in each 128-bit half: dword `p` of result
-/// `j` is dword `j` of `y[p]`, per half.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn transpose4_halves(y: [__m256i; 4]) -> [__m256i; 4] {
-    let t0 = _mm256_unpacklo_epi32(y[0], y[1]); // y0.0 y1.0 y0.1 y1.1
-    let t1 = _mm256_unpackhi_epi32(y[0], y[1]); // y0.2 y1.2 y0.3 y1.3
-    let t2 = _mm256_unpacklo_epi32(y[2], y[3]); // y2.0 y3.0 y2.1 y3.1
-    let t3 = _mm256_unpackhi_epi32(y[2], y[3]); // y2.2 y3.2 y2.3 y3.3
-    [
-        _mm256_unpacklo_epi64(t0, t2),
-        _mm256_unpackhi_epi64(t0, t2),
-        _mm256_unpacklo_epi64(t1, t3),
-        _mm256_unpackhi_epi64(t1, t3),
-    ]
-}
-
 /// Eight Q8_0 weight rows · up to [`GEMM_ACTS`] activation rows, each output
 /// in [`vec_dot_q8_0_q8_0_avx2`]'s float order, laid out across rows: block
 /// `b` of the eight rows is transposed once so that dword `p` of `t[g]` is
@@ -264,7 +247,7 @@ fn rows8_acts(w: [&[BlockQ8_0]; 8], acts: &[&[BlockQ8_0]]) -> [__m256; GEMM_ACTS
                 *yk = _mm256_set_m128i(load16(hi), load16(lo));
             }
             // z[j] dword p: row p's group 4h + j (rows 4..8 in the high half).
-            let z = transpose4_halves(y);
+            let z = transpose4_epi32(y);
             t[4 * h..4 * h + 4].copy_from_slice(&z);
         }
         let mut ws = [f16::ZERO; 8];
@@ -291,11 +274,7 @@ fn rows8_acts(w: [&[BlockQ8_0]; 8], acts: &[&[BlockQ8_0]]) -> [__m256; GEMM_ACTS
     }
     let mut out = [_mm256_setzero_ps(); GEMM_ACTS];
     for (o, a) in out.iter_mut().zip(acc.iter()) {
-        let s04 = _mm256_add_ps(a[0], a[4]);
-        let s26 = _mm256_add_ps(a[2], a[6]);
-        let s15 = _mm256_add_ps(a[1], a[5]);
-        let s37 = _mm256_add_ps(a[3], a[7]);
-        *o = _mm256_add_ps(_mm256_add_ps(s04, s26), _mm256_add_ps(s15, s37));
+        *o = sum_lanes8(*a);
     }
     out
 }
@@ -329,7 +308,7 @@ fn unpack8(w: [&[BlockQ8_0]; 8], n: usize, t: &mut Tile8) {
                 *yk = _mm256_set_m128i(load16(hi), load16(lo));
             }
             // z[j] dword p: row p's group 4h + j (rows 4..8 in the high half).
-            for (j, z) in transpose4_halves(y).into_iter().enumerate() {
+            for (j, z) in transpose4_epi32(y).into_iter().enumerate() {
                 tw[4 * h + j] = z;
                 aw[4 * h + j] = _mm256_sign_epi8(z, z);
             }
@@ -372,11 +351,7 @@ fn dot_tile8(t: &Tile8, a: &[BlockQ8_0], da: &[f32]) -> __m256 {
             *acc_g = _mm256_fmadd_ps(d, p, *acc_g);
         }
     }
-    let s04 = _mm256_add_ps(acc[0], acc[4]);
-    let s26 = _mm256_add_ps(acc[2], acc[6]);
-    let s15 = _mm256_add_ps(acc[1], acc[5]);
-    let s37 = _mm256_add_ps(acc[3], acc[7]);
-    _mm256_add_ps(_mm256_add_ps(s04, s26), _mm256_add_ps(s15, s37))
+    sum_lanes8(acc)
 }
 
 /// Q8_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]):

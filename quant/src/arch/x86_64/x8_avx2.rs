@@ -652,23 +652,6 @@ fn load_u32x8(v: &[u32; 8]) -> __m256i {
     unsafe { _mm256_loadu_si256(v.as_ptr().cast()) }
 }
 
-/// A 4×4 transpose of dwords in each 128-bit half: dword `p` of result `j`
-/// is dword `j` of `y[p]` (per half).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn transpose4_epi32(y: [__m256i; 4]) -> [__m256i; 4] {
-    let t0 = _mm256_unpacklo_epi32(y[0], y[1]); // p0.0 p1.0 p0.1 p1.1
-    let t1 = _mm256_unpackhi_epi32(y[0], y[1]); // p0.2 p1.2 p0.3 p1.3
-    let t2 = _mm256_unpacklo_epi32(y[2], y[3]); // p2.0 p3.0 p2.1 p3.1
-    let t3 = _mm256_unpackhi_epi32(y[2], y[3]); // p2.2 p3.2 p2.3 p3.3
-    [
-        _mm256_unpacklo_epi64(t0, t2),
-        _mm256_unpackhi_epi64(t0, t2),
-        _mm256_unpacklo_epi64(t1, t3),
-        _mm256_unpackhi_epi64(t1, t3),
-    ]
-}
-
 /// Values `4g..4g + 4` of an activation block's `qs` in every dword.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
