@@ -8,6 +8,11 @@
 //! streaming from DRAM rather than from the last-level cache, a matrix is held
 //! in a pool of copies as large as the read benchmark's buffer, and successive
 //! products walk through the copies.
+//!
+//! [`child`] runs and measures child processes (wall time, peak RSS) for
+//! `ember bench`'s cold start and for `compare`.
+
+pub mod child;
 
 use ember_quant::matmul::act_row_bytes;
 use ember_quant::{GgmlType, Kernels, Tier};

@@ -33,10 +33,10 @@
 //! The output is markdown on stdout (progress on stderr), ready for
 //! `benches/RESULTS.md`.
 
+use ember_benches::child;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -215,42 +215,11 @@ struct ChildRun {
 /// and peak RSS (`ru_maxrss` from `wait4`). Fails with stderr on a non-zero exit.
 fn run_measured(cmd: &mut Command) -> Result<(String, ChildRun)> {
     let what = format!("{cmd:?}");
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let t0 = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start {what}: {e}"))?;
-    // Read stderr on a thread and stdout here, so neither pipe can fill and block the child.
-    let mut err_pipe = child.stderr.take().ok_or("no stderr pipe")?;
-    let err_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err_pipe.read_to_string(&mut s);
-        s
-    });
-    let mut out = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_string(&mut out);
+    let r = child::run_measured(cmd).map_err(|e| format!("running {what}: {e}"))?;
+    if !r.success {
+        return Err(format!("{what} failed:\n{}", tail(&r.stderr, 2000)));
     }
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data; all-zero bytes are a valid value.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: `pid` is our child and has not been reaped (std's wait is
-        // never called on it); `status` and `ru` are valid, writable out-pointers.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-        if r == pid {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(format!("waiting for {what}: {e}"));
-        }
-    }
-    let wall = t0.elapsed();
-    let err = err_thread.join().unwrap_or_default();
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        return Err(format!("{what} failed (status {status}):\n{}", tail(&err, 2000)));
-    }
-    Ok((out, ChildRun { wall, peak_rss: (ru.ru_maxrss.max(0) as u64) * 1024 }))
+    Ok((r.stdout, ChildRun { wall: r.wall, peak_rss: r.peak_rss.unwrap_or(0) }))
 }
 
 fn tail(s: &str, n: usize) -> &str {

@@ -27,9 +27,10 @@ use crate::model_arg;
 use anyhow::{bail, Context};
 use ember::session::{Session, SessionOptions};
 use ember::tokenizer::Tokenizer;
+use ember_benches::child::{run_measured, ChildRun};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The prompt of the cold-start run unless `--cold-prompt` says otherwise.
@@ -198,61 +199,14 @@ struct Cold {
     peak_rss: Option<u64>,
 }
 
-/// Wall time and peak RSS of one child process run to completion.
-#[derive(Clone, Copy, Debug)]
-pub struct ChildRun {
-    /// From spawn until the child was reaped.
-    pub wall: Duration,
-    /// `ru_maxrss` of the child, in bytes (None where `wait4` is not available).
-    pub peak_rss: Option<u64>,
-}
-
-/// Runs `cmd` (stdin and stdout closed, stderr captured) and measures it;
-/// fails with its stderr if it exits with an error.
-pub fn run_child(cmd: &mut Command) -> anyhow::Result<ChildRun> {
-    use std::io::Read;
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-    let t0 = Instant::now();
-    let mut child = cmd.spawn().with_context(|| format!("starting {:?}", cmd.get_program()))?;
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        // Read to EOF (the child's exit) so a chatty child never blocks on a full pipe.
-        let _ = e.read_to_string(&mut err);
+/// Runs `cmd` to completion and measures it (wall time, peak RSS); fails
+/// with its stderr if it exits with an error.
+fn run_child(cmd: &mut Command) -> anyhow::Result<ChildRun> {
+    let r = run_measured(cmd).with_context(|| format!("running {:?}", cmd.get_program()))?;
+    if !r.success {
+        bail!("{:?} failed:\n{}", cmd.get_program(), r.stderr.trim_end());
     }
-    let (ok, peak_rss) = wait_rusage(&mut child)?;
-    let wall = t0.elapsed();
-    if !ok {
-        bail!("{:?} failed:\n{}", cmd.get_program(), err.trim_end());
-    }
-    Ok(ChildRun { wall, peak_rss })
-}
-
-#[cfg(unix)]
-fn wait_rusage(child: &mut std::process::Child) -> anyhow::Result<(bool, Option<u64>)> {
-    let pid = libc::pid_t::try_from(child.id()).context("child pid out of range")?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data, for which all-zero bytes are a valid value.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: `pid` is our own child, not yet reaped (std's `wait` is never
-        // called on it); `status` and `ru` are valid, writable out-pointers.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-        if r == pid {
-            break;
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e).context("waiting for the child process");
-        }
-    }
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    // Linux reports ru_maxrss in KiB.
-    Ok((ok, u64::try_from(ru.ru_maxrss).ok().map(|k| k * 1024)))
-}
-
-#[cfg(not(unix))]
-fn wait_rusage(child: &mut std::process::Child) -> anyhow::Result<(bool, Option<u64>)> {
-    Ok((child.wait()?.success(), None))
+    Ok(r)
 }
 
 fn describe_model(path: &Path) -> anyhow::Result<(ember::Model, ModelInfo)> {
