@@ -842,3 +842,49 @@ fn x86_kernels_reproduce_ggml_float_order() {
     }
     eprintln!("{checked} x86 results bit-identical to ggml's x86 float order");
 }
+
+/// The x86 Q4_0 gemv takes eight rows per pass from one base pointer and
+/// stride, a last pass over the last eight rows when the row count is not a
+/// multiple of 8 (storing only the rows no other pass stored), and rows of
+/// more than 256 blocks a column chunk at a time. Every row, whatever the
+/// row count, the chunking and the block of rows the call starts at, is
+/// ggml's repacked chain bit for bit: row counts around multiples of 8,
+/// rows of one chunk exactly (256 blocks), one block more, and three chunks.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn q4_0_gemv_passes_tails_and_chunks_take_the_repacked_order() {
+    use ember_quant::{q4_0, q8_0};
+    assert!(Tier::Avx2.is_available(), "this x86 CPU has no AVX2: the AVX2 Q4_0 gemv could not be checked");
+    let mut rng = SmallRng::seed_from_u64(0x5eed_0040);
+    let ty = GgmlType::Q4_0;
+    let mut checked = 0;
+    for tier in [Tier::Avx2, Tier::Avx512].into_iter().filter(|t| t.is_available()) {
+        let k = Kernels::with_tier(tier).unwrap();
+        for cols in [32, 576, 8192, 8224, 16416] {
+            for rows in [7usize, 8, 9, 15, 16, 17, 31] {
+                let raw = rows % 2 == 1;
+                let w = weights(&mut rng, ty, rows, cols, raw);
+                let a = activation(&mut rng, GgmlType::Q8_0, cols);
+                let rb = ty.row_bytes(cols).unwrap();
+                let want: Vec<f32> = (0..rows)
+                    .map(|r| {
+                        let wr: &[q4_0::BlockQ4_0] = bytemuck::cast_slice(&w.bytes()[r * rb..(r + 1) * rb]);
+                        ggml_x86::q4_0_repacked(wr, bytemuck::cast_slice::<u8, q8_0::BlockQ8_0>(a.bytes()))
+                    })
+                    .collect();
+                // The whole matrix, and the rows from 8 on (a thread's chunk).
+                for r0 in [0, 8].into_iter().filter(|&r0| r0 < rows) {
+                    let mut out = vec![f32::NAN; rows - r0];
+                    k.gemv(ty, cols, &w.bytes()[r0 * rb..], a.bytes(), &mut out).unwrap();
+                    for (r, got) in out.iter().enumerate() {
+                        let want = want[r0 + r];
+                        let what = format!("{tier} cols={cols} rows={rows} from row {r0}, row {}", r0 + r);
+                        assert_eq!(got.to_bits(), want.to_bits(), "{what}: gemv {got} vs ggml {want}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 0);
+}

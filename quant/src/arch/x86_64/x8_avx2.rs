@@ -20,10 +20,14 @@
 //!   one step per 64 values (groups `2s` and `2s + 1`), four per super-block.
 //!
 //! Here the weight rows are read straight from the GGUF layout (no
-//! repacked copy). Q4_0 takes eight rows per pass and transposes each block
-//! of the eight rows once (a dword per row and 4-value group), for one
-//! activation row (gemv) or up to sixteen (gemm), so that the products land
-//! in the rows' lanes with no horizontal sum. Q4_K takes two rows per pass:
+//! repacked copy). The Q4_0 gemm takes eight rows per pass and transposes
+//! each block of the eight rows once (a dword per row and 4-value group)
+//! for up to sixteen activation rows, so that the products land in the
+//! rows' lanes with no horizontal sum. The Q4_0 gemv takes eight rows per
+//! pass too, addressed from one base pointer and the row stride, rows `p`
+//! and `p + 4` in one register, and sums each row's products with two
+//! `hadd` levels ([`q4_0_block8`]): fewer instructions per block than the
+//! transpose when only one activation row shares it. Q4_K takes two rows per pass:
 //! each row's integer dot products are reduced across its lanes and the
 //! rows' sums land in one vector, lane `r` for row `r`. The f32 chain runs
 //! in the lanes exactly as above.
@@ -153,8 +157,15 @@ fn join_halves(a: __m256i, b: __m256i) -> __m256i {
 }
 
 /// Blocks per column chunk of [`gemv_q4_0_q8_0_x8_avx2`]: the per-block
-/// activation terms ([`GemvPre`]) of one chunk live on the stack (1 KiB).
-const GEMV_CHUNK: usize = 128;
+/// activation terms ([`GemvPre`]) of one chunk live on the stack (2 KiB).
+const GEMV_CHUNK: usize = 256;
+
+/// Bytes of one Q4_0 block.
+const Q4_0_BYTES: usize = core::mem::size_of::<BlockQ4_0>();
+
+/// How far ahead [`gemv_q4_0_q8_0_x8_avx2`] prefetches, in passes of eight
+/// rows.
+const GEMV_PF_PASSES: usize = 1;
 
 /// Per-block terms of one Q8_0 activation row (a chunk of at most
 /// [`GEMV_CHUNK`] blocks), computed once per gemv call and shared by every
@@ -168,14 +179,19 @@ struct GemvPre {
 }
 
 impl GemvPre {
-    /// The terms of `a` (at most [`GEMV_CHUNK`] blocks).
+    /// Zeroed terms.
+    fn new() -> GemvPre {
+        GemvPre { off: [0; GEMV_CHUNK], d: [0.0; GEMV_CHUNK] }
+    }
+
+    /// The terms of `a` (at most [`GEMV_CHUNK`] blocks) in the first
+    /// `a.len()` entries.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn new(a: &[BlockQ8_0]) -> GemvPre {
-        let mut pre = GemvPre { off: [0; GEMV_CHUNK], d: [0.0; GEMV_CHUNK] };
+    fn fill(&mut self, a: &[BlockQ8_0]) {
         let eight = _mm256_set1_epi8(8);
         let ones = _mm256_set1_epi16(1);
-        for ((ab, off), d) in a.iter().zip(pre.off.iter_mut()).zip(pre.d.iter_mut()) {
+        for ((ab, off), d) in a.iter().zip(self.off.iter_mut()).zip(self.d.iter_mut()) {
             // 8 * a summed in pairs (i16), then in fours (i32), then across lanes: exact.
             let x = _mm256_madd_epi16(_mm256_maddubs_epi16(eight, load32(&ab.qs)), ones);
             let x = _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256::<1>(x));
@@ -184,98 +200,233 @@ impl GemvPre {
             *off = _mm_cvtsi128_si32(x);
             *d = f16_to_f32(ab.d);
         }
-        pre
     }
 }
 
-/// Eight Q4_0 rows · one Q8_0 activation row (`a`, with its [`GemvPre`]),
-/// continuing the repacked order's chains from `acc` (lane `r`: row `r`):
-/// block after block `acc = fma(f32(isum_b), d_w * d_a, acc)`.
+/// The 16 bytes at `lo` (low half) and at `hi` (high half).
 ///
-/// Each weight block is transposed ([`q4_0_groups8`]: row `p`'s four
-/// values of group `g` in dword `p` of `t[g]`, unsigned nibbles), so the
-/// eight groups' `maddubs` with the broadcast activation groups land in the
-/// rows' own lanes and add up vertically: no horizontal sum. The -8 offset
-/// comes off the i32 sum once per block (`pre.off`). Every other block,
-/// each row's cache line `pf` bytes ahead is prefetched.
+/// # Safety
+/// 16 bytes are readable at each pointer.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q4_0_gemv_rows8(w: [&[BlockQ4_0]; 8], a: &[BlockQ8_0], pre: &GemvPre, mut acc: __m256, pf: usize) -> __m256 {
-    let n = a.len().min(GEMV_CHUNK);
-    let (a, w) = (&a[..n], trim(w, n));
-    let (off, da) = (&pre.off[..n], &pre.d[..n]);
+unsafe fn load16_pair(lo: *const u8, hi: *const u8) -> __m256i {
+    // SAFETY: the caller's; `loadu2` needs no alignment.
+    unsafe { _mm256_loadu2_m128i(hi.cast(), lo.cast()) }
+}
+
+/// The f16 at `p`, as bits in an `i32`.
+///
+/// # Safety
+/// 2 bytes are readable at `p`.
+#[inline(always)]
+unsafe fn f16_bits_at(p: *const u8) -> i32 {
+    // SAFETY: the caller's; an unaligned read.
+    i32::from(unsafe { p.cast::<u16>().read_unaligned() })
+}
+
+/// `x`, unknown to the optimizer (an empty `asm!`): a loop's offset passed
+/// through it each step is no induction variable the compiler could derive
+/// per-row pointers from.
+#[inline(always)]
+fn opaque(mut x: usize) -> usize {
+    // SAFETY: an empty template: no instruction, no memory or stack access.
+    unsafe { core::arch::asm!("/* {0} */", inout(reg) x, options(nomem, nostack, preserves_flags)) };
+    x
+}
+
+/// One block of eight consecutive Q4_0 rows (row `k`'s block at `p0 + k *
+/// s1` for `k < 4`, at `p4 + (k - 4) * s1` for `k >= 4`; `s3 = 3 s1`) · the
+/// Q8_0 block `ab` (with its [`GemvPre`] terms `off`, `da`): one step of the
+/// rows' chains, `acc = fma(f32(isum), d_w * d_a, acc)`, lane `r` row `r`.
+///
+/// Rows `p` and `p + 4` share a register (`[qs_p | qs_p+4]`); its low and
+/// high nibbles (unsigned) meet the activation's values 0..16 and 16..32
+/// broadcast to both halves, so two `maddubs` give the two rows' products
+/// in their halves. Two `hadd_epi16` levels and one `madd` sum each row's
+/// products into dword `p` of its half: lane `r` is row `r`. The -8 offset
+/// comes off the i32 sum (`off`); the eight f16 row scales are inserted
+/// word by word (one load each) and converted at once.
+///
+/// # Safety
+/// The 18 bytes of each of the eight blocks are readable.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn q4_0_block8(
+    p0: *const u8,
+    p4: *const u8,
+    s1: usize,
+    s3: usize,
+    ab: &BlockQ8_0,
+    off: i32,
+    da: f32,
+    acc: __m256,
+) -> __m256 {
+    let m4 = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
-    for (b, ab) in a.iter().enumerate() {
-        if b % 2 == 0 {
-            for r in &w {
-                prefetch_ahead(&r[b], pf);
-            }
+    let s2 = 2 * s1;
+    // SAFETY (every read below): the caller's; `qs` is at byte 2 of a block.
+    let (y0, y1, y2, y3) = unsafe {
+        (
+            load16_pair(p0.add(2), p4.add(2)),
+            load16_pair(p0.add(s1 + 2), p4.add(s1 + 2)),
+            load16_pair(p0.add(s2 + 2), p4.add(s2 + 2)),
+            load16_pair(p0.add(s3 + 2), p4.add(s3 + 2)),
+        )
+    };
+    let al = _mm256_broadcastsi128_si256(load16(ab.qs[..16].try_into().unwrap()));
+    let ah = _mm256_broadcastsi128_si256(load16(ab.qs[16..].try_into().unwrap()));
+    // i16 lane j of half h: row p + 4h's products at values 2j, 2j + 1
+    // and 16 + 2j, 17 + 2j (q = 0..=15), |.| <= 4 * 15 * 128 = 7680.
+    let dot = |y: __m256i| {
+        let lo = _mm256_and_si256(y, m4);
+        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(y), m4);
+        _mm256_add_epi16(_mm256_maddubs_epi16(lo, al), _mm256_maddubs_epi16(hi, ah))
+    };
+    // Per half, i16 pairs of rows 0..4 (4..8), each |.| <= 4 * 7680 = 30720: exact.
+    let h = _mm256_hadd_epi16(_mm256_hadd_epi16(dot(y0), dot(y1)), _mm256_hadd_epi16(dot(y2), dot(y3)));
+    // Lane r: sum(q * a) - 8 * sum(a) = sum((q - 8) * a), row r's exact block sum.
+    let isum = _mm256_sub_epi32(_mm256_madd_epi16(h, ones), _mm256_set1_epi32(off));
+    // SAFETY: as above; `d` is at byte 0 of a block.
+    let dw = unsafe {
+        let v = _mm_cvtsi32_si128(f16_bits_at(p0));
+        let v = _mm_insert_epi16::<1>(v, f16_bits_at(p0.add(s1)));
+        let v = _mm_insert_epi16::<2>(v, f16_bits_at(p0.add(s2)));
+        let v = _mm_insert_epi16::<3>(v, f16_bits_at(p0.add(s3)));
+        let v = _mm_insert_epi16::<4>(v, f16_bits_at(p4));
+        let v = _mm_insert_epi16::<5>(v, f16_bits_at(p4.add(s1)));
+        let v = _mm_insert_epi16::<6>(v, f16_bits_at(p4.add(s2)));
+        _mm256_cvtph_ps(_mm_insert_epi16::<7>(v, f16_bits_at(p4.add(s3))))
+    };
+    // col_scale * row_scale, as ggml's `_mm256_mul_ps(col_scale_f32, row_scale_f32)`.
+    let d = _mm256_mul_ps(dw, _mm256_set1_ps(da));
+    _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc)
+}
+
+/// Prefetches the `N` cache lines at `p`, `p + 64`, ... (hints that never
+/// fault, whatever the address).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn prefetch_lines<const N: usize>(p: *const u8) {
+    for k in 0..N {
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64 * k).cast());
+    }
+}
+
+/// Eight consecutive Q4_0 rows (row `k` at `w0 + k * stride`) · one Q8_0
+/// activation row (`a`, at most [`GEMV_CHUNK`] blocks, with its
+/// [`GemvPre`]), continuing the repacked order's chains from `acc` (lane
+/// `r`: row `r`), two blocks ([`q4_0_block8`]) per step. Each step
+/// prefetches the next `8 * 36` bytes (five lines, every line in address
+/// order) of the region `pf` starts, which the caller points at the rows
+/// of a later pass: over the pass, as many bytes as it reads.
+///
+/// The offset into the rows passes through [`opaque`] each step, so the
+/// compiler addresses the eight rows from two pointers and two strides
+/// (`row0 + stride * 2`, ...) instead of keeping eight pointers, too many
+/// for the registers.
+///
+/// # Safety
+/// For every `k < 8`, the `a.len()` blocks (`18 a.len()` bytes) at `w0 + k *
+/// stride` are readable.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_0_gemv_pass8(
+    w0: *const u8,
+    stride: usize,
+    a: &[BlockQ8_0],
+    pre: &GemvPre,
+    mut acc: __m256,
+    pf: *const u8,
+) -> __m256 {
+    let n = a.len().min(GEMV_CHUNK);
+    let (a, off, da) = (&a[..n], &pre.off[..n], &pre.d[..n]);
+    let s3 = 3 * stride;
+    let w4 = w0.wrapping_add(4 * stride);
+    // Byte offset of block `b` in a row, and the prefetch pointer.
+    let (mut o, mut pf) = (0, pf);
+    let mut b = 0;
+    // SAFETY (both loops): block `b` of row `k` is at `w0 + k * stride + 18
+    // b` = `p0` (`p4`) `+ (k % 4) * stride` for `b < n <= a.len()`: readable
+    // by the caller's contract.
+    while b + 2 <= n {
+        prefetch_lines::<5>(pf);
+        unsafe {
+            let (p0, p4) = (w0.add(o), w4.add(o));
+            acc = q4_0_block8(p0, p4, stride, s3, &a[b], off[b], da[b], acc);
+            let (p0, p4) = (p0.add(Q4_0_BYTES), p4.add(Q4_0_BYTES));
+            acc = q4_0_block8(p0, p4, stride, s3, &a[b + 1], off[b + 1], da[b + 1], acc);
         }
-        let t = q4_0_groups8(&w, b);
-        // i16 lane 2p (2p + 1): row p's products q * a (q = 0..=15) at values
-        // 4g, 4g + 1 (4g + 2, 4g + 3) summed over the eight groups g, each
-        // |.| <= 8 * 2 * 15 * 128 = 30720: exact.
-        let mut s = _mm256_maddubs_epi16(t[0], act_group(&ab.qs, 0));
-        for (g, tg) in t.iter().enumerate().skip(1) {
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(*tg, act_group(&ab.qs, g)));
-        }
-        // Lane p: sum(q * a) - 8 * sum(a) = sum((q - 8) * a), row p's exact block sum.
-        let isum = _mm256_sub_epi32(_mm256_madd_epi16(s, ones), _mm256_set1_epi32(off[b]));
-        // col_scale * row_scale, as ggml's `_mm256_mul_ps(col_scale_f32, row_scale_f32)`.
-        let d = _mm256_mul_ps(f16_insert_lanes(q4_0_scales(&w, b).map(f16::to_bits)), _mm256_set1_ps(da[b]));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
+        o = opaque(o + 2 * Q4_0_BYTES);
+        pf = pf.wrapping_add(16 * Q4_0_BYTES);
+        b += 2;
+    }
+    if b < n {
+        prefetch_lines::<3>(pf);
+        acc = unsafe { q4_0_block8(w0.add(o), w4.add(o), stride, s3, &a[b], off[b], da[b], acc) };
     }
     acc
 }
 
 /// Q4_0 matrix · Q8_0 activation row in llama.cpp's repacked order, eight
-/// rows per pass ([`q4_0_gemv_rows8`]; a last group of fewer rows is
-/// computed the same way). Rows longer than [`GEMV_CHUNK`] blocks are done
-/// a column chunk at a time, each chunk continuing the outputs' chains
-/// from the values the previous one stored.
+/// rows per pass ([`q4_0_gemv_pass8`]). When the row count is not a
+/// multiple of 8, the last pass takes the last eight rows and stores only
+/// the rows no other pass stored (every lane is its own row's chain, so the
+/// overlap changes no bits); fewer than eight rows in all run
+/// [`q4_0_rows8`]. Rows longer than [`GEMV_CHUNK`] blocks are done a column
+/// chunk at a time, each chunk continuing the outputs' chains from the
+/// values the previous one stored.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn gemv_q4_0_q8_0_x8_avx2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
     let a: &[BlockQ8_0] = bytemuck::cast_slice(a);
-    let w: &[BlockQ4_0] = bytemuck::cast_slice(w);
-    let per_row = row_bytes / core::mem::size_of::<BlockQ4_0>();
     let rows = out.len();
-    out.fill(0.0);
-    // Prefetch the same block of the next pass's rows: measured better than
-    // a fixed 4 KiB ahead (which falls inside the current pass for rows of
-    // 1536 values) at 1536x576, 576x1536, 2048x640 and 640x2048.
-    let pf = 8 * row_bytes;
+    let nb = a.len();
+    // The bounds every pointer of `q4_0_gemv_pass8` relies on, checked once:
+    // each of the `rows` rows of `row_bytes` holds `nb` blocks, inside `w`.
+    assert!(
+        nb * Q4_0_BYTES <= row_bytes && rows.checked_mul(row_bytes).is_some_and(|t| t <= w.len()),
+        "gemv_q4_0_q8_0_x8_avx2: {rows} rows of {row_bytes} bytes ({nb} blocks) in {} bytes",
+        w.len()
+    );
+    if nb == 0 {
+        out.fill(0.0);
+        return;
+    }
+    if rows < 8 {
+        let wb: &[BlockQ4_0] = bytemuck::cast_slice(&w[..rows * row_bytes]);
+        store_lanes(q4_0_rows8(rows_n::<_, 8>(wb, row_bytes / Q4_0_BYTES, 0, rows), a), out);
+        return;
+    }
+    let mut pre = GemvPre::new();
     let mut c0 = 0;
-    while c0 < a.len() {
-        let c1 = (c0 + GEMV_CHUNK).min(a.len());
+    while c0 < nb {
+        let c1 = (c0 + GEMV_CHUNK).min(nb);
         let ac = &a[c0..c1];
-        let pre = GemvPre::new(ac);
+        pre.fill(ac);
         let mut r = 0;
         while r < rows {
-            let end = (r + 8).min(rows);
-            let mut wr = rows_n::<_, 8>(w, per_row, r, rows);
-            for x in wr.iter_mut() {
-                *x = &x[c0..c1];
-            }
-            let acc = if c0 == 0 { _mm256_setzero_ps() } else { load_lanes(&out[r..end]) };
-            store_lanes(q4_0_gemv_rows8(wr, ac, &pre, acc, pf), &mut out[r..end]);
+            // The last pass: the last eight rows, of which rows `r..` are new.
+            let r0 = r.min(rows - 8);
+            let o = &mut out[r0..r0 + 8];
+            // SAFETY: `o` is 8 f32s.
+            let acc = if c0 == 0 { _mm256_setzero_ps() } else { unsafe { _mm256_loadu_ps(o.as_ptr()) } };
+            // SAFETY: rows `r0..r0 + 8` (r0 + 8 <= rows) hold blocks
+            // `c0..c1` at byte `18 c0` on, inside `w` (checked above).
+            let v = unsafe {
+                let w0 = w.as_ptr().add(r0 * row_bytes + c0 * Q4_0_BYTES);
+                q4_0_gemv_pass8(w0, row_bytes, ac, &pre, acc, w0.wrapping_add(GEMV_PF_PASSES * 8 * row_bytes))
+            };
+            let mut tmp = [0.0f32; 8];
+            // SAFETY: `tmp` is 8 f32s.
+            unsafe { _mm256_storeu_ps(tmp.as_mut_ptr(), v) };
+            o[r - r0..].copy_from_slice(&tmp[r - r0..]);
             r += 8;
         }
         c0 = c1;
     }
-}
-
-/// The first `out.len()` (at most 8) lanes from `src`, the rest 0.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn load_lanes(src: &[f32]) -> __m256 {
-    let mut tmp = [0.0f32; 8];
-    let n = src.len().min(8);
-    tmp[..n].copy_from_slice(&src[..n]);
-    // SAFETY: `tmp` is 8 f32s, the size of one unaligned 256-bit load.
-    unsafe { _mm256_loadu_ps(tmp.as_ptr()) }
 }
 
 /// Activation rows per pass of [`gemm_q4_0_q8_0_x8_avx2`] (each unpacked
