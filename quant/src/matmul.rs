@@ -161,8 +161,8 @@ impl Kernels {
         };
         if acts.len() == act_bytes {
             // One activation row (decode): the gemv, which is llama.cpp's order
-            // for one row (its gemv or vec_dot) and streams the weights in
-            // fewer interleaved rows than a gemm (Q4_0: 4 rows per pass, not 8).
+            // for one row (its gemv or vec_dot) and does no per-batch
+            // unpacking of the weights.
             let rows = w.len() / row_bytes;
             // SAFETY: table built for this CPU; whole aligned blocks in every
             // row and one aligned activation row; `gemm_checks` checked
