@@ -729,15 +729,15 @@ fn x86_kernels_reproduce_ggml_float_order() {
         (GgmlType::Q6_K, |w, a| m::<q6_k::BlockQ6K, q8_k::BlockQ8K>(ggml_x86::q6_k, w, a)),
     ];
     let mut checked = 0;
-    // gemv (1, 3, 4, 5, 9 rows: tails of every rows-per-pass count up to 8)
-    // and vec_dot, on every x86 tier this CPU has.
+    // gemv (1, 3, 4, 5, 9, 13 rows: tails of every rows-per-pass count up
+    // to 8, and 8 + 4 + 1) and vec_dot, on every x86 tier this CPU has.
     for tier in [Tier::Avx2, Tier::Avx512].into_iter().filter(|t| t.is_available()) {
         let k = Kernels::with_tier(tier).unwrap();
         for (ty, model) in models {
             let act = ty.vec_dot_type().unwrap();
             for cols in lengths(ty) {
                 for raw in [false, true] {
-                    for rows in [1usize, 3, 4, 5, 9] {
+                    for rows in [1usize, 3, 4, 5, 9, 13] {
                         let w = weights(&mut rng, ty, rows, cols, raw);
                         let a = activation(&mut rng, act, cols);
                         let rb = ty.row_bytes(cols).unwrap();

@@ -94,12 +94,172 @@ pub(crate) unsafe fn vec_dot_q4_1_q8_1_avx2(w: &[BlockQ4_1], a: &[BlockQ8_1]) ->
 }
 
 rows4_gemv!(
-    /// Q4_1 matrix · Q8_1 activation row: `out.len()` rows of `row_bytes` bytes,
-    /// four rows per pass over the activation (the rest singly).
-    gemv_q4_1_q8_1_avx2,
+    /// Q4_1 matrix · Q8_1 activation row, four rows per pass over the
+    /// activation (the rest singly): [`gemv_q4_1_q8_1_avx2`]'s path for rows
+    /// longer than [`GEMV_CHUNK`] blocks, the same results.
+    gemv_q4_1_q8_1_rows4_avx2,
     BlockQ4_1,
     BlockQ8_1
 );
+
+/// Activation blocks whose scales [`gemv_q4_1_q8_1_avx2`] converts once per
+/// call (2 × 2 KiB of stack; 16384 values per row).
+const GEMV_CHUNK: usize = 512;
+
+/// Weight rows per pass of [`gemv_q4_1_q8_1_avx2`].
+const GEMV_ROWS: usize = 8;
+
+/// How many rows ahead [`gemv_q4_1_q8_1_avx2`] prefetches.
+const PF_ROWS: usize = 8;
+
+/// The activation blocks' `d` and `s` as f32, converted once per call and
+/// read with broadcast loads (which cost no vector ALU work).
+struct ActScales {
+    d: [f32; GEMV_CHUNK],
+    s: [f32; GEMV_CHUNK],
+}
+
+/// `[d0, m0, d1, m1, d2, m2, d3, m3]` of block `i` of rows `w[4h..4h + 4]`:
+/// each row's `d` and `m` are one little-endian dword, one conversion.
+#[inline(always)]
+fn dm_dwords<const R: usize>(w: &[&[BlockQ4_1]; R], h: usize, i: usize) -> [u32; 4] {
+    let mut out = [0u32; 4];
+    for k in 0..4 {
+        let b = &w[4 * h + k][i];
+        out[k] = b.d.to_bits() as u32 | (b.m.to_bits() as u32) << 16;
+    }
+    out
+}
+
+/// `*x` in all eight lanes, as a broadcast load (`vbroadcastss ymm, m32`):
+/// no vector ALU work. Written as `asm!` because LLVM forwards a value just
+/// stored to the stack into a register shuffle instead.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn broadcast_load(x: &f32) -> __m256 {
+    let v: __m256;
+    // SAFETY: `x` is a readable f32 (4 bytes, the load's width); the asm
+    // only reads it and writes the output register.
+    unsafe {
+        core::arch::asm!(
+            "vbroadcastss {v}, dword ptr [{p}]",
+            v = out(ymm_reg) v,
+            p = in(reg) x as *const f32,
+            options(pure, readonly, nostack, preserves_flags)
+        )
+    };
+    v
+}
+
+/// `R` rows · one activation row `a` (scales `sc`, entry `i` for block `i`),
+/// bit-identical to [`dot_rows`]: row `r`'s per-lane chains `fma(d_w * d_a,
+/// f32(lane sum), acc)` in `acc[r]`, its `m * s` chain in lane `2r + 1` of
+/// `acc_m` (lanes `2r` compute `d * s`, unused), [`hsum_ps`] then `+ m * s`.
+/// The four rows of each `dm` vector share one f16 conversion, one product
+/// with `d_a` and one FMA for `m * s`; the products `d_w * d_a` go through
+/// the stack so that each row's broadcast is a load, not a shuffle.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_rows_sc<const R: usize>(w: [&[BlockQ4_1]; R], a: &[BlockQ8_1], sc: &ActScales, pf: *const u8) -> [f32; R] {
+    const { assert!(R % 4 == 0 && R <= 8) };
+    let n = a.len().min(GEMV_CHUNK);
+    let (a, da, sa, w) = (&a[..n], &sc.d[..n], &sc.s[..n], trim(w, n));
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut acc_m = [_mm256_setzero_ps(); 2];
+    let mut dd = [0.0f32; 16];
+    for i in 0..n {
+        let qa = load32(&a[i].qs);
+        let d_a = _mm256_broadcast_ss(&da[i]);
+        let s_a = _mm256_broadcast_ss(&sa[i]);
+        for h in 0..R / 4 {
+            let [x0, x1, x2, x3] = dm_dwords(&w, h, i);
+            let dm = _mm256_cvtph_ps(_mm_setr_epi32(x0 as i32, x1 as i32, x2 as i32, x3 as i32));
+            // m * s with one rounding, as GCC contracts `summs += m * s`.
+            acc_m[h] = _mm256_fmadd_ps(dm, s_a, acc_m[h]);
+            // d_w * d_a, each rounded once, as ggml's `_mm256_mul_ps(d0v, d1v)`.
+            let d: &mut [f32; 8] = (&mut dd[8 * h..8 * h + 8]).try_into().unwrap();
+            // SAFETY: `d` is 8 writable f32; storeu needs no alignment.
+            unsafe { _mm256_storeu_ps(d.as_mut_ptr(), _mm256_mul_ps(dm, d_a)) };
+        }
+        // The bytes of block i of the `R` rows `pf` bytes ahead (the rows of
+        // a pass are contiguous): one address-ordered stream, a hint that
+        // never faults.
+        let mut off = 0;
+        while off < R * core::mem::size_of::<BlockQ4_1>() {
+            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(i * R * core::mem::size_of::<BlockQ4_1>() + off).cast());
+            off += 64;
+        }
+        for r in 0..R {
+            let wb = &w[r][i];
+            let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles32(&wb.qs), qa), ones));
+            acc[r] = _mm256_fmadd_ps(broadcast_load(&dd[2 * r]), p, acc[r]);
+        }
+    }
+    let mut m = [0.0f32; 16];
+    for h in 0..R / 4 {
+        let mh: &mut [f32; 8] = (&mut m[8 * h..8 * h + 8]).try_into().unwrap();
+        // SAFETY: `mh` is 8 writable f32; storeu needs no alignment.
+        unsafe { _mm256_storeu_ps(mh.as_mut_ptr(), acc_m[h]) };
+    }
+    let mut out = hsum_rows(acc);
+    for (r, o) in out.iter_mut().enumerate() {
+        *o += m[2 * r + 1];
+    }
+    out
+}
+
+/// Q4_1 matrix · Q8_1 activation row: `out.len()` rows of `row_bytes` bytes,
+/// [`GEMV_ROWS`] rows per pass over the activation ([`dot_rows_sc`]; the
+/// last rows in a group of four, then singly through [`dot_rows`]), the
+/// activation scales converted once. Each row prefetches the same block of
+/// the next pass's rows. Rows longer than [`GEMV_CHUNK`] blocks go through
+/// [`gemv_q4_1_q8_1_rows4_avx2`]. Every output is bit-identical to
+/// [`vec_dot_q4_1_q8_1_avx2`] of its row.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn gemv_q4_1_q8_1_avx2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
+    let ab: &[BlockQ8_1] = bytemuck::cast_slice(a);
+    if ab.len() > GEMV_CHUNK {
+        // SAFETY: same CPU and buffer contract.
+        unsafe { gemv_q4_1_q8_1_rows4_avx2(w, row_bytes, a, out) };
+        return;
+    }
+    let wb: &[BlockQ4_1] = bytemuck::cast_slice(w);
+    let per_row = row_bytes / core::mem::size_of::<BlockQ4_1>();
+    let row = |r: usize| &wb[r * per_row..(r + 1) * per_row];
+    let rows8 = |r: usize| {
+        let mut x: [&[BlockQ4_1]; GEMV_ROWS] = [&[]; GEMV_ROWS];
+        for (k, xk) in x.iter_mut().enumerate() {
+            *xk = row(r + k);
+        }
+        x
+    };
+    // The start of row r + PF_ROWS: the rows a pass prefetches.
+    let ahead = |r: usize| w.as_ptr().wrapping_add((r + PF_ROWS) * row_bytes);
+    let mut sc = ActScales { d: [0.0; GEMV_CHUNK], s: [0.0; GEMV_CHUNK] };
+    for ((blk, d), s) in ab.iter().zip(sc.d.iter_mut()).zip(sc.s.iter_mut()) {
+        *d = f16_to_f32(blk.d);
+        *s = f16_to_f32(blk.s);
+    }
+    let mut r = 0;
+    while r + GEMV_ROWS <= out.len() {
+        let v = dot_rows_sc::<GEMV_ROWS>(rows8(r), ab, &sc, ahead(r));
+        out[r..r + GEMV_ROWS].copy_from_slice(&v);
+        r += GEMV_ROWS;
+    }
+    if GEMV_ROWS > 4 && r + 4 <= out.len() {
+        let v = dot_rows_sc::<4>([row(r), row(r + 1), row(r + 2), row(r + 3)], ab, &sc, ahead(r));
+        out[r..r + 4].copy_from_slice(&v);
+        r += 4;
+    }
+    while r < out.len() {
+        out[r] = dot_rows([row(r)], ab)[0];
+        r += 1;
+    }
+}
 
 /// [`dot_rows`] for two activation rows at once: `out[c][r]` is
 /// bit-identical to `dot_rows(w, a[c])[r]` (same per-lane FMA chains with
@@ -336,6 +496,57 @@ mod tests {
             *b = (*seed >> 24) as u8;
         }
         v
+    }
+
+    /// A finite f16 from random bits (subnormals and both signs included).
+    fn finite(bits: u16) -> half::f16 {
+        let h = half::f16::from_bits(bits);
+        if h.is_finite() {
+            h
+        } else {
+            half::f16::from_bits(bits & 0xbbff)
+        }
+    }
+
+    /// The eight-row gemv (and its four-row and one-row tails, and the
+    /// four-row path for rows over [`GEMV_CHUNK`] blocks) equals the one-row
+    /// kernel ([`vec_dot_q4_1_q8_1_avx2`], ggml's order) bit for bit, on
+    /// random blocks with random finite scales.
+    #[test]
+    fn gemv_equals_vec_dot_bit_for_bit() {
+        if !crate::arch::x86_64::tier_available(crate::Tier::Avx2) {
+            panic!("this test needs AVX2/FMA/F16C, which this x86_64 CPU lacks");
+        }
+        let mut seed = 0x0f1e_2d3c_4b5a_6978u64;
+        let mut checked = 0;
+        for nb in [1usize, 2, 17, 18, 48, GEMV_CHUNK, GEMV_CHUNK + 1] {
+            let row_counts: &[usize] =
+                if nb > 48 { &[1, 9, 13] } else { &[1, 3, 4, 5, 7, 8, 9, 12, 13, 15, 16, 21, 28] };
+            for &rows in row_counts {
+                let mut w: std::vec::Vec<BlockQ4_1> = blocks(rows * nb, &mut seed);
+                let mut a: std::vec::Vec<BlockQ8_1> = blocks(nb, &mut seed);
+                for b in w.iter_mut() {
+                    (b.d, b.m) = (finite(b.d.to_bits()), finite(b.m.to_bits()));
+                }
+                for b in a.iter_mut() {
+                    (b.d, b.s) = (finite(b.d.to_bits()), finite(b.s.to_bits()));
+                    for q in b.qs.iter_mut() {
+                        *q = (*q).max(-127);
+                    }
+                }
+                let (wb, ab): (&[u8], &[u8]) = (bytemuck::cast_slice(&w), bytemuck::cast_slice(&a));
+                let mut got = std::vec![f32::NAN; rows];
+                // SAFETY: AVX2 checked above; whole blocks, one output per row.
+                unsafe { gemv_q4_1_q8_1_avx2(wb, nb * core::mem::size_of::<BlockQ4_1>(), ab, &mut got) };
+                for (r, g) in got.iter().enumerate() {
+                    // SAFETY: as above; row r and the activation hold nb blocks each.
+                    let want = unsafe { vec_dot_q4_1_q8_1_avx2(&w[r * nb..(r + 1) * nb], &a) };
+                    assert_eq!(g.to_bits(), want.to_bits(), "blocks={nb} rows={rows} row {r}: {g} vs {want}");
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 756, "outputs compared");
     }
 
     #[test]
