@@ -492,3 +492,100 @@ pub(super) fn prefetch_block<T>(p: &T) {
         off += 64;
     }
 }
+
+/// A weight format whose prompt gemm ([`tile8_gemm`]) unpacks eight weight
+/// rows once per batch into a tile that every activation row then runs
+/// over, with per-block activation terms prepared once per group of
+/// activation rows. The methods are `unsafe` only because they are
+/// `#[target_feature(enable = "avx2,fma,f16c")]`: the CPU must have those.
+pub(super) trait Tile8Format {
+    /// Weight block.
+    type W: bytemuck::Pod;
+    /// Activation block.
+    type A: bytemuck::Pod;
+    /// Eight unpacked weight rows of at most [`Self::TILE_BLOCKS`] blocks.
+    type Tile;
+    /// Per-block terms of a group of activation rows ([`Self::CAP`] entries).
+    type Terms;
+    /// Blocks per row up to which the tile is used; longer rows go through
+    /// [`Self::long_rows`].
+    const TILE_BLOCKS: usize;
+    /// Entries (activation row × block) of [`Self::Terms`].
+    const CAP: usize;
+    /// Activation rows per group at most.
+    const ACT_ROWS: usize;
+    /// A zeroed tile and terms.
+    unsafe fn new() -> (Self::Tile, Self::Terms);
+    /// Unpacks rows `w` (each `n <= TILE_BLOCKS` blocks) into `t`.
+    unsafe fn unpack8(w: [&[Self::W]; 8], n: usize, t: &mut Self::Tile);
+    /// Entries `k..k + a.len()` of `terms` from activation row `a`.
+    unsafe fn fill(terms: &mut Self::Terms, k: usize, a: &[Self::A]);
+    /// The eight rows of `t` times activation row `a` (its terms at entries
+    /// `k..k + a.len()`): lane `p` is row `p`'s output.
+    unsafe fn dot(t: &Self::Tile, a: &[Self::A], terms: &Self::Terms, k: usize) -> __m256;
+    /// The whole gemm ([`crate::kernels::GemmFn`]) for rows longer than
+    /// [`Self::TILE_BLOCKS`] blocks.
+    unsafe fn long_rows(w: &[u8], row_bytes: usize, acts: &[u8], act_row_bytes: usize, out: &mut [f32], stride: usize);
+}
+
+/// The prompt gemm ([`crate::kernels::GemmFn`]) of a [`Tile8Format`]:
+/// activation rows in groups (as many as the terms hold, at most
+/// `ACT_ROWS`), each group's terms filled once; then eight weight rows at a
+/// time are unpacked into the tile and every activation row of the group
+/// runs over it, its eight outputs stored from the lanes. Rows longer than
+/// the tile go through `long_rows`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn tile8_gemm<F: Tile8Format>(
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[u8],
+    act_row_bytes: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    use super::x8_avx2::{rows_n, store_lanes};
+    let wb: &[F::W] = bytemuck::cast_slice(w);
+    let a: &[F::A] = bytemuck::cast_slice(acts);
+    let per_row = row_bytes / core::mem::size_of::<F::W>();
+    let per_act = act_row_bytes / core::mem::size_of::<F::A>();
+    if per_row == 0 || per_act == 0 {
+        return;
+    }
+    if per_row > F::TILE_BLOCKS {
+        // SAFETY: same CPU and buffer contract.
+        unsafe { F::long_rows(w, row_bytes, acts, act_row_bytes, out, out_stride) };
+        return;
+    }
+    let rows = wb.len() / per_row;
+    let m = a.len() / per_act;
+    let act = |i: usize| &a[i * per_act..(i + 1) * per_act][..per_row];
+    // SAFETY (this and the calls below): this function's target features,
+    // which the caller guarantees the CPU has, are the methods' only requirement.
+    let (mut t, mut terms) = unsafe { F::new() };
+    let group = (F::CAP / per_row).min(F::ACT_ROWS);
+    let mut i0 = 0;
+    while i0 < m {
+        let i1 = (i0 + group).min(m);
+        for i in i0..i1 {
+            // SAFETY: as above.
+            unsafe { F::fill(&mut terms, (i - i0) * per_row, act(i)) };
+        }
+        let mut r = 0;
+        while r < rows {
+            let end = (r + 8).min(rows);
+            // SAFETY: as above.
+            unsafe { F::unpack8(rows_n(wb, per_row, r, rows), per_row, &mut t) };
+            for i in i0..i1 {
+                // SAFETY: as above.
+                let v = unsafe { F::dot(&t, act(i), &terms, (i - i0) * per_row) };
+                store_lanes(v, &mut out[i * out_stride + r..i * out_stride + end]);
+            }
+            r += 8;
+        }
+        i0 = i1;
+    }
+}

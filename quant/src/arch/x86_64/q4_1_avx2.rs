@@ -387,11 +387,62 @@ fn dot_tile8(t: &Tile8, a: &[BlockQ8_1], d: &[f32], s: &[f32]) -> __m256 {
     _mm256_add_ps(sum_lanes8(acc), acc_m)
 }
 
+/// [`tile8_gemm`]'s Q4_1 format: [`Tile8`], [`ActDs`], [`dot_tile8`].
+struct Q4_1Tile;
+
+impl Tile8Format for Q4_1Tile {
+    type W = BlockQ4_1;
+    type A = BlockQ8_1;
+    type Tile = Tile8;
+    type Terms = ActDs;
+    const TILE_BLOCKS: usize = TILE_BLOCKS;
+    const CAP: usize = ACT_CAP;
+    const ACT_ROWS: usize = ACT_ROWS;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn new() -> (Tile8, ActDs) {
+        let zf = _mm256_setzero_ps();
+        let t = Tile8 { q: [[_mm256_setzero_si256(); 8]; TILE_BLOCKS], d: [zf; TILE_BLOCKS], m: [zf; TILE_BLOCKS] };
+        (t, ActDs { d: [0.0; ACT_CAP], s: [0.0; ACT_CAP] })
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn unpack8(w: [&[BlockQ4_1]; 8], n: usize, t: &mut Tile8) {
+        unpack8(w, n, t)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fill(terms: &mut ActDs, k: usize, a: &[BlockQ8_1]) {
+        for (b, ab) in a.iter().enumerate() {
+            terms.d[k + b] = f16_to_f32(ab.d);
+            terms.s[k + b] = f16_to_f32(ab.s);
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot(t: &Tile8, a: &[BlockQ8_1], terms: &ActDs, k: usize) -> __m256 {
+        let e = k..k + a.len();
+        dot_tile8(t, a, &terms.d[e.clone()], &terms.s[e])
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn long_rows(w: &[u8], row_bytes: usize, acts: &[u8], act_row_bytes: usize, out: &mut [f32], stride: usize) {
+        // SAFETY: same CPU and buffer contract.
+        unsafe { gemm_q4_1_q8_1_pairs_avx2(w, row_bytes, acts, act_row_bytes, out, stride) }
+    }
+}
+
 /// Q4_1 matrix · several Q8_1 activation rows ([`crate::kernels::GemmFn`]):
 /// eight weight rows are unpacked and transposed once into an L1-resident
-/// [`Tile8`], then every activation row runs over the tile ([`dot_tile8`]).
-/// Every output equals [`gemv_q4_1_q8_1_avx2`]'s; rows of more than
-/// [`TILE_BLOCKS`] blocks go through [`gemm_q4_1_q8_1_pairs_avx2`].
+/// [`Tile8`], then every activation row runs over the tile ([`dot_tile8`];
+/// the driver is [`tile8_gemm`]). Every output equals
+/// [`gemv_q4_1_q8_1_avx2`]'s; rows of more than [`TILE_BLOCKS`] blocks go
+/// through [`gemm_q4_1_q8_1_pairs_avx2`].
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
@@ -404,48 +455,8 @@ pub(crate) unsafe fn gemm_q4_1_q8_1_avx2(
     out: &mut [f32],
     out_stride: usize,
 ) {
-    let wb: &[BlockQ4_1] = bytemuck::cast_slice(w);
-    let a: &[BlockQ8_1] = bytemuck::cast_slice(acts);
-    let per_row = row_bytes / core::mem::size_of::<BlockQ4_1>();
-    let per_act = act_row_bytes / core::mem::size_of::<BlockQ8_1>();
-    if per_row == 0 || per_act == 0 {
-        return;
-    }
-    if per_row > TILE_BLOCKS {
-        // SAFETY: same CPU and buffer contract.
-        unsafe { gemm_q4_1_q8_1_pairs_avx2(w, row_bytes, acts, act_row_bytes, out, out_stride) };
-        return;
-    }
-    let rows = wb.len() / per_row;
-    let m = a.len() / per_act;
-    let act = |i: usize| &a[i * per_act..(i + 1) * per_act];
-    let zf = _mm256_setzero_ps();
-    let mut t = Tile8 { q: [[_mm256_setzero_si256(); 8]; TILE_BLOCKS], d: [zf; TILE_BLOCKS], m: [zf; TILE_BLOCKS] };
-    let mut ds = ActDs { d: [0.0; ACT_CAP], s: [0.0; ACT_CAP] };
-    let group = (ACT_CAP / per_row).min(ACT_ROWS);
-    let mut i0 = 0;
-    while i0 < m {
-        let i1 = (i0 + group).min(m);
-        for i in i0..i1 {
-            for (b, ab) in act(i)[..per_row].iter().enumerate() {
-                let k = (i - i0) * per_row + b;
-                ds.d[k] = f16_to_f32(ab.d);
-                ds.s[k] = f16_to_f32(ab.s);
-            }
-        }
-        let mut r = 0;
-        while r < rows {
-            let end = (r + 8).min(rows);
-            unpack8(super::x8_avx2::rows_n(wb, per_row, r, rows), per_row, &mut t);
-            for i in i0..i1 {
-                let e = (i - i0) * per_row..(i - i0 + 1) * per_row;
-                let v = dot_tile8(&t, act(i), &ds.d[e.clone()], &ds.s[e]);
-                super::x8_avx2::store_lanes(v, &mut out[i * out_stride + r..i * out_stride + end]);
-            }
-            r += 8;
-        }
-        i0 = i1;
-    }
+    // SAFETY: same CPU and buffer contract.
+    unsafe { tile8_gemm::<Q4_1Tile>(w, row_bytes, acts, act_row_bytes, out, out_stride) }
 }
 
 #[cfg(test)]

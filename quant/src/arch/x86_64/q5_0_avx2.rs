@@ -192,21 +192,58 @@ struct ActU {
     d: [f32; ACT_CAP],
 }
 
-impl ActU {
-    /// Fills entries `i * n + b` from activation rows `acts` (each `n` blocks, `acts.len() * n <= ACT_CAP`).
+/// [`tile8_gemm`]'s Q5_0 format: [`Tile8`], [`ActU`], [`dot_tile8`].
+struct Q5_0Tile;
+
+impl Tile8Format for Q5_0Tile {
+    type W = BlockQ5_0;
+    type A = BlockQ8_0;
+    type Tile = Tile8;
+    type Terms = ActU;
+    const TILE_BLOCKS: usize = TILE_BLOCKS;
+    const CAP: usize = ACT_CAP;
+    const ACT_ROWS: usize = ACT_ROWS;
+
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn fill(&mut self, acts: &[&[BlockQ8_0]], n: usize) {
+    unsafe fn new() -> (Tile8, ActU) {
+        let z = _mm256_setzero_si256();
+        let t = Tile8 { w: [[z; 8]; TILE_BLOCKS], corr: [[z; 8]; TILE_BLOCKS], d: [_mm256_setzero_ps(); TILE_BLOCKS] };
+        (t, ActU { q: [[0; 32]; ACT_CAP], d: [0.0; ACT_CAP] })
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn unpack8(w: [&[BlockQ5_0]; 8], n: usize, t: &mut Tile8) {
+        unpack8(w, n, t)
+    }
+
+    /// Entries `k + b`: block `b`'s values plus 128 and its scale as f32.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fill(terms: &mut ActU, k: usize, a: &[BlockQ8_0]) {
         let flip = _mm256_set1_epi8(-128);
-        for (i, a) in acts.iter().enumerate() {
-            for (b, ab) in a[..n].iter().enumerate() {
-                let k = i * n + b;
-                let u = _mm256_xor_si256(load32(&ab.qs), flip);
-                // SAFETY: `self.q[k]` is 32 writable bytes; `storeu` needs no alignment.
-                unsafe { _mm256_storeu_si256(self.q[k].as_mut_ptr().cast(), u) };
-                self.d[k] = f16_to_f32(ab.d);
-            }
+        for (b, ab) in a.iter().enumerate() {
+            let u = _mm256_xor_si256(load32(&ab.qs), flip);
+            let q = &mut terms.q[k + b];
+            // SAFETY: `q` is 32 writable bytes; `storeu` needs no alignment.
+            unsafe { _mm256_storeu_si256(q.as_mut_ptr().cast(), u) };
+            terms.d[k + b] = f16_to_f32(ab.d);
         }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot(t: &Tile8, a: &[BlockQ8_0], terms: &ActU, k: usize) -> __m256 {
+        let e = k..k + a.len();
+        dot_tile8(t, &terms.q[e.clone()], &terms.d[e])
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn long_rows(w: &[u8], row_bytes: usize, acts: &[u8], act_row_bytes: usize, out: &mut [f32], stride: usize) {
+        // SAFETY: same CPU and buffer contract.
+        unsafe { gemm_q5_0_q8_0_pairs_avx2(w, row_bytes, acts, act_row_bytes, out, stride) }
     }
 }
 
@@ -241,8 +278,8 @@ fn dot_tile8(t: &Tile8, q: &[[u8; 32]], d: &[f32]) -> __m256 {
 
 /// Q5_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]):
 /// eight weight rows are unpacked and transposed once into an L1-resident
-/// [`Tile8`], then every activation row runs over the tile ([`dot_tile8`]).
-/// Every output equals [`gemv_q5_0_q8_0_avx2`]'s; rows of more than
+/// [`Tile8`], then every activation row runs over the tile ([`dot_tile8`];
+/// the driver is [`tile8_gemm`]). Every output equals [`gemv_q5_0_q8_0_avx2`]'s; rows of more than
 /// [`TILE_BLOCKS`] blocks go through [`gemm_q5_0_q8_0_pairs_avx2`].
 ///
 /// # Safety
@@ -256,46 +293,6 @@ pub(crate) unsafe fn gemm_q5_0_q8_0_avx2(
     out: &mut [f32],
     out_stride: usize,
 ) {
-    let wb: &[BlockQ5_0] = bytemuck::cast_slice(w);
-    let a: &[BlockQ8_0] = bytemuck::cast_slice(acts);
-    let per_row = row_bytes / core::mem::size_of::<BlockQ5_0>();
-    let per_act = act_row_bytes / core::mem::size_of::<BlockQ8_0>();
-    if per_row == 0 || per_act == 0 {
-        return;
-    }
-    if per_row > TILE_BLOCKS {
-        // SAFETY: same CPU and buffer contract.
-        unsafe { gemm_q5_0_q8_0_pairs_avx2(w, row_bytes, acts, act_row_bytes, out, out_stride) };
-        return;
-    }
-    let rows = wb.len() / per_row;
-    let m = a.len() / per_act;
-    let act = |i: usize| &a[i * per_act..(i + 1) * per_act];
-    let z = _mm256_setzero_si256();
-    let mut t = Tile8 { w: [[z; 8]; TILE_BLOCKS], corr: [[z; 8]; TILE_BLOCKS], d: [_mm256_setzero_ps(); TILE_BLOCKS] };
-    let mut au = ActU { q: [[0; 32]; ACT_CAP], d: [0.0; ACT_CAP] };
-    // Activation rows per group: as many as ActU holds (at least 8), at most ACT_ROWS.
-    let group = (ACT_CAP / per_row).min(ACT_ROWS);
-    let mut i0 = 0;
-    while i0 < m {
-        let i1 = (i0 + group).min(m);
-        let mut rows_a: [&[BlockQ8_0]; ACT_ROWS] = [&[]; ACT_ROWS];
-        for (k, x) in rows_a[..i1 - i0].iter_mut().enumerate() {
-            *x = act(i0 + k);
-        }
-        au.fill(&rows_a[..i1 - i0], per_row);
-        let mut r = 0;
-        while r < rows {
-            let end = (r + 8).min(rows);
-            unpack8(super::x8_avx2::rows_n(wb, per_row, r, rows), per_row, &mut t);
-            for k in 0..i1 - i0 {
-                let e = k * per_row..(k + 1) * per_row;
-                let v = dot_tile8(&t, &au.q[e.clone()], &au.d[e]);
-                let i = i0 + k;
-                super::x8_avx2::store_lanes(v, &mut out[i * out_stride + r..i * out_stride + end]);
-            }
-            r += 8;
-        }
-        i0 = i1;
-    }
+    // SAFETY: same CPU and buffer contract.
+    unsafe { tile8_gemm::<Q5_0Tile>(w, row_bytes, acts, act_row_bytes, out, out_stride) }
 }

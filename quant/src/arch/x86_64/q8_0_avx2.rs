@@ -354,19 +354,15 @@ fn dot_tile8(t: &Tile8, a: &[BlockQ8_0], da: &[f32]) -> __m256 {
     sum_lanes8(acc)
 }
 
-/// Q8_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]):
-/// eight weight rows are transposed once into an L1-resident [`Tile8`],
-/// then every activation row runs over the tile ([`dot_tile8`]); rows of
-/// more than [`TILE_BLOCKS`] blocks take eight weight rows × up to
-/// [`GEMM_ACTS`] activation rows per pass ([`rows8_acts`]).
-/// `Kernels::gemm_strided` sends one activation row (decode) to the gemv
-/// instead. Every output equals [`gemv_q8_0_q8_0_avx2`]'s (and
-/// [`vec_dot_q8_0_q8_0_avx2`]'s) bit for bit.
+/// [`gemm_q8_0_q8_0_avx2`]'s path for rows of more than [`TILE_BLOCKS`]
+/// blocks: eight weight rows × up to [`GEMM_ACTS`] activation rows per
+/// pass ([`rows8_acts`]).
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn gemm_q8_0_q8_0_avx2(
+unsafe fn gemm_q8_0_q8_0_long_avx2(
     w: &[u8],
     row_bytes: usize,
     acts: &[u8],
@@ -378,39 +374,6 @@ pub(crate) unsafe fn gemm_q8_0_q8_0_avx2(
     let rows = w.len() / row_bytes.max(1);
     let wb: &[BlockQ8_0] = bytemuck::cast_slice(w);
     let per_row = row_bytes / core::mem::size_of::<BlockQ8_0>();
-    if per_row == 0 || rows == 0 {
-        return;
-    }
-    if per_row <= TILE_BLOCKS {
-        let act =
-            |i: usize| -> &[BlockQ8_0] { bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]) };
-        let z = _mm256_setzero_si256();
-        let mut t =
-            Tile8 { w: [[z; 8]; TILE_BLOCKS], aw: [[z; 8]; TILE_BLOCKS], d: [_mm256_setzero_ps(); TILE_BLOCKS] };
-        let mut da = [0.0f32; ACT_CAP];
-        let group = (ACT_CAP / per_row).min(ACT_ROWS);
-        let mut i0 = 0;
-        while i0 < m {
-            let i1 = (i0 + group).min(m);
-            for i in i0..i1 {
-                for (b, ab) in act(i)[..per_row].iter().enumerate() {
-                    da[(i - i0) * per_row + b] = f16_to_f32(ab.d);
-                }
-            }
-            let mut r = 0;
-            while r < rows {
-                let end = (r + 8).min(rows);
-                unpack8(rows_n(wb, per_row, r, rows), per_row, &mut t);
-                for i in i0..i1 {
-                    let v = dot_tile8(&t, act(i), &da[(i - i0) * per_row..(i - i0 + 1) * per_row]);
-                    store_lanes(v, &mut out[i * stride + r..i * stride + end]);
-                }
-                r += 8;
-            }
-            i0 = i1;
-        }
-        return;
-    }
     let mut i0 = 0;
     while i0 < m {
         let i1 = (i0 + GEMM_ACTS).min(m);
@@ -427,6 +390,80 @@ pub(crate) unsafe fn gemm_q8_0_q8_0_avx2(
         }
         i0 = i1;
     }
+}
+
+/// [`tile8_gemm`]'s Q8_0 format: [`Tile8`], the activation scales as f32, [`dot_tile8`].
+struct Q8_0Tile;
+
+impl Tile8Format for Q8_0Tile {
+    type W = BlockQ8_0;
+    type A = BlockQ8_0;
+    type Tile = Tile8;
+    type Terms = [f32; ACT_CAP];
+    const TILE_BLOCKS: usize = TILE_BLOCKS;
+    const CAP: usize = ACT_CAP;
+    const ACT_ROWS: usize = ACT_ROWS;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn new() -> (Tile8, [f32; ACT_CAP]) {
+        let z = _mm256_setzero_si256();
+        (
+            Tile8 { w: [[z; 8]; TILE_BLOCKS], aw: [[z; 8]; TILE_BLOCKS], d: [_mm256_setzero_ps(); TILE_BLOCKS] },
+            [0.0; ACT_CAP],
+        )
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn unpack8(w: [&[BlockQ8_0]; 8], n: usize, t: &mut Tile8) {
+        unpack8(w, n, t)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn fill(terms: &mut [f32; ACT_CAP], k: usize, a: &[BlockQ8_0]) {
+        for (b, ab) in a.iter().enumerate() {
+            terms[k + b] = f16_to_f32(ab.d);
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot(t: &Tile8, a: &[BlockQ8_0], terms: &[f32; ACT_CAP], k: usize) -> __m256 {
+        dot_tile8(t, a, &terms[k..k + a.len()])
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn long_rows(w: &[u8], row_bytes: usize, acts: &[u8], act_row_bytes: usize, out: &mut [f32], stride: usize) {
+        // SAFETY: same CPU and buffer contract.
+        unsafe { gemm_q8_0_q8_0_long_avx2(w, row_bytes, acts, act_row_bytes, out, stride) }
+    }
+}
+
+/// Q8_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]):
+/// eight weight rows are transposed once into an L1-resident [`Tile8`],
+/// then every activation row runs over the tile ([`dot_tile8`]; the driver
+/// is [`tile8_gemm`]); rows of more than [`TILE_BLOCKS`] blocks take eight
+/// weight rows × up to [`GEMM_ACTS`] activation rows per pass
+/// ([`gemm_q8_0_q8_0_long_avx2`]). `Kernels::gemm_strided` sends one
+/// activation row (decode) to the gemv instead. Every output equals
+/// [`gemv_q8_0_q8_0_avx2`]'s (and [`vec_dot_q8_0_q8_0_avx2`]'s) bit for bit.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn gemm_q8_0_q8_0_avx2(
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[u8],
+    act_row_bytes: usize,
+    out: &mut [f32],
+    stride: usize,
+) {
+    // SAFETY: same CPU and buffer contract.
+    unsafe { tile8_gemm::<Q8_0Tile>(w, row_bytes, acts, act_row_bytes, out, stride) }
 }
 
 #[cfg(test)]
