@@ -3,17 +3,26 @@
 //! as a share of a plain SIMD read of memory measured in the same process.
 //!
 //! `cargo run -p ember-benches --release --bin kernel-table -- [--formats q4_0,q8_0]
-//! [--tiers generic,avx2] [--shapes 49152x576,...] [--round-ms 200] [--rounds 5] [--hot] [--batch N]`
+//! [--tiers generic,avx2] [--shapes 49152x576,...] [--round-ms 200] [--rounds 5] [--hot] [--batch N]
+//! [--threads N]`
+//!
+//! `--threads N` (N > 1) runs each product as a decode step does: N threads,
+//! each multiplying its own share of the rows (a multiple of 8 rows) of the
+//! same copy, with a barrier after every product (spinning, as the
+//! runtime's pool does); timed by the wall clock and set against a plain
+//! read by N threads.
 //!
 //! `--batch N` measures the prompt-batch product (`Kernels::gemm` with N
 //! activation rows, the matrix in cache) instead, as GOP/s (2 × rows × cols
 //! × N operations per product).
 
 use ember_benches::{
-    clock_name, read_bandwidth, read_buffer, shape_for, tiers, WeightPool, FORMATS, POOL_BYTES, SHAPES,
+    clock_name, median, read_bandwidth, read_bandwidth_threads, read_buffer, shape_for, tiers, WeightPool, FORMATS,
+    POOL_BYTES, SHAPES,
 };
 use ember_quant::{GgmlType, Kernels, Tier};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 struct Args {
     formats: Vec<GgmlType>,
@@ -23,6 +32,7 @@ struct Args {
     rounds: usize,
     hot: bool,
     batch: Option<usize>,
+    threads: usize,
 }
 
 fn parse() -> Result<Args, String> {
@@ -34,6 +44,7 @@ fn parse() -> Result<Args, String> {
         rounds: 5,
         hot: false,
         batch: None,
+        threads: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -60,8 +71,14 @@ fn parse() -> Result<Args, String> {
             "--rounds" => a.rounds = val()?.parse().map_err(|e| format!("--rounds: {e}"))?,
             "--hot" => a.hot = true,
             "--batch" => a.batch = Some(val()?.parse().map_err(|e| format!("--batch: {e}"))?),
+            "--threads" => {
+                a.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?;
+                if a.threads == 0 {
+                    return Err("--threads must be at least 1".into());
+                }
+            }
             "-h" | "--help" => {
-                println!("kernel-table [--formats q4_0,..] [--tiers generic,avx2,..] [--shapes 49152x576,..] [--round-ms N] [--rounds N] [--hot] [--batch N]");
+                println!("kernel-table [--formats q4_0,..] [--tiers generic,avx2,..] [--shapes 49152x576,..] [--round-ms N] [--rounds N] [--hot] [--batch N] [--threads N]");
                 std::process::exit(0);
             }
             _ => return Err(format!("unknown argument {flag}")),
@@ -94,7 +111,10 @@ fn main() {
         return;
     }
     let buf = read_buffer();
-    let read0 = read_bandwidth(&buf, 9);
+    let threads = args.threads;
+    let read_n =
+        |buf: &[u64]| if threads > 1 { read_bandwidth_threads(buf, threads, 9) } else { read_bandwidth(buf, 9) };
+    let read0 = read_n(&buf);
     eprintln!("plain read of {} MiB: {read0:.2} GB/s", POOL_BYTES >> 20);
     let mut lines = Vec::new();
     for shape in SHAPES {
@@ -107,8 +127,15 @@ fn main() {
             for &tier in &args.tiers {
                 let k = Kernels::with_tier(tier).expect("tier available");
                 let gemv_tier = k.dot(ty).map(|e| e.gemv_tier).unwrap_or(Tier::Generic);
-                let cold = pool.throughput(&k, args.round, args.rounds, false);
-                let hot = args.hot.then(|| pool.throughput(&k, args.round, args.rounds, true));
+                let run = |hot: bool| {
+                    if threads > 1 {
+                        throughput_threads(&pool, &k, ty, (cols, rows), threads, args.round, args.rounds, hot)
+                    } else {
+                        pool.throughput(&k, args.round, args.rounds, hot)
+                    }
+                };
+                let cold = run(false);
+                let hot = args.hot.then(|| run(true));
                 let note = if (cols, rows) != (shape.cols, shape.rows) {
                     format!(" (as {rows}×{cols})")
                 } else {
@@ -119,16 +146,22 @@ fn main() {
             }
         }
     }
-    let read1 = read_bandwidth(&buf, 9);
+    let read1 = read_n(&buf);
     eprintln!("plain read of {} MiB at the end: {read1:.2} GB/s", POOL_BYTES >> 20);
     // The larger of the two read figures: the conservative ratio.
     let read = read0.max(read1);
-    println!("CPU: {}, one thread. Plain SIMD read of a {} MiB buffer: {read0:.2} GB/s at start, {read1:.2} GB/s at end; ratios use {read:.2} GB/s.", cpu_name(), POOL_BYTES >> 20);
+    let who = if threads > 1 { format!("{threads} threads") } else { "one thread".to_string() };
+    println!("CPU: {}, {who}. Plain SIMD read of a {} MiB buffer: {read0:.2} GB/s at start, {read1:.2} GB/s at end; ratios use {read:.2} GB/s.", cpu_name(), POOL_BYTES >> 20);
+    let clock = if threads > 1 { "wall-clock time".to_string() } else { clock_name().to_string() };
     println!(
-        "Timed by {}. Weights stream from a {} MiB pool of copies of each matrix (DRAM, not cache).",
-        clock_name(),
+        "Timed by {clock}. Weights stream from a {} MiB pool of copies of each matrix (DRAM, not cache).",
         POOL_BYTES >> 20
     );
+    if threads > 1 {
+        println!(
+            "Each product: {threads} threads, each on its own share of the rows, then a barrier (as a decode step)."
+        );
+    }
     println!();
     if args.hot {
         println!("| shape | model, tensors | format | tier | GB/s | % of read | GB/s same copy (cache) |");
@@ -179,6 +212,102 @@ fn gemm_table(args: &Args, batch: usize) {
                 let k = Kernels::with_tier(tier).expect("tier available");
                 let g = pool.gemm_throughput(&k, batch, args.round, args.rounds);
                 println!("| {} | {}, {} | {} | {} | {:.1} |", shape.label(), shape.model, shape.tensors, ty, tier, g);
+            }
+        }
+    }
+}
+
+/// GB/s of weights with `threads` threads per product, as a decode step runs
+/// one: thread `t` multiplies its share of the rows (a multiple of 8 rows,
+/// the last thread the rest) of the same copy of the matrix, then all wait
+/// at a barrier. Copies are walked (DRAM) or, with `hot`, copy 0 every
+/// time. The median of `rounds` rounds of about `round` each, after one
+/// warm-up round.
+#[allow(clippy::too_many_arguments)]
+fn throughput_threads(
+    pool: &WeightPool,
+    k: &Kernels,
+    ty: GgmlType,
+    (cols, rows): (usize, usize),
+    threads: usize,
+    round: Duration,
+    rounds: usize,
+    hot: bool,
+) -> f64 {
+    let row_bytes = ty.row_bytes(cols).expect("whole blocks");
+    let share = (rows / threads).next_multiple_of(8).min(rows);
+    let matrix_bytes = (rows * row_bytes) as f64;
+    // One round: products until `round` has passed; returns GB/s.
+    let one = || {
+        // Thread 0 writes the index of the first product not to run; every
+        // thread reads it after the barrier that starts product `i`.
+        let stop = AtomicUsize::new(usize::MAX);
+        let bar = SpinBarrier::new(threads);
+        let t0 = Instant::now();
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let (stop, bar) = (&stop, &bar);
+                s.spawn(move || {
+                    let r0 = (t * share).min(rows);
+                    let r1 = if t + 1 == threads { rows } else { (r0 + share).min(rows) };
+                    let mut out = vec![0.0f32; r1 - r0];
+                    let mut i = 0;
+                    loop {
+                        bar.wait();
+                        if stop.load(Ordering::Relaxed) <= i {
+                            break;
+                        }
+                        let m = pool.matrix(if hot { 0 } else { i });
+                        if r1 > r0 {
+                            k.gemv(ty, cols, &m[r0 * row_bytes..r1 * row_bytes], pool.activation(), &mut out)
+                                .expect("gemv");
+                            std::hint::black_box(&mut out);
+                        }
+                        i += 1;
+                        if t == 0 && t0.elapsed() >= round {
+                            stop.store(i, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        let n = stop.load(Ordering::Relaxed);
+        n as f64 * matrix_bytes / t0.elapsed().as_secs_f64() / 1e9
+    };
+    one();
+    let mut rates: Vec<f64> = (0..rounds.max(1)).map(|_| one()).collect();
+    median(&mut rates)
+}
+
+/// A barrier whose waiters spin (then yield), as the runtime's thread pool
+/// waits between the products of a decode step: `std::sync::Barrier` parks,
+/// and its wake-up alone costs more than a small matrix's product.
+struct SpinBarrier {
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+    n: usize,
+}
+
+impl SpinBarrier {
+    fn new(n: usize) -> SpinBarrier {
+        SpinBarrier { arrived: AtomicUsize::new(0), generation: AtomicUsize::new(0), n }
+    }
+
+    /// Returns once all `n` threads have called it (for this generation).
+    fn wait(&self) {
+        let g = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation.store(g + 1, Ordering::Release);
+            return;
+        }
+        let mut spins = 0u32;
+        while self.generation.load(Ordering::Acquire) == g {
+            if spins < 1 << 16 {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
             }
         }
     }
