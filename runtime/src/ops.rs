@@ -1032,7 +1032,11 @@ const ROW_ALIGN: usize = 8;
 const MIN_CHUNK_BYTES: usize = 16 * 1024;
 
 /// Most chunks one one-row product is cut into.
-const MAX_ROW_CHUNKS: usize = 64;
+const MAX_ROW_CHUNKS: usize = 128;
+
+/// Most regions (one per thread) a one-row product is split into; with more
+/// threads than this, threads share regions.
+const MAX_REGIONS: usize = 16;
 
 /// One chunk of a one-row product: rows `r0..r1` of matrix `j` of the group
 /// (of every matrix of the group, for a gate/up pair).
@@ -1043,48 +1047,129 @@ struct RowChunk {
     r1: usize,
 }
 
-/// Cuts a one-row product over matrices of `rows[j]` rows (of `row_bytes[j]`
-/// bytes each) into chunks for `threads` threads, in the order the threads
-/// claim them: guided self-scheduling, each chunk about 1/(2 · threads) of
-/// the rows still unclaimed, so the first chunks are large (few claims) and
-/// the last ones small (a thread finishing early waits for little), but at
-/// least [`MIN_CHUNK_BYTES`] and a multiple of [`ROW_ALIGN`] rows (except at
-/// a matrix's end). One thread: one chunk per matrix. Writes the chunks to
-/// `out` and returns how many there are.
-fn row_chunks(rows: &[usize], row_bytes: &[usize], threads: usize, out: &mut [RowChunk; MAX_ROW_CHUNKS]) -> usize {
-    let mut min_bytes = MIN_CHUNK_BYTES;
-    loop {
-        let mut left: usize = rows.iter().zip(row_bytes).map(|(r, b)| r * b).sum();
-        let mut count = 0;
-        let mut complete = true;
-        'matrices: for (j, (&n, &rb)) in rows.iter().zip(row_bytes).enumerate() {
-            let rb = rb.max(1);
-            let min_rows = (min_bytes / rb).max(1).next_multiple_of(ROW_ALIGN);
-            let mut r0 = 0;
-            while r0 < n {
-                if count == MAX_ROW_CHUNKS {
-                    complete = false;
-                    break 'matrices;
+/// How a one-row product is cut for the threads: chunks in address order
+/// (matrix by matrix, rows in order), grouped into one run of consecutive
+/// chunks per thread, its region: chunks `bounds[r]..bounds[r + 1]` are
+/// region `r`'s, and the regions hold about equal weight bytes.
+///
+/// Thread `t` works through region `t` front to back, then helps in the
+/// other regions (see [`RowPlan::claim`]). So each thread streams ONE
+/// contiguous range of the weights, as a lone thread streams the whole
+/// matrix: the kernels' software prefetch, which runs a few KiB ahead of
+/// the row being read, stays useful across chunk boundaries, and the
+/// hardware prefetchers see one long stream per core. A shared counter
+/// over the whole job (the previous scheme) dealt consecutive chunks to
+/// the two threads alternately, so that every chunk started on weights
+/// nobody had prefetched and ended prefetching weights of the other
+/// thread's next chunk.
+struct RowPlan {
+    chunks: [RowChunk; MAX_ROW_CHUNKS],
+    count: usize,
+    regions: usize,
+    bounds: [usize; MAX_REGIONS + 1],
+}
+
+/// A claim counter on a cache line of its own (two, for the adjacent-line
+/// prefetcher), so that the threads' claims in their own regions do not
+/// invalidate each other's lines.
+#[repr(align(128))]
+#[derive(Default)]
+struct Counter(core::sync::atomic::AtomicUsize);
+
+impl RowPlan {
+    /// Cuts a one-row product over matrices of `rows[j]` rows (of
+    /// `row_bytes[j]` bytes each) for `threads` threads: one region per
+    /// thread, each cut by guided self-scheduling into chunks of about a
+    /// quarter of the region's bytes still ahead, so the first chunks are
+    /// large and the last ones small (a thread that helps in a region at its
+    /// end takes little at a time), but at least [`MIN_CHUNK_BYTES`] and a
+    /// multiple of [`ROW_ALIGN`] rows (except at a matrix's end). One thread:
+    /// one chunk per matrix.
+    fn new(rows: &[usize], row_bytes: &[usize], threads: usize) -> RowPlan {
+        let regions = threads.clamp(1, MAX_REGIONS);
+        let total: usize = rows.iter().zip(row_bytes).map(|(r, b)| r * b.max(&1)).sum();
+        // Byte offset where region `r` ends.
+        let region_end = |r: usize| (total / regions) * (r + 1) + (total % regions) * (r + 1) / regions;
+        let mut min_bytes = MIN_CHUNK_BYTES;
+        loop {
+            let mut plan = RowPlan {
+                chunks: [RowChunk::default(); MAX_ROW_CHUNKS],
+                count: 0,
+                regions,
+                bounds: [0; MAX_REGIONS + 1],
+            };
+            let (mut region, mut done) = (0usize, 0usize);
+            let mut complete = true;
+            'matrices: for (j, (&n, &rb)) in rows.iter().zip(row_bytes).enumerate() {
+                let rb = rb.max(1);
+                let min_rows = (min_bytes / rb).max(1).next_multiple_of(ROW_ALIGN);
+                let mut r0 = 0;
+                while r0 < n {
+                    while region + 1 < regions && done >= region_end(region) {
+                        region += 1;
+                        plan.bounds[region] = plan.count;
+                    }
+                    if plan.count == MAX_ROW_CHUNKS {
+                        complete = false;
+                        break 'matrices;
+                    }
+                    let r1 = if threads <= 1 {
+                        n
+                    } else {
+                        // Rows of this region still ahead (at least one), and
+                        // the row (aligned up) where the region ends.
+                        let left = region_end(region).saturating_sub(done).div_ceil(rb).max(1);
+                        let want = left.div_ceil(4).max(min_rows).next_multiple_of(ROW_ALIGN);
+                        (r0 + want).min((r0 + left).next_multiple_of(ROW_ALIGN)).min(n)
+                    };
+                    plan.chunks[plan.count] = RowChunk { j, r0, r1 };
+                    plan.count += 1;
+                    done += (r1 - r0) * rb;
+                    r0 = r1;
                 }
-                let want = if threads <= 1 { n } else { (left / rb).div_ceil(2 * threads) };
-                let r1 = (r0 + want.max(min_rows).next_multiple_of(ROW_ALIGN)).min(n);
-                out[count] = RowChunk { j, r0, r1 };
-                count += 1;
-                left = left.saturating_sub((r1 - r0) * rb);
-                r0 = r1;
+            }
+            if complete {
+                for b in &mut plan.bounds[region + 1..=regions] {
+                    *b = plan.count;
+                }
+                return plan;
+            }
+            // Too many chunks (a huge matrix): fewer, larger ones.
+            min_bytes *= 2;
+        }
+    }
+
+    /// The index of the next chunk for thread `thread` to run, or `None`
+    /// when every chunk is taken: the next one of its own region, else the
+    /// next one of the following regions in turn (a thread done with its
+    /// region helps the others, from where their owners have got to, so that
+    /// one thread running alone still reads every region in address order).
+    /// `next[r]` counts the claims in region `r`. Each call that returns
+    /// `Some` takes a chunk no other call took; as many calls as there are
+    /// chunks take them all, whichever threads make them.
+    fn claim(&self, next: &[Counter], thread: usize) -> Option<usize> {
+        use core::sync::atomic::Ordering::Relaxed;
+        let home = thread % self.regions;
+        for k in 0..self.regions {
+            let r = (home + k) % self.regions;
+            let (b0, b1) = (self.bounds[r], self.bounds[r + 1]);
+            // A region seen exhausted stays so: skip it without a write to
+            // its line.
+            if next[r].0.load(Relaxed) >= b1 - b0 {
+                continue;
+            }
+            let c = next[r].0.fetch_add(1, Relaxed);
+            if c < b1 - b0 {
+                return Some(b0 + c);
             }
         }
-        if complete {
-            return count;
-        }
-        // Too many chunks (a huge matrix): fewer, larger ones.
-        min_bytes *= 2;
+        None
     }
 }
 
 /// The one-input-row (decode) path of [`matmul_then`]: the activations are
 /// quantized in `scratch` (slot `slot_of[j]` for matrix `j`); output rows are
-/// cut by [`row_chunks`] and claimed by the threads.
+/// cut by [`RowPlan::new`] and claimed by the threads.
 fn matvec(
     kernels: &Kernels,
     par: &dyn Parallel,
@@ -1117,8 +1202,8 @@ fn matvec(
         }
         n_jobs
     };
-    let mut chunks = [RowChunk::default(); MAX_ROW_CHUNKS];
-    let count = row_chunks(&rows[..planned], &row_bytes[..planned], par.threads(), &mut chunks);
+    let plan = RowPlan::new(&rows[..planned], &row_bytes[..planned], par.threads());
+    let next: [Counter; MAX_REGIONS] = Default::default();
     let err: FirstError<Error> = FirstError::new();
     let product = |j: usize, r0: usize, r1: usize| -> Result<&mut [f32], Error> {
         let (Some(w), Some(out)) = (mats[j].as_ref(), outs[j].as_ref()) else {
@@ -1131,8 +1216,11 @@ fn matvec(
         kernels.gemm_strided(w.ty, cols, &w.data[r0 * wrb..r1 * wrb], acts[j], o, r1 - r0)?;
         Ok(o)
     };
-    par.run(count, &|c, _| {
-        let RowChunk { j, r0, r1 } = chunks[c];
+    // As many calls as chunks, each claiming one chunk (see `RowPlan::claim`):
+    // the pool's own chunk index only counts the calls.
+    par.run(plan.count, &|_, thread| {
+        let Some(c) = plan.claim(&next, thread) else { return };
+        let RowChunk { j, r0, r1 } = plan.chunks[c];
         match glu {
             None => err.check(product(j, r0, r1).map(|_| ())),
             Some(glu) => err.check(product(0, r0, r1).and_then(|g| glu(g, product(1, r0, r1)?))),
@@ -1483,7 +1571,7 @@ mod tests {
     }
 
     #[test]
-    fn row_chunks_cover_every_row_once_with_a_small_tail() {
+    fn row_plans_cover_every_row_once_in_one_region_per_thread() {
         let cases: [&[(usize, usize)]; 9] = [
             &[(1, 18)],
             &[(7, 324)],
@@ -1498,11 +1586,11 @@ mod tests {
         for case in cases {
             let rows: Vec<usize> = case.iter().map(|c| c.0).collect();
             let bytes: Vec<usize> = case.iter().map(|c| c.1).collect();
+            let total: usize = case.iter().map(|c| c.0 * c.1).sum();
             for threads in 1..5 {
-                let mut out = [RowChunk::default(); MAX_ROW_CHUNKS];
-                let count = row_chunks(&rows, &bytes, threads, &mut out);
-                let chunks = &out[..count];
-                // in claim order: matrix by matrix, rows in order, each once
+                let plan = RowPlan::new(&rows, &bytes, threads);
+                let chunks = &plan.chunks[..plan.count];
+                // in address order: matrix by matrix, rows in order, each once
                 let mut at = (0usize, 0usize);
                 for c in chunks {
                     while at.0 < c.j {
@@ -1518,18 +1606,79 @@ mod tests {
                     assert_eq!(at.1, rows[at.0], "{case:?} t={threads}: matrix {} not covered", at.0);
                     at = (at.0 + 1, 0);
                 }
+                // one region per thread, consecutive, covering every chunk
+                assert_eq!(plan.regions, threads);
+                assert_eq!(plan.bounds[0], 0);
+                assert_eq!(plan.bounds[threads], plan.count);
+                assert!(plan.bounds[..=threads].windows(2).all(|w| w[0] <= w[1]), "{case:?} t={threads}");
                 if threads == 1 {
-                    assert_eq!(count, rows.iter().filter(|&&r| r > 0).count(), "one chunk per matrix");
+                    assert_eq!(plan.count, rows.iter().filter(|&&r| r > 0).count(), "one chunk per matrix");
                 }
-                let total: usize = case.iter().map(|c| c.0 * c.1).sum();
+                let region_bytes = |r: usize| -> usize {
+                    chunks[plan.bounds[r]..plan.bounds[r + 1]].iter().map(|c| (c.r1 - c.r0) * bytes[c.j]).sum()
+                };
                 if threads > 1 && total >= 4 * 1024 * 1024 {
-                    // a big job ends on chunks of about MIN_CHUNK_BYTES
-                    let last = chunks[count - 1];
-                    let b = (last.r1 - last.r0) * bytes[last.j];
-                    assert!(b <= 2 * MIN_CHUNK_BYTES + ROW_ALIGN * bytes[last.j], "{case:?}: last chunk {b} bytes");
-                    assert!(count >= 8, "{case:?}: {count} chunks");
+                    for r in 0..threads {
+                        // regions of equal bytes, give or take an aligned block of rows
+                        let b = region_bytes(r) as f64;
+                        let want = total as f64 / threads as f64;
+                        assert!((b - want).abs() <= (ROW_ALIGN * 680) as f64, "{case:?} t={threads} r={r}: {b} bytes");
+                        // each region ends on chunks of about MIN_CHUNK_BYTES
+                        let last = chunks[plan.bounds[r + 1] - 1];
+                        let lb = (last.r1 - last.r0) * bytes[last.j];
+                        assert!(
+                            lb <= 2 * MIN_CHUNK_BYTES + ROW_ALIGN * bytes[last.j],
+                            "{case:?}: last chunk {lb} bytes"
+                        );
+                        assert!(plan.bounds[r + 1] - plan.bounds[r] >= 4, "{case:?}: region {r} has few chunks");
+                    }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn row_plan_claims_give_each_chunk_once_and_own_regions_first() {
+        let rows = [576usize, 192, 192];
+        let bytes = [612usize; 3];
+        for threads in 1..5 {
+            let plan = RowPlan::new(&rows, &bytes, threads);
+            // One thread making every call (a pool running the job alone):
+            // every chunk, in address order, whatever its thread index.
+            for t in 0..threads {
+                let next: [Counter; MAX_REGIONS] = Default::default();
+                let got: Vec<usize> = (0..plan.count).map(|_| plan.claim(&next, t).unwrap()).collect();
+                let mut want: Vec<usize> = (plan.bounds[t]..plan.count).collect();
+                want.extend(0..plan.bounds[t]);
+                // thread t starts in its region, then goes on to the next ones
+                let mut order: Vec<usize> = Vec::new();
+                for k in 0..threads {
+                    let r = (t + k) % threads;
+                    order.extend(plan.bounds[r]..plan.bounds[r + 1]);
+                }
+                assert_eq!(got, order, "t={t} of {threads}");
+                assert_eq!(plan.claim(&next, t), None);
+            }
+            // Threads taking turns in a fixed pseudo-random order: each chunk
+            // once; while a thread's region has chunks left it gets the
+            // first of them, and otherwise the first one left in the next
+            // region that has any.
+            let next: [Counter; MAX_REGIONS] = Default::default();
+            let mut taken = vec![false; plan.count];
+            let mut state = 12345u64;
+            for _ in 0..plan.count {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let t = (state >> 33) as usize % threads;
+                let want = (0..threads)
+                    .map(|k| (t + k) % threads)
+                    .find_map(|r| (plan.bounds[r]..plan.bounds[r + 1]).find(|&c| !taken[c]))
+                    .unwrap();
+                let c = plan.claim(&next, t).unwrap();
+                assert_eq!(c, want, "t={t} of {threads}");
+                taken[c] = true;
+            }
+            assert!(taken.iter().all(|&x| x), "t={threads}");
+            assert_eq!(plan.claim(&next, 0), None);
         }
     }
 
