@@ -1079,12 +1079,14 @@ struct Counter(core::sync::atomic::AtomicUsize);
 impl RowPlan {
     /// Cuts a one-row product over matrices of `rows[j]` rows (of
     /// `row_bytes[j]` bytes each) for `threads` threads: one region per
-    /// thread, each cut by guided self-scheduling into chunks of about a
-    /// quarter of the region's bytes still ahead, so the first chunks are
-    /// large and the last ones small (a thread that helps in a region at its
-    /// end takes little at a time), but at least [`MIN_CHUNK_BYTES`] and a
-    /// multiple of [`ROW_ALIGN`] rows (except at a matrix's end). One thread:
-    /// one chunk per matrix.
+    /// thread, each cut by guided self-scheduling into chunks of about half
+    /// the region's bytes still ahead, so the first chunks are large (few
+    /// claims) and the last ones small (a thread that helps in a region at
+    /// its end takes little at a time), but at least [`MIN_CHUNK_BYTES`] and
+    /// a multiple of [`ROW_ALIGN`] rows (except at a matrix's end). One
+    /// thread: one chunk per matrix. (Halves measured 1-4% faster in 2-thread
+    /// decode than quarters, 24 alternated pairs each on SmolLM2 Q8_0, Q4_0
+    /// and Q4_1.)
     fn new(rows: &[usize], row_bytes: &[usize], threads: usize) -> RowPlan {
         let regions = threads.clamp(1, MAX_REGIONS);
         let total: usize = rows.iter().zip(row_bytes).map(|(r, b)| r * b.max(&1)).sum();
@@ -1119,7 +1121,7 @@ impl RowPlan {
                         // Rows of this region still ahead (at least one), and
                         // the row (aligned up) where the region ends.
                         let left = region_end(region).saturating_sub(done).div_ceil(rb).max(1);
-                        let want = left.div_ceil(4).max(min_rows).next_multiple_of(ROW_ALIGN);
+                        let want = left.div_ceil(2).max(min_rows).next_multiple_of(ROW_ALIGN);
                         (r0 + want).min((r0 + left).next_multiple_of(ROW_ALIGN)).min(n)
                     };
                     plan.chunks[plan.count] = RowChunk { j, r0, r1 };
