@@ -6,7 +6,10 @@
 //! chunks from a shared counter, so a thread that the OS does not schedule
 //! (another process on the core) leaves its chunks to the others instead of
 //! stalling the step. Results depend only on the chunk, never on which
-//! thread ran it, so they are identical for every thread count.
+//! thread ran it, so they are identical for every thread count. One-token
+//! matrix products (`ops::matvec`) go one step further: each pool call
+//! claims a chunk of the weights from a region of its own thread first
+//! (`ops::RowPlan`), so that each thread streams one contiguous range.
 //!
 //! [`Serial`] runs everything on the calling thread (the `no_std` path);
 //! [`ThreadPool`] (feature `std`) keeps workers alive between jobs so that a
