@@ -229,32 +229,12 @@ const GEMM_ACTS: usize = 8;
 #[target_feature(enable = "avx2,fma,f16c")]
 fn rows8_acts(w: [&[BlockQ8_0]; 8], acts: &[&[BlockQ8_0]]) -> [__m256; GEMM_ACTS] {
     let n = acts.first().map_or(0, |a| a.len());
-    let mut wr = w;
-    for r in 0..8 {
-        wr[r] = &w[r][..n];
-    }
+    let wr = trim(w, n);
     let acts = &acts[..acts.len().min(GEMM_ACTS)];
     let ones = _mm256_set1_epi16(1);
     let mut acc = [[_mm256_setzero_ps(); 8]; GEMM_ACTS];
     for b in 0..n {
-        let mut t = [_mm256_setzero_si256(); 8];
-        for h in 0..2 {
-            let mut y = [_mm256_setzero_si256(); 4];
-            for (k, yk) in y.iter_mut().enumerate() {
-                let (lo, hi) = (&wr[k][b].qs, &wr[k + 4][b].qs);
-                let lo: &[i8; 16] = lo[16 * h..16 * h + 16].try_into().unwrap();
-                let hi: &[i8; 16] = hi[16 * h..16 * h + 16].try_into().unwrap();
-                *yk = _mm256_set_m128i(load16(hi), load16(lo));
-            }
-            // z[j] dword p: row p's group 4h + j (rows 4..8 in the high half).
-            let z = transpose4_epi32(y);
-            t[4 * h..4 * h + 4].copy_from_slice(&z);
-        }
-        let mut ws = [f16::ZERO; 8];
-        for (r, x) in ws.iter_mut().enumerate() {
-            *x = wr[r][b].d;
-        }
-        let dw = f16_lanes(ws);
+        let (t, dw) = groups8(&wr, b);
         let mut tabs = [_mm256_setzero_si256(); 8];
         for g in 0..8 {
             tabs[g] = _mm256_sign_epi8(t[g], t[g]);
@@ -293,31 +273,43 @@ struct Tile8 {
     d: [__m256; TILE_BLOCKS],
 }
 
-/// Transposes rows `w` (each `n <= TILE_BLOCKS` blocks) into `t`.
+/// Block `b` of eight Q8_0 rows as its eight 4-value groups across the
+/// rows (dword `p` of `t[g]`: row `p`'s values `4g..4g + 4`, rows 4..8 from
+/// the high halves' transposes) and the rows' scales as f32, lane `p`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn groups8(wr: &[&[BlockQ8_0]; 8], b: usize) -> ([__m256i; 8], __m256) {
+    let mut t = [_mm256_setzero_si256(); 8];
+    for h in 0..2 {
+        let mut y = [_mm256_setzero_si256(); 4];
+        for (k, yk) in y.iter_mut().enumerate() {
+            let (lo, hi) = (&wr[k][b].qs, &wr[k + 4][b].qs);
+            let lo: &[i8; 16] = lo[16 * h..16 * h + 16].try_into().unwrap();
+            let hi: &[i8; 16] = hi[16 * h..16 * h + 16].try_into().unwrap();
+            *yk = _mm256_set_m128i(load16(hi), load16(lo));
+        }
+        // z[j] dword p: row p's group 4h + j (rows 4..8 in the high half).
+        t[4 * h..4 * h + 4].copy_from_slice(&transpose4_epi32(y));
+    }
+    let mut ws = [f16::ZERO; 8];
+    for (r, x) in ws.iter_mut().enumerate() {
+        *x = wr[r][b].d;
+    }
+    (t, f16_lanes(ws))
+}
+
+/// Transposes rows `w` (each `n <= TILE_BLOCKS` blocks) into `t` ([`groups8`]).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn unpack8(w: [&[BlockQ8_0]; 8], n: usize, t: &mut Tile8) {
     let wr = trim(w, n.min(TILE_BLOCKS));
     for (b, ((tw, aw), d)) in t.w.iter_mut().zip(t.aw.iter_mut()).zip(t.d.iter_mut()).enumerate().take(n) {
-        for h in 0..2 {
-            let mut y = [_mm256_setzero_si256(); 4];
-            for (k, yk) in y.iter_mut().enumerate() {
-                let (lo, hi) = (&wr[k][b].qs, &wr[k + 4][b].qs);
-                let lo: &[i8; 16] = lo[16 * h..16 * h + 16].try_into().unwrap();
-                let hi: &[i8; 16] = hi[16 * h..16 * h + 16].try_into().unwrap();
-                *yk = _mm256_set_m128i(load16(hi), load16(lo));
-            }
-            // z[j] dword p: row p's group 4h + j (rows 4..8 in the high half).
-            for (j, z) in transpose4_epi32(y).into_iter().enumerate() {
-                tw[4 * h + j] = z;
-                aw[4 * h + j] = _mm256_sign_epi8(z, z);
-            }
+        let (g, dw) = groups8(&wr, b);
+        for ((tw, aw), z) in tw.iter_mut().zip(aw.iter_mut()).zip(g) {
+            *tw = z;
+            *aw = _mm256_sign_epi8(z, z);
         }
-        let mut ws = [f16::ZERO; 8];
-        for (r, x) in ws.iter_mut().enumerate() {
-            *x = wr[r][b].d;
-        }
-        *d = f16_lanes(ws);
+        *d = dw;
     }
 }
 
