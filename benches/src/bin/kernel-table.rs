@@ -17,8 +17,8 @@
 //! × N operations per product).
 
 use ember_benches::{
-    clock_name, median, read_bandwidth, read_bandwidth_threads, read_buffer, shape_for, tiers, WeightPool, FORMATS,
-    POOL_BYTES, SHAPES,
+    clock_name, median, read_bandwidth, read_bandwidth_threads, read_buffer, shape_for, tiers, Shape, WeightPool,
+    FORMATS, POOL_BYTES, SHAPES,
 };
 use ember_quant::{GgmlType, Kernels, Tier};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -117,33 +117,24 @@ fn main() {
     let read0 = read_n(&buf);
     eprintln!("plain read of {} MiB: {read0:.2} GB/s", POOL_BYTES >> 20);
     let mut lines = Vec::new();
-    for shape in SHAPES {
-        if !args.shapes.is_empty() && !args.shapes.contains(&shape.label()) {
-            continue;
-        }
-        for &ty in &args.formats {
-            let Some((cols, rows)) = shape_for(shape, ty) else { continue };
-            let pool = WeightPool::new(ty, cols, rows, 42);
-            for &tier in &args.tiers {
-                let k = Kernels::with_tier(tier).expect("tier available");
-                let gemv_tier = k.dot(ty).map(|e| e.gemv_tier).unwrap_or(Tier::Generic);
-                let run = |hot: bool| {
-                    if threads > 1 {
-                        throughput_threads(&pool, &k, ty, (cols, rows), threads, args.round, args.rounds, hot)
-                    } else {
-                        pool.throughput(&k, args.round, args.rounds, hot)
-                    }
-                };
-                let cold = run(false);
-                let hot = args.hot.then(|| run(true));
-                let note = if (cols, rows) != (shape.cols, shape.rows) {
-                    format!(" (as {rows}×{cols})")
+    for (shape, ty, cols, rows) in selected(&args) {
+        let pool = WeightPool::new(ty, cols, rows, 42);
+        for &tier in &args.tiers {
+            let k = Kernels::with_tier(tier).expect("tier available");
+            let gemv_tier = k.dot(ty).map(|e| e.gemv_tier).unwrap_or(Tier::Generic);
+            let run = |hot: bool| {
+                if threads > 1 {
+                    throughput_threads(&pool, &k, ty, (cols, rows), threads, args.round, args.rounds, hot)
                 } else {
-                    String::new()
-                };
-                eprintln!("{} {} {} {}: {cold:.2} GB/s", shape.label(), ty, tier, gemv_tier);
-                lines.push((shape, ty, tier, gemv_tier, note, cold, hot));
-            }
+                    pool.throughput(&k, args.round, args.rounds, hot)
+                }
+            };
+            let cold = run(false);
+            let hot = args.hot.then(|| run(true));
+            let note =
+                if (cols, rows) != (shape.cols, shape.rows) { format!(" (as {rows}×{cols})") } else { String::new() };
+            eprintln!("{} {} {} {}: {cold:.2} GB/s", shape.label(), ty, tier, gemv_tier);
+            lines.push((shape, ty, tier, gemv_tier, note, cold, hot));
         }
     }
     let read1 = read_n(&buf);
@@ -201,20 +192,22 @@ fn gemm_table(args: &Args, batch: usize) {
     println!();
     println!("| shape | model, tensors | format | tier | GOP/s |");
     println!("|---|---|---|---|---:|");
-    for shape in SHAPES {
-        if !args.shapes.is_empty() && !args.shapes.contains(&shape.label()) {
-            continue;
-        }
-        for &ty in &args.formats {
-            let Some((cols, rows)) = shape_for(shape, ty) else { continue };
-            let pool = WeightPool::new(ty, cols, rows, 42);
-            for &tier in &args.tiers {
-                let k = Kernels::with_tier(tier).expect("tier available");
-                let g = pool.gemm_throughput(&k, batch, args.round, args.rounds);
-                println!("| {} | {}, {} | {} | {} | {:.1} |", shape.label(), shape.model, shape.tensors, ty, tier, g);
-            }
+    for (shape, ty, cols, rows) in selected(args) {
+        let pool = WeightPool::new(ty, cols, rows, 42);
+        for &tier in &args.tiers {
+            let k = Kernels::with_tier(tier).expect("tier available");
+            let g = pool.gemm_throughput(&k, batch, args.round, args.rounds);
+            println!("| {} | {}, {} | {} | {} | {:.1} |", shape.label(), shape.model, shape.tensors, ty, tier, g);
         }
     }
+}
+
+/// The (shape, format, columns, rows) that `--shapes` and `--formats` select,
+/// in table order: shapes a format cannot take ([`shape_for`]) are left out.
+fn selected(args: &Args) -> impl Iterator<Item = (Shape, GgmlType, usize, usize)> + '_ {
+    SHAPES.into_iter().filter(|shape| args.shapes.is_empty() || args.shapes.contains(&shape.label())).flat_map(
+        move |shape| args.formats.iter().filter_map(move |&ty| shape_for(shape, ty).map(|(c, r)| (shape, ty, c, r))),
+    )
 }
 
 /// GB/s of weights with `threads` threads per product, as a decode step runs
