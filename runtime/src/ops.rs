@@ -1650,8 +1650,6 @@ mod tests {
             for t in 0..threads {
                 let next: [Counter; MAX_REGIONS] = Default::default();
                 let got: Vec<usize> = (0..plan.count).map(|_| plan.claim(&next, t).unwrap()).collect();
-                let mut want: Vec<usize> = (plan.bounds[t]..plan.count).collect();
-                want.extend(0..plan.bounds[t]);
                 // thread t starts in its region, then goes on to the next ones
                 let mut order: Vec<usize> = Vec::new();
                 for k in 0..threads {
