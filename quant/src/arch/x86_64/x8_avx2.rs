@@ -193,11 +193,7 @@ impl GemvPre {
         let ones = _mm256_set1_epi16(1);
         for ((ab, off), d) in a.iter().zip(self.off.iter_mut()).zip(self.d.iter_mut()) {
             // 8 * a summed in pairs (i16), then in fours (i32), then across lanes: exact.
-            let x = _mm256_madd_epi16(_mm256_maddubs_epi16(eight, load32(&ab.qs)), ones);
-            let x = _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256::<1>(x));
-            let x = _mm_add_epi32(x, _mm_shuffle_epi32::<0x4e>(x));
-            let x = _mm_add_epi32(x, _mm_shuffle_epi32::<0xb1>(x));
-            *off = _mm_cvtsi128_si32(x);
+            *off = hsum_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(eight, load32(&ab.qs)), ones));
             *d = f16_to_f32(ab.d);
         }
     }
