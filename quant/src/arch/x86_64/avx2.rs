@@ -415,6 +415,18 @@ pub(super) fn transpose4_epi32(y: [__m256i; 4]) -> [__m256i; 4] {
     ]
 }
 
+/// Eight rows' 32-byte vectors as their eight dword groups across the rows:
+/// dword `p` of result `g` is dword `g` of `v[p]` (rows 0..4 in the low 128
+/// bits, rows 4..8 in the high): the rows' halves paired up, then
+/// [`transpose4_epi32`] per half.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn transpose8_epi32(v: [__m256i; 8]) -> [__m256i; 8] {
+    let lo = transpose4_epi32([0, 1, 2, 3].map(|k| _mm256_permute2x128_si256::<0x20>(v[k], v[k + 4])));
+    let hi = transpose4_epi32([0, 1, 2, 3].map(|k| _mm256_permute2x128_si256::<0x31>(v[k], v[k + 4])));
+    [lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]]
+}
+
 /// Lane-wise sum of eight accumulators in the order [`hsum_ps`] (ggml's
 /// `hsum_float_8`) sums the eight lanes of one vector: `((a0 + a4) + (a2 +
 /// a6)) + ((a1 + a5) + (a3 + a7))`. Kernels that keep one output per lane,

@@ -148,8 +148,7 @@ fn dot_rows4_sc(w: [&[BlockQ4_1]; 4], a: &[BlockQ8_1], sc: &ActScales, pf: *cons
         _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(4 * BLOCK * i + 64).cast());
         let qa = load32(&a[i].qs);
         let ds = _mm256_castpd_ps(_mm256_broadcast_sd(&ds[i]));
-        let bits = |r: usize| (w[r][i].d.to_bits() as u32 | (w[r][i].m.to_bits() as u32) << 16) as i32;
-        let dm = _mm256_cvtph_ps(_mm_setr_epi32(bits(0), bits(1), bits(2), bits(3)));
+        let dm = dm_lanes(&w, i);
         // m * s with one rounding, as GCC contracts `summs += m * s`.
         acc_m = _mm256_fmadd_ps(dm, ds, acc_m);
         // SAFETY: `dd` is 8 writable f32; storeu needs no alignment.
@@ -313,26 +312,8 @@ fn unpack8(w: [&[BlockQ4_1]; 8], n: usize, t: &mut Tile8) {
         for (vp, row) in v.iter_mut().zip(&w) {
             *vp = nibbles32(&row[b].qs);
         }
-        // Half h of every row (groups 4h..4h + 4): rows 0..4 in the low
-        // 128 bits, rows 4..8 in the high, then a 4 × 4 dword transpose per half.
-        for h in 0..2 {
-            let mut y = [_mm256_setzero_si256(); 4];
-            for (k, yk) in y.iter_mut().enumerate() {
-                *yk = if h == 0 {
-                    _mm256_permute2x128_si256::<0x20>(v[k], v[k + 4])
-                } else {
-                    _mm256_permute2x128_si256::<0x31>(v[k], v[k + 4])
-                };
-            }
-            let t0 = _mm256_unpacklo_epi32(y[0], y[1]);
-            let t1 = _mm256_unpackhi_epi32(y[0], y[1]);
-            let t2 = _mm256_unpacklo_epi32(y[2], y[3]);
-            let t3 = _mm256_unpackhi_epi32(y[2], y[3]);
-            q[4 * h] = _mm256_unpacklo_epi64(t0, t2);
-            q[4 * h + 1] = _mm256_unpackhi_epi64(t0, t2);
-            q[4 * h + 2] = _mm256_unpacklo_epi64(t1, t3);
-            q[4 * h + 3] = _mm256_unpackhi_epi64(t1, t3);
-        }
+        // Group g of every row in dword p of vector g.
+        *q = transpose8_epi32(v);
         let mut dh = [half::f16::ZERO; 8];
         let mut mh = [half::f16::ZERO; 8];
         for (r, row) in w.iter().enumerate() {

@@ -146,33 +146,12 @@ fn unpack8(w: [&[BlockQ5_0]; 8], n: usize, t: &mut Tile8) {
             let wb = &row[b];
             *vp = _mm256_or_si256(nibbles32(&wb.qs), bit4_from_bits32(&wb.qh));
         }
-        // Half h of every row (groups 4h..4h + 4): rows 0..4 in the low
-        // 128 bits, rows 4..8 in the high, then a 4 × 4 dword transpose per half.
-        for h in 0..2 {
-            let mut y = [_mm256_setzero_si256(); 4];
-            for (k, yk) in y.iter_mut().enumerate() {
-                *yk = if h == 0 {
-                    _mm256_permute2x128_si256::<0x20>(v[k], v[k + 4])
-                } else {
-                    _mm256_permute2x128_si256::<0x31>(v[k], v[k + 4])
-                };
-            }
-            let t0 = _mm256_unpacklo_epi32(y[0], y[1]);
-            let t1 = _mm256_unpackhi_epi32(y[0], y[1]);
-            let t2 = _mm256_unpacklo_epi32(y[2], y[3]);
-            let t3 = _mm256_unpackhi_epi32(y[2], y[3]);
-            let z = [
-                _mm256_unpacklo_epi64(t0, t2),
-                _mm256_unpackhi_epi64(t0, t2),
-                _mm256_unpacklo_epi64(t1, t3),
-                _mm256_unpackhi_epi64(t1, t3),
-            ];
-            for (j, zj) in z.into_iter().enumerate() {
-                let s = _mm256_sub_epi8(zj, sixteen);
-                tw[4 * h + j] = s;
-                // 128 (unsigned) × each pair's sum, |.| <= 128 * 32: exact in i16.
-                corr[4 * h + j] = _mm256_maddubs_epi16(u128, s);
-            }
+        // Group g of every row in dword p of vector g ([`transpose8_epi32`]).
+        for ((wg, cg), z) in tw.iter_mut().zip(corr.iter_mut()).zip(transpose8_epi32(v)) {
+            let s = _mm256_sub_epi8(z, sixteen);
+            *wg = s;
+            // 128 (unsigned) × each pair's sum, |.| <= 128 * 32: exact in i16.
+            *cg = _mm256_maddubs_epi16(u128, s);
         }
         *d = f16_lanes(scales(&w, b));
     }

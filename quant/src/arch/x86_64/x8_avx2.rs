@@ -442,16 +442,8 @@ fn q4_0_groups8(w: &[&[BlockQ4_0]; 8], b: usize) -> [__m256i; 8] {
     for (k, yk) in y.iter_mut().enumerate() {
         *yk = _mm256_set_m128i(load16(&w[k + 4][b].qs), load16(&w[k][b].qs));
     }
-    let t0 = _mm256_unpacklo_epi32(y[0], y[1]); // p0.0 p1.0 p0.1 p1.1
-    let t1 = _mm256_unpackhi_epi32(y[0], y[1]); // p0.2 p1.2 p0.3 p1.3
-    let t2 = _mm256_unpacklo_epi32(y[2], y[3]); // p2.0 p3.0 p2.1 p3.1
-    let t3 = _mm256_unpackhi_epi32(y[2], y[3]); // p2.2 p3.2 p2.3 p3.3
-    let z = [
-        _mm256_unpacklo_epi64(t0, t2), // p0.0 p1.0 p2.0 p3.0
-        _mm256_unpackhi_epi64(t0, t2), // .1
-        _mm256_unpacklo_epi64(t1, t3), // .2
-        _mm256_unpackhi_epi64(t1, t3), // .3
-    ];
+    // z[j] dword p: row p's dword j (rows 4..8 in the high half).
+    let z = transpose4_epi32(y);
     let mut t = [_mm256_setzero_si256(); 8];
     for j in 0..4 {
         t[j] = _mm256_and_si256(z[j], m4);
