@@ -9,8 +9,9 @@
 //! What is compared, for each format and row length (0, one block, seven
 //! blocks, the real row lengths 576, 640, 1536, 2048 where they are whole
 //! blocks, and for 32-value blocks 4160 and 8224, 130 and 257 blocks):
-//! - `vec_dot` and `gemv` (1, 3, 4, 5, 8 and 9 rows: the four-row path and
-//!   its remainders) against the generic table on the same bytes. Bound:
+//! - `vec_dot` and `gemv` (1, 3, 4, 5, 8, 9, 37 and 70 rows: the four-row
+//!   path and its remainders, and rows read as interleaved streams of one
+//!   to eight rows per group with left-over groups and rows) against the generic table on the same bytes. Bound:
 //!   `|simd - generic| <= REL * sum_i |w_i| |a_i|` (the values dequantized,
 //!   in f64). Both sides compute the same exact integer block sums and differ
 //!   only in the order of f32 scale products and additions, an error of a few
@@ -229,7 +230,7 @@ fn dot_and_gemv_match_generic_on_every_available_tier() {
             let act = ty.vec_dot_type().unwrap();
             for cols in lengths(ty) {
                 for raw in [false, true] {
-                    for rows in [1usize, 3, 4, 5, 8, 9] {
+                    for rows in [1usize, 3, 4, 5, 8, 9, 37, 70] {
                         let w = weights(&mut rng, ty, rows, cols, raw);
                         let a = activation(&mut rng, act, cols);
                         let rb = ty.row_bytes(cols).unwrap();
@@ -729,15 +730,16 @@ fn x86_kernels_reproduce_ggml_float_order() {
         (GgmlType::Q6_K, |w, a| m::<q6_k::BlockQ6K, q8_k::BlockQ8K>(ggml_x86::q6_k, w, a)),
     ];
     let mut checked = 0;
-    // gemv (1, 3, 4, 5, 9, 13 rows: tails of every rows-per-pass count up
-    // to 8, and 8 + 4 + 1) and vec_dot, on every x86 tier this CPU has.
+    // gemv (1, 3, 4, 5, 9, 13, 37, 70 rows: tails of every rows-per-pass
+    // count up to 8, 8 + 4 + 1, and interleaved streams of groups with
+    // left-over groups and rows) and vec_dot, on every x86 tier this CPU has.
     for tier in [Tier::Avx2, Tier::Avx512].into_iter().filter(|t| t.is_available()) {
         let k = Kernels::with_tier(tier).unwrap();
         for (ty, model) in models {
             let act = ty.vec_dot_type().unwrap();
             for cols in lengths(ty) {
                 for raw in [false, true] {
-                    for rows in [1usize, 3, 4, 5, 9, 13] {
+                    for rows in [1usize, 3, 4, 5, 9, 13, 37, 70] {
                         let w = weights(&mut rng, ty, rows, cols, raw);
                         let a = activation(&mut rng, act, cols);
                         let rb = ty.row_bytes(cols).unwrap();

@@ -3,6 +3,9 @@
 
 use crate::{Kernels, Tier};
 
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) mod streams;
+
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 
