@@ -17,11 +17,14 @@
 //! × N operations per product).
 
 use ember_benches::{
-    clock_name, median, read_bandwidth, read_bandwidth_threads, read_buffer, shape_for, tiers, Shape, WeightPool,
-    FORMATS, POOL_BYTES, SHAPES,
+    clock_name, median, read_bandwidth, read_bandwidth_streams, read_bandwidth_threads, read_buffer, shape_for, tiers,
+    Shape, WeightPool, FORMATS, POOL_BYTES, SHAPES,
 };
 use ember_quant::{GgmlType, Kernels, Tier};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Streams per thread of the streamed read (as the decode gemvs' `RowStreams`).
+const STREAMS: usize = 4;
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -114,8 +117,10 @@ fn main() {
     let threads = args.threads;
     let read_n =
         |buf: &[u64]| if threads > 1 { read_bandwidth_threads(buf, threads, 9) } else { read_bandwidth(buf, 9) };
+    let read_s = |buf: &[u64]| read_bandwidth_streams(buf, threads, STREAMS, 9);
     let read0 = read_n(&buf);
-    eprintln!("plain read of {} MiB: {read0:.2} GB/s", POOL_BYTES >> 20);
+    let sread0 = read_s(&buf);
+    eprintln!("plain read of {} MiB: {read0:.2} GB/s, {STREAMS}-stream read {sread0:.2} GB/s", POOL_BYTES >> 20);
     let mut lines = Vec::new();
     for (shape, ty, cols, rows) in selected(&args) {
         let pool = WeightPool::new(ty, cols, rows, 42);
@@ -138,11 +143,19 @@ fn main() {
         }
     }
     let read1 = read_n(&buf);
-    eprintln!("plain read of {} MiB at the end: {read1:.2} GB/s", POOL_BYTES >> 20);
+    let sread1 = read_s(&buf);
+    eprintln!(
+        "plain read of {} MiB at the end: {read1:.2} GB/s, {STREAMS}-stream read {sread1:.2} GB/s",
+        POOL_BYTES >> 20
+    );
     // The larger of the two read figures: the conservative ratio.
     let read = read0.max(read1);
+    let sread = sread0.max(sread1);
     let who = if threads > 1 { format!("{threads} threads") } else { "one thread".to_string() };
     println!("CPU: {}, {who}. Plain SIMD read of a {} MiB buffer: {read0:.2} GB/s at start, {read1:.2} GB/s at end; ratios use {read:.2} GB/s.", cpu_name(), POOL_BYTES >> 20);
+    println!(
+        "The same buffer read as {STREAMS} interleaved streams per thread (the decode gemvs' order): {sread0:.2} GB/s at start, {sread1:.2} at end; ratios use {sread:.2} GB/s."
+    );
     let clock = if threads > 1 { "wall-clock time".to_string() } else { clock_name().to_string() };
     println!(
         "Timed by {clock}. Weights stream from a {} MiB pool of copies of each matrix (DRAM, not cache).",
@@ -155,17 +168,17 @@ fn main() {
     }
     println!();
     if args.hot {
-        println!("| shape | model, tensors | format | tier | GB/s | % of read | GB/s same copy (cache) |");
-        println!("|---|---|---|---|---:|---:|---:|");
+        println!("| shape | model, tensors | format | tier | GB/s | % of read | % of {STREAMS}-stream read | GB/s same copy (cache) |");
+        println!("|---|---|---|---|---:|---:|---:|---:|");
     } else {
-        println!("| shape | model, tensors | format | tier | GB/s | % of read |");
-        println!("|---|---|---|---|---:|---:|");
+        println!("| shape | model, tensors | format | tier | GB/s | % of read | % of {STREAMS}-stream read |");
+        println!("|---|---|---|---|---:|---:|---:|");
     }
     for (shape, ty, tier, gemv_tier, note, cold, hot) in lines {
         let tier_s = if gemv_tier == tier { tier.to_string() } else { format!("{tier} (kernel: {gemv_tier})") };
         let pct = 100.0 * cold / read;
         let mut row = format!(
-            "| {}{} | {}, {} | {} | {} | {:.2} | {:.0}% |",
+            "| {}{} | {}, {} | {} | {} | {:.2} | {:.0}% | {:.0}% |",
             shape.label(),
             note,
             shape.model,
@@ -173,7 +186,8 @@ fn main() {
             ty,
             tier_s,
             cold,
-            pct
+            pct,
+            100.0 * cold / sread
         );
         if let Some(h) = hot {
             row.push_str(&format!(" {h:.2} |"));
