@@ -13,8 +13,24 @@
 //! transposes eight weight rows once for every activation row, each output's
 //! eight lane chains in lane `p` of eight vectors, every output keeping
 //! exactly the one-row order.
+//!
+//! The gemv reads its rows as four interleaved streams: each pass of four
+//! rows takes one row from each quarter of the matrix ([`RowStreams`], groups
+//! of one row), block `i` of each row prefetched [`STREAM_PREFETCH`] bytes
+//! ahead, so the four streams are read side by side 20 bytes at a time.
+//! Before, a pass was four adjacent rows with one address-ordered prefetch
+//! two passes ahead (one stream). `kernel-table --threads 1` from DRAM
+//! (loaded machine, 9 interleaved runs each, medians): 1536×576 8.9 → 11.1
+//! GB/s, 576×1536 10.1 → 11.6, 49152×576 9.3 → 9.5; in cache (`--hot`)
+//! 12.8 / 12.6 / 10.0 → 13.8 / 11.4 / 9.6 (within the noise). Tried and
+//! slower: four adjacent rows per pass as one group per stream (`RowStreams`
+//! group 4, 1.4 KiB a turn) with the prefetch 512 or 1440 bytes ahead (4.6 /
+//! 6.0 GB/s at 1536×576), two adjacent rows from each of two streams (7.3),
+//! and one row per stream with one prefetch every three blocks at 256, 512
+//! or 1024 bytes (9.9 / 10.7 / 8.9).
 
 use super::avx2::*;
+use crate::arch::streams::RowStreams;
 use crate::q4_1::BlockQ4_1;
 use crate::q8_1::BlockQ8_1;
 use core::arch::x86_64::*;
@@ -106,14 +122,6 @@ rows4_gemv!(
 /// call (4 KiB of stack; 16384 values per row).
 const GEMV_CHUNK: usize = 512;
 
-/// How many rows ahead of a pass [`gemv_q4_1_q8_1_avx2`] prefetches (two
-/// passes). Measured at 1536×576 and 576×1536 streaming from DRAM
-/// (`kernel-table`, six interleaved rounds, medians of % of the plain read):
-/// 4 rows per pass with 8 rows ahead 84% / 94%, 16 ahead 82% / 90%; 8 rows
-/// per pass with 8, 16 or 32 ahead 81% / 84%, 80% / 86%, 74% / 78%; the old
-/// kernel (4 rows, each row 4 KiB ahead) 66% / 81%.
-const PF_ROWS: usize = 8;
-
 /// Each activation block's `[d, s]` as two f32 in one f64's bits (`d` low),
 /// converted once per call and read with one broadcast load per block
 /// (`[d, s, d, s, ..]`, which costs no shuffle).
@@ -130,12 +138,12 @@ struct ActScales {
 /// `_mm256_mul_ps(d0v, d1v)`) and `fma(dm, ds, acc_m)` row `r`'s `m * s`
 /// chain in lane `2r + 1` (the other lanes are unused). The products go
 /// through the stack so that each row's broadcast is a load, not a shuffle.
-/// Block `i` of the four rows `pf` bytes ahead (the rows of a pass are
-/// contiguous) is prefetched: one address-ordered stream.
+/// The four rows may lie anywhere (the gemv takes them from four distant
+/// parts of the matrix); block `i` of each is prefetched [`STREAM_PREFETCH`]
+/// bytes ahead, so each row's part is its own prefetched stream.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_rows4_sc(w: [&[BlockQ4_1]; 4], a: &[BlockQ8_1], sc: &ActScales, pf: *const u8) -> [f32; 4] {
-    const BLOCK: usize = core::mem::size_of::<BlockQ4_1>();
+fn dot_rows4_sc(w: [&[BlockQ4_1]; 4], a: &[BlockQ8_1], sc: &ActScales) -> [f32; 4] {
     let n = a.len().min(GEMV_CHUNK);
     let (a, ds, w) = (&a[..n], &sc.ds[..n], trim(w, n));
     let ones = _mm256_set1_epi16(1);
@@ -143,9 +151,6 @@ fn dot_rows4_sc(w: [&[BlockQ4_1]; 4], a: &[BlockQ8_1], sc: &ActScales, pf: *cons
     let mut acc_m = _mm256_setzero_ps();
     let mut dd = [0.0f32; 8];
     for i in 0..n {
-        // A hint that never faults, whatever the address.
-        _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(4 * BLOCK * i).cast());
-        _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(4 * BLOCK * i + 64).cast());
         let qa = load32(&a[i].qs);
         let ds = _mm256_castpd_ps(_mm256_broadcast_sd(&ds[i]));
         let dm = dm_lanes(&w, i);
@@ -154,6 +159,7 @@ fn dot_rows4_sc(w: [&[BlockQ4_1]; 4], a: &[BlockQ8_1], sc: &ActScales, pf: *cons
         // SAFETY: `dd` is 8 writable f32; storeu needs no alignment.
         unsafe { _mm256_storeu_ps(dd.as_mut_ptr(), _mm256_mul_ps(dm, ds)) };
         for r in 0..4 {
+            prefetch_ahead(&w[r][i], STREAM_PREFETCH);
             let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles32(&w[r][i].qs), qa), ones));
             acc[r] = _mm256_fmadd_ps(broadcast_load(&dd[2 * r]), p, acc[r]);
         }
@@ -189,9 +195,12 @@ fn broadcast_load(x: &f32) -> __m256 {
 }
 
 /// Q4_1 matrix · Q8_1 activation row: `out.len()` rows of `row_bytes` bytes,
-/// four rows per pass over the activation ([`dot_rows4_sc`]; the last rows
-/// singly through [`dot_rows`]), the activation scales converted once per
-/// call, [`PF_ROWS`] rows prefetched ahead. Rows longer than
+/// four rows per pass over the activation ([`dot_rows4_sc`]), the rows in
+/// [`RowStreams`] order with groups of one row: each pass takes one row from
+/// each of four equal parts of the matrix, so the weights are read as four
+/// streams side by side, each prefetched [`STREAM_PREFETCH`] bytes ahead; the
+/// rows the parts leave over (fewer than four) go singly through
+/// [`dot_rows`]. The activation scales are converted once per call. Rows longer than
 /// [`GEMV_CHUNK`] blocks go through [`gemv_q4_1_q8_1_rows4_avx2`]. Every
 /// output is bit-identical to [`vec_dot_q4_1_q8_1_avx2`] of its row.
 ///
@@ -213,16 +222,24 @@ pub(crate) unsafe fn gemv_q4_1_q8_1_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
         let (d, s) = (f16_to_f32(blk.d).to_bits() as u64, f16_to_f32(blk.s).to_bits() as u64);
         *ds = f64::from_bits(d | s << 32);
     }
-    let mut r = 0;
-    while r + 4 <= out.len() {
-        let ahead = w.as_ptr().wrapping_add((r + PF_ROWS) * row_bytes);
-        let v = dot_rows4_sc([row(r), row(r + 1), row(r + 2), row(r + 3)], ab, &sc, ahead);
-        out[r..r + 4].copy_from_slice(&v);
-        r += 4;
+    // Passes of four rows, one from each of the four parts RowStreams
+    // interleaves; the rows it leaves over (fewer than four) singly.
+    let mut pass = [0usize; 4];
+    let mut k = 0;
+    for (r, _) in RowStreams::new(out.len(), 1) {
+        pass[k] = r;
+        k += 1;
+        if k == 4 {
+            let [r0, r1, r2, r3] = pass;
+            let v = dot_rows4_sc([row(r0), row(r1), row(r2), row(r3)], ab, &sc);
+            for (&r, x) in pass.iter().zip(v) {
+                out[r] = x;
+            }
+            k = 0;
+        }
     }
-    while r < out.len() {
+    for &r in &pass[..k] {
         out[r] = dot_rows([row(r)], ab)[0];
-        r += 1;
     }
 }
 
@@ -469,7 +486,10 @@ mod tests {
     /// The four-row gemv (and its one-row tail, and the older four-row
     /// path for rows over [`GEMV_CHUNK`] blocks) equals the one-row
     /// kernel ([`vec_dot_q4_1_q8_1_avx2`], ggml's order) bit for bit, on
-    /// random blocks with random finite scales.
+    /// random blocks with random finite scales. The row counts cover fewer
+    /// rows than streams (1-3), whole passes of one row per stream (4, 8,
+    /// 12, 16, 28) and one to three rows left over after them (5, 7, 9, 13,
+    /// 15, 21, 37, 70): every output lands in its own row's slot.
     #[test]
     fn gemv_equals_vec_dot_bit_for_bit() {
         if !crate::arch::x86_64::tier_available(crate::Tier::Avx2) {
@@ -479,7 +499,7 @@ mod tests {
         let mut checked = 0;
         for nb in [1usize, 2, 17, 18, 48, GEMV_CHUNK, GEMV_CHUNK + 1] {
             let row_counts: &[usize] =
-                if nb > 48 { &[1, 9, 13] } else { &[1, 3, 4, 5, 7, 8, 9, 12, 13, 15, 16, 21, 28] };
+                if nb > 48 { &[1, 9, 13] } else { &[1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 15, 16, 21, 28, 37, 70] };
             for &rows in row_counts {
                 let mut w: std::vec::Vec<BlockQ4_1> = blocks(rows * nb, &mut seed);
                 let mut a: std::vec::Vec<BlockQ8_1> = blocks(nb, &mut seed);
@@ -504,7 +524,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 756, "outputs compared");
+        assert_eq!(checked, 1301, "outputs compared");
     }
 
     #[test]
