@@ -20,14 +20,23 @@
 //! ahead, so the four streams are read side by side 20 bytes at a time.
 //! Before, a pass was four adjacent rows with one address-ordered prefetch
 //! two passes ahead (one stream). `kernel-table --threads 1` from DRAM
-//! (loaded machine, 9 interleaved runs each, medians): 1536×576 8.9 → 11.1
-//! GB/s, 576×1536 10.1 → 11.6, 49152×576 9.3 → 9.5; in cache (`--hot`)
-//! 12.8 / 12.6 / 10.0 → 13.8 / 11.4 / 9.6 (within the noise). Tried and
-//! slower: four adjacent rows per pass as one group per stream (`RowStreams`
-//! group 4, 1.4 KiB a turn) with the prefetch 512 or 1440 bytes ahead (4.6 /
-//! 6.0 GB/s at 1536×576), two adjacent rows from each of two streams (7.3),
-//! and one row per stream with one prefetch every three blocks at 256, 512
-//! or 1024 bytes (9.9 / 10.7 / 8.9).
+//! (loaded machine, 15 interleaved runs each, medians): 1536×576 9.3 → 11.1
+//! GB/s, 576×1536 10.1 → 10.7, 49152×576 9.7 → 9.5; in cache (`--hot`)
+//! 12.8 → 12.2, 12.6 → 11.4, 10.0 → 10.0 (the two extra prefetch hints per
+//! block; within the ±15% noise). At about 16 instructions per 20-byte
+//! block this kernel is near its in-cache speed already when streaming, so
+//! the order gains less here than for Q8_0; fewer instructions per block
+//! are what would help next. Tried and slower (1536×576 from DRAM, same
+//! runs): one group of four adjacent rows per stream (`RowStreams` group 4,
+//! 1.4 KiB a turn) with the prefetch 512 or 1440 bytes ahead (4.6 / 6.0
+//! GB/s against 11.5), two adjacent rows from each of two streams (7.3
+//! against 11.3), one row per stream with a hint every block at 256 or 1024
+//! bytes (11.8 / 11.7 against 13.4), a hint every three blocks at 256 / 512
+//! / 1024 bytes (9.9 / 10.7 / 8.9 against 11.3), two of the four rows'
+//! hints per block, alternating (9.4 against 10.0). `--threads 2` and
+//! `ember bench` were too noisy on the loaded machine to tell (tg64 Q4_1,
+//! 17 alternated runs, medians: 65.2 → 68.5 t/s at -t 1, 42.7 → 42.4 at
+//! -t 2).
 
 use super::avx2::*;
 use crate::arch::streams::RowStreams;
