@@ -845,13 +845,17 @@ fn x86_kernels_reproduce_ggml_float_order() {
     eprintln!("{checked} x86 results bit-identical to ggml's x86 float order");
 }
 
-/// The x86 Q4_0 gemv takes eight rows per pass from one base pointer and
-/// stride, a last pass over the last eight rows when the row count is not a
-/// multiple of 8 (storing only the rows no other pass stored), and rows of
-/// more than 256 blocks a column chunk at a time. Every row, whatever the
-/// row count, the chunking and the block of rows the call starts at, is
-/// ggml's repacked chain bit for bit: row counts around multiples of 8,
-/// rows of one chunk exactly (256 blocks), one block more, and three chunks.
+/// The x86 Q4_0 gemv takes eight rows per pass, two adjacent rows from each
+/// of four interleaved streams (groups of two rows), then the rows the
+/// streams leave over (left-over groups and a short last group) in passes
+/// of eight consecutive rows, the last one over the last eight rows
+/// (storing only the rows no other pass stored), and rows of more than 256
+/// blocks a column chunk at a time. Every row, whatever the row count, the
+/// chunking and the block of rows the call starts at, is ggml's repacked
+/// chain bit for bit: row counts around multiples of 8, 10 and 13 (streams
+/// one group long, adjacent, with one and two left-over groups), 37 (two
+/// left-over groups and a short one), 64 (none) and 70 (three), rows of one
+/// chunk exactly (256 blocks), one block more, and three chunks.
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn q4_0_gemv_passes_tails_and_chunks_take_the_repacked_order() {
@@ -863,7 +867,7 @@ fn q4_0_gemv_passes_tails_and_chunks_take_the_repacked_order() {
     for tier in [Tier::Avx2, Tier::Avx512].into_iter().filter(|t| t.is_available()) {
         let k = Kernels::with_tier(tier).unwrap();
         for cols in [32, 576, 8192, 8224, 16416] {
-            for rows in [7usize, 8, 9, 15, 16, 17, 31] {
+            for rows in [7usize, 8, 9, 10, 13, 15, 16, 17, 31, 37, 64, 70] {
                 let raw = rows % 2 == 1;
                 let w = weights(&mut rng, ty, rows, cols, raw);
                 let a = activation(&mut rng, GgmlType::Q8_0, cols);
