@@ -484,6 +484,8 @@ unsafe fn q4_0_gemv_streams8(
 /// rows in stream order (2.6 KiB per stream turn at 576 columns) were
 /// slower than before (7.2 GB/s at 49152×576); prefetching 256 / 1024 bytes
 /// ahead gave 10.3 / 10.0, none 9.9, two lines per step 12.3 (as one).
+/// Two streams at a time (four adjacent rows from each) were slower than
+/// four: 10.4 against 12.8 GB/s at 49152×576, 5.9 against 11.0 at 1536×576.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
