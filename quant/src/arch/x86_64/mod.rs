@@ -215,7 +215,13 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
         x8_avx2::gemm_q4_k_q8_k_x8_avx2
     );
     k.q5_k = crate::dot_entry!(T, q5_k::BlockQ5K, q8_k::BlockQ8K, q5_k_avx2::vec_dot_q5_k_q8_k_avx2);
-    k.q6_k = crate::dot_entry!(T, q6_k::BlockQ6K, q8_k::BlockQ8K, q6_k_avx2::vec_dot_q6_k_q8_k_avx2);
+    k.q6_k = gemv_entry!(
+        T,
+        q6_k::BlockQ6K,
+        q8_k::BlockQ8K,
+        q6_k_avx2::vec_dot_q6_k_q8_k_avx2,
+        q6_k_avx2::gemv_q6_k_q8_k_avx2
+    );
     k.quantize_q8_0 = quantize_entry!(T, q8_0::BlockQ8_0, q8_0_avx2::quantize_q8_0_avx2);
     k.quantize_q8_1 = quantize_entry!(T, q8_1::BlockQ8_1, q8_1_avx2::quantize_q8_1_avx2);
     k.quantize_q8_k = quantize_entry!(T, q8_k::BlockQ8K, q8_k_avx2::quantize_q8_k_avx2);

@@ -9,12 +9,19 @@
 //! ggml took the -32 off each pair, which spreads the same total over the
 //! lanes differently: checked against llama.cpp 0c1e570's tensors.)
 //!
-//! `gemv` takes one row per pass: this format shares little per-block work
-//! between rows, and on wide rows four rows per pass (four memory streams)
-//! measured well below one (Q4_K at 2048×640: ~50% against ~90% of the
-//! plain-read bandwidth).
+//! The gemv ([`gemv_q6_k_q8_k_avx2`]) takes one row per pass: this format
+//! shares little per-block work between rows, and on wide rows four
+//! adjacent rows per pass measured well below one (Q4_K at 2048×640: ~50%
+//! against ~90% of the plain-read bandwidth). Its rows come in
+//! [`RowStreams`] order (one row from each of four distant parts of the
+//! matrix in turn), each prefetched [`STREAM_PREFETCH`] bytes ahead; it was
+//! the default gemv, `vec_dot` row after row in address order with a 4 KiB
+//! prefetch. 2048×640 (Gemma 3 ffn down) from DRAM, one thread
+//! (`kernel-table`, medians of 5–7 interleaved runs): 9.3–11.2 → 11–13 GB/s
+//! (one run of four showed none); L3-hot unchanged within noise (20–22).
 
 use super::avx2::*;
+use crate::arch::streams::RowStreams;
 use crate::q6_k::BlockQ6K;
 use crate::q8_k::BlockQ8K;
 use core::arch::x86_64::*;
@@ -62,14 +69,14 @@ fn scales_half(sc16: __m256i, h: usize) -> __m256i {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_rows<const R: usize>(w: [&[BlockQ6K]; R], a: &[BlockQ8K]) -> [f32; R] {
+fn dot_rows<const R: usize, const PF: usize>(w: [&[BlockQ6K]; R], a: &[BlockQ8K]) -> [f32; R] {
     let n = a.len();
     let w = trim(w, n);
     let mut acc = [_mm256_setzero_ps(); R];
     for (i, ab) in a.iter().enumerate() {
         for r in 0..R {
             let wb = &w[r][i];
-            prefetch_block(wb);
+            prefetch_lines::<PF>(wb);
             let d = ab.d * f16_to_f32(wb.d);
             let sc16 = _mm256_cvtepi8_epi16(load16(&wb.scales));
             let mut sumi = _mm256_setzero_si256();
@@ -100,7 +107,38 @@ fn dot_rows<const R: usize>(w: [&[BlockQ6K]; R], a: &[BlockQ8K]) -> [f32; R] {
 /// The CPU must support AVX2, FMA and F16C. `w` and `a` hold the same number of blocks.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn vec_dot_q6_k_q8_k_avx2(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
-    dot_rows([w], a)[0]
+    dot_rows::<1, PREFETCH>([w], a)[0]
+}
+
+/// Prefetches, `PF` bytes ahead of `wb`, every cache line a block spans.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn prefetch_lines<const PF: usize>(wb: &BlockQ6K) {
+    let mut off = 0;
+    while off < core::mem::size_of::<BlockQ6K>() {
+        prefetch_ahead(wb, PF + off);
+        off += 64;
+    }
+}
+
+/// Q6_K matrix · Q8_K activation row: `out.len()` rows of `row_bytes` bytes,
+/// one row per pass in [`RowStreams`] order (one row from each of four
+/// distant parts of the matrix in turn), each row exactly
+/// [`vec_dot_q6_k_q8_k_avx2`]'s arithmetic, its blocks prefetched
+/// [`STREAM_PREFETCH`] bytes ahead.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn gemv_q6_k_q8_k_avx2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
+    let a: &[BlockQ8K] = bytemuck::cast_slice(a);
+    let w: &[BlockQ6K] = bytemuck::cast_slice(w);
+    let per_row = row_bytes / core::mem::size_of::<BlockQ6K>();
+    for (first, n) in RowStreams::new(out.len(), 1) {
+        for r in first..first + n {
+            out[r] = dot_rows::<1, STREAM_PREFETCH>([&w[r * per_row..(r + 1) * per_row]], a)[0];
+        }
+    }
 }
 
 /// [`crate::q6_k::gemm_tiled_order`] with AVX2: the same integer sum per
