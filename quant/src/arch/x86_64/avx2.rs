@@ -311,18 +311,21 @@ pub(super) use pair_driver;
 /// activations `$A` over the `dot_rows` in scope (`[&[$W]; R], &[$A] ->
 /// [f32; R]`): four rows per pass over the activation, the rest singly.
 ///
-/// The rows are taken in [`RowStreams`](crate::arch::streams::RowStreams)
-/// order with groups of one row, four at a time: a pass reads one row from
-/// each of the four parts of the matrix (rows `k`, `p + k`, `2p + k`,
-/// `3p + k`), so the weights arrive as four distant streams interleaved
-/// block by block; the rows the parts leave over go singly. Each output is
-/// `dot_rows`' for its row whatever the other rows of its pass (the rows'
-/// lanes never mix), so the order changes no bits. Q5_0 at 2048×640 from
-/// DRAM (one thread, `kernel-table`, medians of 5–7 interleaved runs):
-/// 6.5–6.9 → 8.3–9.2 GB/s against four adjacent rows per pass in address
-/// order; at 640×2048 and 640×1024 no clear change; L3-hot 10–20% lower.
-/// Groups of four adjacent rows per stream (one pass each) were slower
-/// (4.0–4.3 GB/s with a 512-byte prefetch, 5.4–6.9 with 4 KiB).
+/// The rows go in address order, four adjacent rows per pass, prefetched
+/// [`PREFETCH`] ahead. [`RowStreams`](crate::arch::streams::RowStreams)
+/// orders were measured and lost on the rows Gemma 3 has (Q5_0, Zen 3 VM,
+/// `kernel-table`, medians of 3–6 interleaved runs, quiet moments): one row
+/// from each of the four parts per pass (group 1, four at a time) with a
+/// [`STREAM_PREFETCH`] prefetch every other block, against this order, on
+/// 2 threads from DRAM 15.3 → 12.7–13.1 GB/s at 640×2048 and 14.8–15.3 →
+/// 11.8–12.9 at 640×1024, +4–8% at 2048×640 (13.2–13.3 → 13.9–14.0); one
+/// thread 9.2–10.0 → 7.4–8.9 at 640×2048, +5–9% or nothing at 2048×640;
+/// L3-hot 10–20% lower everywhere. The same with a 4 KiB prefetch: the
+/// same losses. Two adjacent rows from each of two parts per pass (group 2)
+/// and four adjacent rows per stream (group 4, 4.0–4.3 GB/s against 7.3
+/// with a 512-byte prefetch) were worse. Keeping this order for short rows
+/// and only the 512-byte prefetch: 640-column rows 15.3 → 11 GB/s on 2
+/// threads, so the 4 KiB prefetch is what these rows need.
 macro_rules! rows4_gemv {
     ($(#[$doc:meta])* $name:ident, $W:ty, $A:ty) => {
         $(#[$doc])*
@@ -335,26 +338,15 @@ macro_rules! rows4_gemv {
             let w: &[$W] = bytemuck::cast_slice(w);
             let per_row = row_bytes / core::mem::size_of::<$W>();
             let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
-            let mut order = $crate::arch::streams::RowStreams::new(out.len(), 1).map(|(r, _)| r);
-            while let Some(first) = order.next() {
-                // Up to four rows in stream order: one from each part.
-                let mut rs = [first; 4];
-                let mut n = 1;
-                while n < 4 {
-                    let Some(r) = order.next() else { break };
-                    rs[n] = r;
-                    n += 1;
-                }
-                if n == 4 {
-                    let v = dot_rows(rs.map(row), a);
-                    for (&r, v) in rs.iter().zip(v) {
-                        out[r] = v;
-                    }
-                } else {
-                    for &r in &rs[..n] {
-                        out[r] = dot_rows([row(r)], a)[0];
-                    }
-                }
+            let mut r = 0;
+            while r + 4 <= out.len() {
+                let v = dot_rows([row(r), row(r + 1), row(r + 2), row(r + 3)], a);
+                out[r..r + 4].copy_from_slice(&v);
+                r += 4;
+            }
+            while r < out.len() {
+                out[r] = dot_rows([row(r)], a)[0];
+                r += 1;
             }
         }
     };

@@ -12,14 +12,10 @@
 //! chains sitting in lane `p` of eight vectors (no per-output scale
 //! broadcast or horizontal sum).
 //!
-//! The gemv ([`rows4_gemv`]) takes its four rows per pass from the four
-//! [`RowStreams`](crate::arch::streams::RowStreams) parts of the matrix
-//! (four distant streams), each row prefetched [`STREAM_PREFETCH`] bytes
-//! ahead every other block (it was [`PREFETCH`], 4 KiB, every block, with
-//! four adjacent rows per pass). From DRAM, one thread (`kernel-table`,
-//! medians of 5–7 interleaved runs): 2048×640 (ffn down) 6.5–6.9 → 8.3–9.2
-//! GB/s; 640×2048 (ffn gate/up) 7.4–8.6 → 8.2–8.6; 640×1024 (attn q)
-//! 7.2–8.7 → 6.5–8.5 (noise). L3-hot 10–20% lower (9–11 → 8–9.7 GB/s).
+//! The gemv ([`rows4_gemv`]) keeps four adjacent rows per pass in address
+//! order with a 4 KiB prefetch: reading its rows as four interleaved
+//! streams ([`crate::arch::streams::RowStreams`]) was 10–20% slower on
+//! Gemma 3's 640-column rows (the figures are at [`rows4_gemv`]).
 
 use super::avx2::*;
 use crate::q5_0::BlockQ5_0;
@@ -52,10 +48,7 @@ fn dot_rows<const R: usize>(w: [&[BlockQ5_0]; R], a: &[BlockQ8_0]) -> [f32; R] {
             _mm256_mul_ps(f16_insert_lanes(scales(&w, i).map(half::f16::to_bits)), _mm256_set1_ps(f16_to_f32(ab.d)));
         for r in 0..R {
             let wb = &w[r][i];
-            // Every other 22-byte block: one prefetch per 44 bytes covers every line.
-            if i % 2 == 0 {
-                prefetch_ahead(wb, STREAM_PREFETCH);
-            }
+            prefetch_ahead(wb, PREFETCH);
             let q = _mm256_or_si256(nibbles32(&wb.qs), bit4_from_bits32(&wb.qh));
             let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q, qa), off);
             let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
@@ -76,8 +69,7 @@ pub(crate) unsafe fn vec_dot_q5_0_q8_0_avx2(w: &[BlockQ5_0], a: &[BlockQ8_0]) ->
 
 rows4_gemv!(
     /// Q5_0 matrix · Q8_0 activation row: `out.len()` rows of `row_bytes` bytes,
-    /// four rows per pass over the activation, one from each of four distant
-    /// parts of the matrix (the rest singly).
+    /// four rows per pass over the activation (the rest singly).
     gemv_q5_0_q8_0_avx2,
     BlockQ5_0,
     BlockQ8_0

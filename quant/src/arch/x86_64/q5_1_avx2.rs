@@ -33,10 +33,7 @@ fn dot_rows<const R: usize>(w: [&[BlockQ5_1]; R], a: &[BlockQ8_1]) -> [f32; R] {
         let d = _mm256_mul_ps(dm, _mm256_set1_ps(f16_to_f32(ab.d)));
         for r in 0..R {
             let wb = &w[r][i];
-            // Every other 24-byte block: one prefetch per 48 bytes covers every line.
-            if i % 2 == 0 {
-                prefetch_ahead(wb, STREAM_PREFETCH);
-            }
+            prefetch_ahead(wb, PREFETCH);
             let q = _mm256_or_si256(nibbles32(&wb.qs), bit4_from_bits32(&wb.qh));
             // 31*127*2 per pair: exact in i16.
             let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(q, qa), ones));

@@ -16,9 +16,11 @@
 //! [`RowStreams`] order (one row from each of four distant parts of the
 //! matrix in turn), each prefetched [`STREAM_PREFETCH`] bytes ahead; it was
 //! the default gemv, `vec_dot` row after row in address order with a 4 KiB
-//! prefetch. 2048×640 (Gemma 3 ffn down) from DRAM, one thread
-//! (`kernel-table`, medians of 5–7 interleaved runs): 9.3–11.2 → 11–13 GB/s
-//! (one run of four showed none); L3-hot unchanged within noise (20–22).
+//! prefetch. 2048×640 (Gemma 3 ffn down) from DRAM (`kernel-table`,
+//! medians of 5–7 interleaved runs): one thread 9.3–11.0 → 11.5–12.9 GB/s
+//! (one run of four showed none); two threads 16.0–17.4 → 15.2–15.8
+//! (best runs 18.0 → 19.4–21.2: no clear change either way); L3-hot
+//! 21.8–21.9 → 20.6–21.2.
 
 use super::avx2::*;
 use crate::arch::streams::RowStreams;
