@@ -9,18 +9,18 @@
 //! ggml took the -32 off each pair, which spreads the same total over the
 //! lanes differently: checked against llama.cpp 0c1e570's tensors.)
 //!
-//! The gemv ([`gemv_q6_k_q8_k_avx2`]) takes one row per pass: this format
-//! shares little per-block work between rows, and on wide rows four
-//! adjacent rows per pass measured well below one (Q4_K at 2048×640: ~50%
-//! against ~90% of the plain-read bandwidth). Its rows come in
-//! [`RowStreams`] order (one row from each of four distant parts of the
-//! matrix in turn), each prefetched [`STREAM_PREFETCH`] bytes ahead; it was
-//! the default gemv, `vec_dot` row after row in address order with a 4 KiB
-//! prefetch. 2048×640 (Gemma 3 ffn down) from DRAM (`kernel-table`,
-//! medians of 5–7 interleaved runs): one thread 9.3–11.0 → 11.5–12.9 GB/s
-//! (one run of four showed none); two threads 16.0–17.4 → 15.2–15.8
-//! (best runs 18.0 → 19.4–21.2: no clear change either way); L3-hot
-//! 21.8–21.9 → 20.6–21.2.
+//! The gemv ([`gemv_q6_k_q8_k_avx2`]) takes four rows per pass, one from
+//! each of the four [`RowStreams`] parts of the matrix (four distant
+//! streams interleaved block by block), each prefetched [`STREAM_PREFETCH`]
+//! bytes ahead; each row's arithmetic is [`vec_dot_q6_k_q8_k_avx2`]'s (the
+//! rows' lanes never mix). It was the default gemv, `vec_dot` row after row
+//! in address order with a 4 KiB prefetch. 2048×640 (Gemma 3 ffn down)
+//! from DRAM (`kernel-table`, medians of 5–8 interleaved runs): two threads
+//! 15.7 → 17.9 GB/s, where one row per pass in `RowStreams` order (whole
+//! 1680-byte rows per stream visit) measured 15.4–17.4 → 14.0–15.8 in four
+//! runs; one thread 11.6 → 12.3 (one row per pass: 12.4); L3-hot
+//! 16.8–18.8 → 15.4–15.9 (two runs). Four ADJACENT rows per pass measured
+//! well below one row for Q4_K (~50% against ~90% of the plain read).
 
 use super::avx2::*;
 use crate::arch::streams::RowStreams;
@@ -124,9 +124,9 @@ fn prefetch_lines<const PF: usize>(wb: &BlockQ6K) {
 }
 
 /// Q6_K matrix · Q8_K activation row: `out.len()` rows of `row_bytes` bytes,
-/// one row per pass in [`RowStreams`] order (one row from each of four
-/// distant parts of the matrix in turn), each row exactly
-/// [`vec_dot_q6_k_q8_k_avx2`]'s arithmetic, its blocks prefetched
+/// four rows per pass taken in [`RowStreams`] order (one row from each of
+/// four distant parts of the matrix; the left-over rows singly), each row
+/// exactly [`vec_dot_q6_k_q8_k_avx2`]'s arithmetic, its blocks prefetched
 /// [`STREAM_PREFETCH`] bytes ahead.
 ///
 /// # Safety
@@ -136,9 +136,26 @@ pub(crate) unsafe fn gemv_q6_k_q8_k_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
     let a: &[BlockQ8K] = bytemuck::cast_slice(a);
     let w: &[BlockQ6K] = bytemuck::cast_slice(w);
     let per_row = row_bytes / core::mem::size_of::<BlockQ6K>();
-    for (first, n) in RowStreams::new(out.len(), 1) {
-        for r in first..first + n {
-            out[r] = dot_rows::<1, STREAM_PREFETCH>([&w[r * per_row..(r + 1) * per_row]], a)[0];
+    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
+    let mut order = RowStreams::new(out.len(), 1).map(|(r, _)| r);
+    while let Some(first) = order.next() {
+        // Up to four rows in stream order: one from each part.
+        let mut rs = [first; 4];
+        let mut n = 1;
+        while n < 4 {
+            let Some(r) = order.next() else { break };
+            rs[n] = r;
+            n += 1;
+        }
+        if n == 4 {
+            let v = dot_rows::<4, STREAM_PREFETCH>(rs.map(row), a);
+            for (&r, v) in rs.iter().zip(v) {
+                out[r] = v;
+            }
+        } else {
+            for &r in &rs[..n] {
+                out[r] = dot_rows::<1, STREAM_PREFETCH>([row(r)], a)[0];
+            }
         }
     }
 }
