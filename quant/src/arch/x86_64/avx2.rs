@@ -500,11 +500,12 @@ pub(super) const PREFETCH: usize = 4096;
 
 /// How far ahead of the current block a gemv that reads its rows as
 /// [`crate::arch::streams::STREAMS`] interleaved streams prefetches each
-/// stream. The Q8_0 gemv at 49152×576 from DRAM (`kernel-table`, 4 rounds
-/// interleaved, medians), one stream at [`PREFETCH`] against four streams at
-/// 256 / 512 / 768 / 1024 / 4096 bytes: 10.9 against 14.4 / 14.0 / 13.4 /
-/// 13.9 / 14.4 GB/s on one thread, 16.8 against 16.6 / 18.0 / 12.7 / 16.8 /
-/// 18.0 GB/s on two; 512 was the steadiest.
+/// stream. The Q8_0 gemv at 49152×576 from DRAM (`kernel-table`, every
+/// variant 4 times in turn, medians): one stream at [`PREFETCH`] 10.8–10.9
+/// GB/s on one thread and 16.8–17.5 on two; four streams at 256 / 512 / 768
+/// / 1024 / 4096 bytes 14.0 / 14.0–15.3 / 12.4 / 13.9 / 14.4 on one thread
+/// and 16.6 / 18.0–19.8 / 12.7 / 16.8 / 18.0 on two (table in
+/// `quant/README.md`); 512 was best on two threads.
 pub(super) const STREAM_PREFETCH: usize = 512;
 
 /// Prefetches the cache line `bytes` past `p` into all cache levels (a hint:

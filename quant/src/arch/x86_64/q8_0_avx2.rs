@@ -4,8 +4,9 @@
 //! The gemv takes one row per pass, the rows in [`RowStreams`] order (four
 //! distant parts of the matrix in turn, one row each), each row prefetched
 //! [`STREAM_PREFETCH`] bytes ahead. At 49152×576 from DRAM (Zen 3 VM,
-//! `kernel-table`, medians of 4 interleaved runs) that took it from 10.9 to
-//! 14.0 GB/s on one thread and from 16.8 to 18.0 GB/s on two, against rows in
+//! `kernel-table`, two sets of 4 interleaved runs, medians) that took it
+//! from 10.8–10.9 to 14.0–15.3 GB/s on one thread and from 16.8–17.5 to
+//! 18.0–19.8 GB/s on two, against rows in
 //! address order with a 4 KiB prefetch. Two adjacent rows per pass (two
 //! streams 612 bytes apart) had been slower than one (47–58% of a plain
 //! read against 70–84%). Re-reading the 576 activation bytes per row costs
