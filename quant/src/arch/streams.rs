@@ -13,6 +13,13 @@
 //! (at most about 1 KiB of weights) from each of [`STREAMS`] equal parts
 //! of its rows in turn; each output is still computed by the same code, so
 //! results do not depend on the order.
+//!
+//! With two threads, each on its own rows, two streams per thread beat four
+//! in that C loop (512-byte turns, 3 runs: 19.0–21.6 against 15.4–17.6
+//! GB/s), but not in ember's decode: telling the gemvs the thread count so
+//! that each read two (tg64 -t 2, 3 alternated rounds) took Q4_1 from
+//! 159–167 to 133–155 t/s and Gemma 3 from 66–75 to 60–70, with Q4_0 and
+//! Q8_0 unchanged. So every gemv reads four, whatever the thread count.
 
 /// Parts of a gemv's rows read side by side (see the module docs).
 pub(crate) const STREAMS: usize = 4;
