@@ -326,27 +326,19 @@ pub fn read_bandwidth(buf: &[u64], rounds: usize) -> f64 {
 /// by the wall clock (not [`Clock`], which may count this thread's CPU time)
 /// from before the threads start to after the last one ends.
 pub fn read_bandwidth_threads(buf: &[u64], threads: usize, rounds: usize) -> f64 {
-    let threads = threads.max(1);
-    let bytes = std::mem::size_of_val(buf) as f64;
-    let per = buf.len().div_ceil(threads).max(1);
-    let mut rates: Vec<f64> = (0..rounds.max(1))
-        .map(|_| {
-            let t = std::time::Instant::now();
-            std::thread::scope(|s| {
-                for part in buf.chunks(per) {
-                    s.spawn(move || std::hint::black_box(sum_u64(std::hint::black_box(part))));
-                }
-            });
-            bytes / t.elapsed().as_secs_f64() / 1e9
-        })
-        .collect();
-    median(&mut rates)
+    threaded_read(buf, threads, rounds, &sum_u64)
 }
 
 /// GB/s of [`sum_u64_streams`] of `buf` with `streams` streams per thread,
 /// by `threads` threads at once on contiguous shares, timed like
 /// [`read_bandwidth_threads`] (median of `rounds` passes, wall clock).
 pub fn read_bandwidth_streams(buf: &[u64], threads: usize, streams: usize, rounds: usize) -> f64 {
+    threaded_read(buf, threads, rounds, &|part| sum_u64_streams(part, streams))
+}
+
+/// GB/s of `read` run by `threads` threads at once, each on its own
+/// contiguous share of `buf`: the median of `rounds` passes by the wall clock.
+fn threaded_read(buf: &[u64], threads: usize, rounds: usize, read: &(dyn Fn(&[u64]) -> u64 + Sync)) -> f64 {
     let threads = threads.max(1);
     let bytes = std::mem::size_of_val(buf) as f64;
     let per = buf.len().div_ceil(threads).max(1);
@@ -355,7 +347,7 @@ pub fn read_bandwidth_streams(buf: &[u64], threads: usize, streams: usize, round
             let t = std::time::Instant::now();
             std::thread::scope(|s| {
                 for part in buf.chunks(per) {
-                    s.spawn(move || std::hint::black_box(sum_u64_streams(std::hint::black_box(part), streams)));
+                    s.spawn(move || std::hint::black_box(read(std::hint::black_box(part))));
                 }
             });
             bytes / t.elapsed().as_secs_f64() / 1e9
