@@ -54,6 +54,27 @@ impl RowStreams {
     }
 }
 
+/// The rows of a gemv that takes `R` rows per pass, one from each stream in
+/// turn ([`RowStreams`] with groups of one row), a pass at a time: `(rows,
+/// n)` with the first `n` slots (1 to `R`) filled in stream order and the
+/// others repeating the last filled row; only the last pass can be short.
+pub(crate) fn row_passes<const R: usize>(rows: usize) -> impl Iterator<Item = ([usize; R], usize)> {
+    let mut order = RowStreams::new(rows, 1).map(|(r, _)| r);
+    core::iter::from_fn(move || {
+        let mut pass = [order.next()?; R];
+        let mut n = 1;
+        while n < R {
+            let Some(r) = order.next() else { break };
+            pass[n] = r;
+            n += 1;
+        }
+        for k in n..R {
+            pass[k] = pass[n - 1];
+        }
+        Some((pass, n))
+    })
+}
+
 impl Iterator for RowStreams {
     type Item = (usize, usize);
 
@@ -79,6 +100,20 @@ impl Iterator for RowStreams {
 mod tests {
     extern crate std;
     use super::*;
+
+    #[test]
+    fn row_passes_take_the_stream_order_r_at_a_time() {
+        for rows in 0..40 {
+            let order: std::vec::Vec<usize> = RowStreams::new(rows, 1).map(|g| g.0).collect();
+            let passes: std::vec::Vec<([usize; 4], usize)> = row_passes::<4>(rows).collect();
+            let flat: std::vec::Vec<usize> = passes.iter().flat_map(|(p, n)| p[..*n].iter().copied()).collect();
+            assert_eq!(flat, order, "rows {rows}");
+            for (i, (p, n)) in passes.iter().enumerate() {
+                assert!(*n >= 1 && (*n == 4 || i + 1 == passes.len()), "rows {rows}: only the last pass is short");
+                assert!(p[*n..].iter().all(|&r| r == p[n - 1]), "rows {rows}: unfilled slots repeat the last row");
+            }
+        }
+    }
 
     #[test]
     fn every_row_once_in_stream_order() {

@@ -524,9 +524,17 @@ pub(super) fn prefetch_ahead<T>(p: &T, bytes: usize) {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn prefetch_block<T>(p: &T) {
+    prefetch_block_ahead(p, PREFETCH)
+}
+
+/// Prefetches, `bytes` ahead of `p`, every cache line a block of type `T`
+/// spans.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn prefetch_block_ahead<T>(p: &T, bytes: usize) {
     let mut off = 0;
     while off < core::mem::size_of::<T>() {
-        prefetch_ahead(p, PREFETCH + off);
+        prefetch_ahead(p, bytes + off);
         off += 64;
     }
 }

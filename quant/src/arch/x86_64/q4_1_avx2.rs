@@ -15,7 +15,7 @@
 //! exactly the one-row order.
 //!
 //! The gemv reads its rows as four interleaved streams: each pass of four
-//! rows takes one row from each quarter of the matrix ([`RowStreams`], groups
+//! rows takes one row from each quarter of the matrix ([`RowStreams`](crate::arch::streams::RowStreams), groups
 //! of one row), block `i` of each row prefetched [`STREAM_PREFETCH`] bytes
 //! ahead, so the four streams are read side by side 20 bytes at a time.
 //! Before, a pass was four adjacent rows with one address-ordered prefetch
@@ -39,7 +39,7 @@
 //! -t 2).
 
 use super::avx2::*;
-use crate::arch::streams::RowStreams;
+use crate::arch::streams::row_passes;
 use crate::q4_1::BlockQ4_1;
 use crate::q8_1::BlockQ8_1;
 use core::arch::x86_64::*;
@@ -205,7 +205,7 @@ fn broadcast_load(x: &f32) -> __m256 {
 
 /// Q4_1 matrix · Q8_1 activation row: `out.len()` rows of `row_bytes` bytes,
 /// four rows per pass over the activation ([`dot_rows4_sc`]), the rows in
-/// [`RowStreams`] order with groups of one row: each pass takes one row from
+/// [`RowStreams`](crate::arch::streams::RowStreams) order with groups of one row: each pass takes one row from
 /// each of four equal parts of the matrix, so the weights are read as four
 /// streams side by side, each prefetched [`STREAM_PREFETCH`] bytes ahead; the
 /// rows the parts leave over (fewer than four) go singly through
@@ -233,22 +233,16 @@ pub(crate) unsafe fn gemv_q4_1_q8_1_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
     }
     // Passes of four rows, one from each of the four parts RowStreams
     // interleaves; the rows it leaves over (fewer than four) singly.
-    let mut pass = [0usize; 4];
-    let mut k = 0;
-    for (r, _) in RowStreams::new(out.len(), 1) {
-        pass[k] = r;
-        k += 1;
-        if k == 4 {
-            let [r0, r1, r2, r3] = pass;
-            let v = dot_rows4_sc([row(r0), row(r1), row(r2), row(r3)], ab, &sc);
-            for (&r, x) in pass.iter().zip(v) {
+    for (pass, n) in row_passes::<4>(out.len()) {
+        if n == 4 {
+            for (&r, x) in pass.iter().zip(dot_rows4_sc(pass.map(row), ab, &sc)) {
                 out[r] = x;
             }
-            k = 0;
+        } else {
+            for &r in &pass[..n] {
+                out[r] = dot_rows([row(r)], ab)[0];
+            }
         }
-    }
-    for &r in &pass[..k] {
-        out[r] = dot_rows([row(r)], ab)[0];
     }
 }
 

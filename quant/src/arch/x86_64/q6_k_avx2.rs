@@ -10,7 +10,7 @@
 //! lanes differently: checked against llama.cpp 0c1e570's tensors.)
 //!
 //! The gemv ([`gemv_q6_k_q8_k_avx2`]) takes four rows per pass, one from
-//! each of the four [`RowStreams`] parts of the matrix (four distant
+//! each of the four [`RowStreams`](crate::arch::streams::RowStreams) parts of the matrix (four distant
 //! streams interleaved block by block), each prefetched [`STREAM_PREFETCH`]
 //! bytes ahead; each row's arithmetic is [`vec_dot_q6_k_q8_k_avx2`]'s (the
 //! rows' lanes never mix). It was the default gemv, `vec_dot` row after row
@@ -23,7 +23,7 @@
 //! well below one row for Q4_K (~50% against ~90% of the plain read).
 
 use super::avx2::*;
-use crate::arch::streams::RowStreams;
+use crate::arch::streams::row_passes;
 use crate::q6_k::BlockQ6K;
 use crate::q8_k::BlockQ8K;
 use core::arch::x86_64::*;
@@ -78,7 +78,7 @@ fn dot_rows<const R: usize, const PF: usize>(w: [&[BlockQ6K]; R], a: &[BlockQ8K]
     for (i, ab) in a.iter().enumerate() {
         for r in 0..R {
             let wb = &w[r][i];
-            prefetch_lines::<PF>(wb);
+            prefetch_block_ahead(wb, PF);
             let d = ab.d * f16_to_f32(wb.d);
             let sc16 = _mm256_cvtepi8_epi16(load16(&wb.scales));
             let mut sumi = _mm256_setzero_si256();
@@ -112,19 +112,8 @@ pub(crate) unsafe fn vec_dot_q6_k_q8_k_avx2(w: &[BlockQ6K], a: &[BlockQ8K]) -> f
     dot_rows::<1, PREFETCH>([w], a)[0]
 }
 
-/// Prefetches, `PF` bytes ahead of `wb`, every cache line a block spans.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn prefetch_lines<const PF: usize>(wb: &BlockQ6K) {
-    let mut off = 0;
-    while off < core::mem::size_of::<BlockQ6K>() {
-        prefetch_ahead(wb, PF + off);
-        off += 64;
-    }
-}
-
 /// Q6_K matrix · Q8_K activation row: `out.len()` rows of `row_bytes` bytes,
-/// four rows per pass taken in [`RowStreams`] order (one row from each of
+/// four rows per pass taken in [`RowStreams`](crate::arch::streams::RowStreams) order (one row from each of
 /// four distant parts of the matrix; the left-over rows singly), each row
 /// exactly [`vec_dot_q6_k_q8_k_avx2`]'s arithmetic, its blocks prefetched
 /// [`STREAM_PREFETCH`] bytes ahead.
@@ -137,16 +126,7 @@ pub(crate) unsafe fn gemv_q6_k_q8_k_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
     let w: &[BlockQ6K] = bytemuck::cast_slice(w);
     let per_row = row_bytes / core::mem::size_of::<BlockQ6K>();
     let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
-    let mut order = RowStreams::new(out.len(), 1).map(|(r, _)| r);
-    while let Some(first) = order.next() {
-        // Up to four rows in stream order: one from each part.
-        let mut rs = [first; 4];
-        let mut n = 1;
-        while n < 4 {
-            let Some(r) = order.next() else { break };
-            rs[n] = r;
-            n += 1;
-        }
+    for (rs, n) in row_passes::<4>(out.len()) {
         if n == 4 {
             let v = dot_rows::<4, STREAM_PREFETCH>(rs.map(row), a);
             for (&r, v) in rs.iter().zip(v) {

@@ -38,7 +38,7 @@
 //! rows are visited depends on the streams.
 
 use super::avx2::*;
-use crate::arch::streams::RowStreams;
+use crate::arch::streams::{row_passes, RowStreams};
 use crate::q4_0::BlockQ4_0;
 use crate::q4_k::BlockQ4K;
 use crate::q8_0::BlockQ8_0;
@@ -822,26 +822,12 @@ pub(crate) unsafe fn gemv_q4_k_q8_k_x8_avx2(w: &[u8], row_bytes: usize, a: &[u8]
     let rows = out.len();
     // `K_ROWS` successive rows of the stream order per pass (the last pass
     // repeats its last row in the lanes it does not store).
-    let mut groups = RowStreams::new(rows, 1);
-    loop {
-        let mut idx = [0usize; K_ROWS];
-        let mut n = 0;
-        for (i, (first, _)) in idx.iter_mut().zip(groups.by_ref()) {
-            *i = first;
-            n += 1;
-        }
-        if n == 0 {
-            break;
-        }
-        let mut wr: [&[BlockQ4K]; K_ROWS] = [&[]; K_ROWS];
-        for (k, x) in wr.iter_mut().enumerate() {
-            let r = idx[k.min(n - 1)];
-            *x = &w[r * per_row..(r + 1) * per_row];
-        }
+    for (idx, n) in row_passes::<K_ROWS>(rows) {
+        let wr = idx.map(|r| &w[r * per_row..(r + 1) * per_row]);
         let mut tmp = [0.0f32; 8];
         store_lanes(q4_k_rows::<K_ROWS>(wr, a), &mut tmp);
-        for k in 0..n {
-            out[idx[k]] = tmp[k];
+        for (&r, &v) in idx[..n].iter().zip(&tmp) {
+            out[r] = v;
         }
     }
 }
