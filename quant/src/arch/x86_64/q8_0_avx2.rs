@@ -1,16 +1,24 @@
 //! Q8_0 with AVX2: the Q8_0 · Q8_0 dot product (one row, or several rows per
 //! pass over the activation) and the f32 → Q8_0 activation quantizer.
 //!
-//! The gemv takes one row per pass, the rows in [`RowStreams`] order (four
-//! distant parts of the matrix in turn, one row each), each row prefetched
-//! [`STREAM_PREFETCH`] bytes ahead. At 49152×576 from DRAM (Zen 3 VM,
-//! `kernel-table`, two sets of 4 interleaved runs, medians) that took it
-//! from 10.8–10.9 to 14.0–15.3 GB/s on one thread and from 16.8–17.5 to
-//! 18.0–19.8 GB/s on two, against rows in
-//! address order with a 4 KiB prefetch. Two adjacent rows per pass (two
-//! streams 612 bytes apart) had been slower than one (47–58% of a plain
-//! read against 70–84%). Re-reading the 576 activation bytes per row costs
-//! nothing (they stay in L1).
+//! The gemv reads the rows in [`RowStreams`](crate::arch::streams::RowStreams) order (four distant parts of
+//! the matrix in turn), each row prefetched [`STREAM_PREFETCH`] bytes ahead.
+//! At 49152×576 from DRAM (Zen 3 VM, `kernel-table`, two sets of 4
+//! interleaved runs, medians), one row per turn took it from 10.8–10.9 to
+//! 14.0–15.3 GB/s on one thread and from 16.8–17.5 to 18.0–19.8 GB/s on
+//! two, against rows in address order with a 4 KiB prefetch. Two adjacent
+//! rows per pass (two streams 612 bytes apart) had been slower than one
+//! (47–58% of a plain read against 70–84%). Re-reading the 576 activation
+//! bytes per row costs nothing (they stay in L1).
+//!
+//! A pass now takes [`GEMV_ROWS`] = 4 rows, one from each stream, block by
+//! block ([`dot_rows_pre`]): four accumulator chains overlap instead of one
+//! and each activation block is loaded once for four rows. SmolLM2 Q8_0
+//! tg64 -t 2 (`ember bench -r 3`, 6 alternated pairs, quiet): 82–109 →
+//! 99–120 t/s, median 96 → 111 (+15%); -t 1 unchanged within the noise
+//! (59–86 against 65–79). Two rows per pass: 87–108; eight (two adjacent
+//! rows from each stream): 79–88, slower than one. Gemma 3 and Q4_0
+//! decode: unchanged within the noise.
 //!
 //! The activation's block scales are converted once per call, and each row
 //! converts its weight scales eight blocks at a time (about 12 instructions
@@ -19,7 +27,7 @@
 
 use super::avx2::*;
 use super::x8_avx2::{act_rows, rows_n, store_lanes};
-use crate::arch::streams::RowStreams;
+use crate::arch::streams::row_passes;
 use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
 use half::f16;
@@ -72,51 +80,65 @@ pub(crate) unsafe fn vec_dot_q8_0_q8_0_avx2(w: &[BlockQ8_0], a: &[BlockQ8_0]) ->
 /// call (2 KiB of stack); longer rows take [`dot_rows`] per row.
 const DA_CAP: usize = 512;
 
-/// One Q8_0 row · the activation `a` whose block scales are `da` (f32), in
-/// [`dot_rows`]'s order (per block `acc = fma(d_w * d_a, f32(dot), acc)`,
-/// then [`hsum_rows`]), bit for bit. Eight blocks' weight scales are
-/// converted and multiplied at once and stored, so that each block's
-/// scale is a broadcast from memory.
+/// Rows per pass of [`gemv_q8_0_q8_0_avx2`], one from each stream in turn.
+const GEMV_ROWS: usize = 4;
+
+/// `R` Q8_0 rows · the activation `a` whose block scales are `da` (f32), each
+/// row in [`dot_rows`]'s order (per block `acc = fma(d_w * d_a, f32(dot),
+/// acc)`, then [`hsum_rows`]), bit for bit. The rows advance together, so
+/// each activation block is loaded once for all of them and their `R`
+/// accumulator chains overlap. Eight blocks' weight scales per row are
+/// converted and multiplied at once and stored, so that each block's scale
+/// is a broadcast from memory.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_row_pre(w: &[BlockQ8_0], a: &[BlockQ8_0], da: &[f32]) -> f32 {
-    let n = a.len().min(w.len()).min(da.len());
-    let (w, a, da) = (&w[..n], &a[..n], &da[..n]);
+fn dot_rows_pre<const R: usize>(w: [&[BlockQ8_0]; R], a: &[BlockQ8_0], da: &[f32]) -> [f32; R] {
+    let n = a.len().min(da.len()).min(w.iter().map(|r| r.len()).min().unwrap_or(0));
+    let (w, a, da) = (w.map(|r| &r[..n]), &a[..n], &da[..n]);
     let body = n / 8 * 8;
-    let mut acc = _mm256_setzero_ps();
-    let mut d = [0.0f32; 8];
-    for ((wc, ac), dc) in w[..body].chunks_exact(8).zip(a[..body].chunks_exact(8)).zip(da[..body].chunks_exact(8)) {
-        let (wc, ac): (&[BlockQ8_0; 8], &[BlockQ8_0; 8]) = (wc.try_into().unwrap(), ac.try_into().unwrap());
-        // SAFETY: `dc` holds 8 f32 and `d` is 8 f32; loadu/storeu need no alignment.
-        unsafe {
-            _mm256_storeu_ps(
-                d.as_mut_ptr(),
-                _mm256_mul_ps(
-                    f16_insert_lanes(core::array::from_fn::<u16, 8, _>(|k| wc[k].d.to_bits())),
-                    _mm256_loadu_ps(dc.as_ptr()),
-                ),
-            )
-        };
+    let mut acc = [_mm256_setzero_ps(); R];
+    let mut d = [[0.0f32; 8]; R];
+    for c in (0..body).step_by(8) {
+        let ac: &[BlockQ8_0; 8] = a[c..c + 8].try_into().unwrap();
+        let wc: [&[BlockQ8_0; 8]; R] = w.map(|r| r[c..c + 8].try_into().unwrap());
+        for r in 0..R {
+            // SAFETY: `da[c..c + 8]` is 8 f32 and `d[r]` is 8 f32; loadu/storeu need no alignment.
+            unsafe {
+                _mm256_storeu_ps(
+                    d[r].as_mut_ptr(),
+                    _mm256_mul_ps(
+                        f16_insert_lanes(core::array::from_fn::<u16, 8, _>(|k| wc[r][k].d.to_bits())),
+                        _mm256_loadu_ps(da[c..c + 8].as_ptr()),
+                    ),
+                )
+            };
+        }
         for k in 0..8 {
-            if k % 2 == 0 {
-                prefetch_ahead(&wc[k], STREAM_PREFETCH);
+            let qa = load32(&ac[k].qs);
+            for r in 0..R {
+                if k % 2 == 0 {
+                    prefetch_ahead(&wc[r][k], STREAM_PREFETCH);
+                }
+                let p = _mm256_cvtepi32_ps(dot_i8(load32(&wc[r][k].qs), qa));
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d[r][k]), p, acc[r]);
             }
-            let p = _mm256_cvtepi32_ps(dot_i8(load32(&wc[k].qs), load32(&ac[k].qs)));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d[k]), p, acc);
         }
     }
-    for ((wb, ab), &db) in w[body..].iter().zip(&a[body..]).zip(&da[body..]) {
-        let p = _mm256_cvtepi32_ps(dot_i8(load32(&wb.qs), load32(&ab.qs)));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(wb.d) * db), p, acc);
+    for i in body..n {
+        let qa = load32(&a[i].qs);
+        for r in 0..R {
+            let p = _mm256_cvtepi32_ps(dot_i8(load32(&w[r][i].qs), qa));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(w[r][i].d) * da[i]), p, acc[r]);
+        }
     }
-    hsum_rows([acc])[0]
+    hsum_rows(acc)
 }
 
 /// Q8_0 matrix · Q8_0 activation row: `out.len()` rows of `row_bytes` bytes,
-/// one row per pass (each output is exactly [`vec_dot_q8_0_q8_0_avx2`]'s),
-/// with the row loop inside the AVX2 code so the kernel inlines into it.
-/// The activation's block scales are converted once per call
-/// ([`dot_row_pre`]) for rows of up to [`DA_CAP`] blocks.
+/// [`GEMV_ROWS`] rows per pass (each output is exactly
+/// [`vec_dot_q8_0_q8_0_avx2`]'s), with the row loop inside the AVX2 code so
+/// the kernel inlines into it. The activation's block scales are converted
+/// once per call ([`dot_rows_pre`]) for rows of up to [`DA_CAP`] blocks.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
@@ -135,9 +157,18 @@ pub(crate) unsafe fn gemv_q8_0_q8_0_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
     for (d, ab) in da.iter_mut().zip(a) {
         *d = f16_to_f32(ab.d);
     }
-    for (first, _) in RowStreams::new(if per_row == 0 { 0 } else { out.len() }, 1) {
-        let row = &w[first * per_row..(first + 1) * per_row];
-        out[first] = dot_row_pre(row, a, &da[..a.len()]);
+    let da = &da[..a.len()];
+    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
+    for (pass, n) in row_passes::<GEMV_ROWS>(if per_row == 0 { 0 } else { out.len() }) {
+        if n == GEMV_ROWS {
+            for (&r, x) in pass.iter().zip(dot_rows_pre(pass.map(row), a, da)) {
+                out[r] = x;
+            }
+        } else {
+            for &r in &pass[..n] {
+                out[r] = dot_rows_pre([row(r)], a, da)[0];
+            }
+        }
     }
     if per_row == 0 {
         out.fill(0.0);
@@ -492,7 +523,7 @@ mod tests {
             qs: core::array::from_fn(|_| ((next() % 255) as i32 - 127) as i8),
         };
         for nb in [1usize, 7, 8, 9, 18, 63, DA_CAP, DA_CAP + 9] {
-            for rows in [1usize, 3] {
+            for rows in [1usize, 3, 4, 9, 37] {
                 let w: Vec<BlockQ8_0> = (0..rows * nb).map(|_| block(&mut next)).collect();
                 let a: Vec<BlockQ8_0> = (0..nb).map(|_| block(&mut next)).collect();
                 let mut out = vec![f32::NAN; rows];
