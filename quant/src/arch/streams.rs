@@ -82,7 +82,10 @@ impl Iterator for RowStreams {
         let n = self.next;
         let interleaved = self.per * self.parts;
         let g = if n < interleaved {
-            (n % self.parts) * self.per + n / self.parts
+            // The usual case divides by the constant (a shift), not `parts` (a `div`).
+            let (q, r) =
+                if self.parts == STREAMS { (n / STREAMS, n % STREAMS) } else { (n / self.parts, n % self.parts) };
+            r * self.per + q
         } else if n < self.groups {
             n
         } else if n == self.groups && !self.rows.is_multiple_of(self.group) {

@@ -127,96 +127,135 @@ rows4_gemv!(
     BlockQ8_1
 );
 
-/// Activation blocks whose scales [`gemv_q4_1_q8_1_avx2`] converts once per
-/// call (4 KiB of stack; 16384 values per row).
+/// Activation blocks that [`gemv_q4_1_q8_1_avx2`] prepares once per call
+/// ([`ActBlock`], 72 bytes each: 36 KiB of stack, written only for the
+/// blocks a row has; 16384 values per row).
 const GEMV_CHUNK: usize = 512;
 
-/// Each activation block's `[d, s]` as two f32 in one f64's bits (`d` low),
-/// converted once per call and read with one broadcast load per block
-/// (`[d, s, d, s, ..]`, which costs no shuffle).
-struct ActScales {
-    ds: [f64; GEMV_CHUNK],
+/// One activation block prepared for [`dot_rows4_pre`]: `q[0] = [a[0..16] |
+/// a[0..16]]` and `q[1] = [a[16..32] | a[16..32]]`, the operands of
+/// `maddubs` against two rows' nibbles as [`nibbles_pair`] lays them out
+/// (read straight from memory by `vpmaddubsw`), and `[d, s]` as two f32 in one
+/// f64's bits (`d` low), one broadcast load giving `[d, s, d, s, ..]`.
+#[derive(Clone, Copy)]
+struct ActBlock {
+    q: [__m256i; 2],
+    ds: f64,
 }
 
-/// Four rows · one activation row `a` (its scales in `sc`, entry `i` for
-/// block `i`), bit-identical to [`dot_rows`]: row `r`'s per-lane chains
-/// `fma(d_w * d_a, f32(lane sum), acc)` in `acc[r]`, [`hsum_ps`], then
-/// `+` its `m * s` chain. The four rows' `[d, m]` are one f16 conversion
-/// `dm = [d0, m0, d1, m1, ..]`; with `ds = [d_a, s_a, d_a, s_a, ..]`,
-/// `dm * ds` has `d_r * d_a` in lane `2r` (rounded once, as ggml's
-/// `_mm256_mul_ps(d0v, d1v)`) and `fma(dm, ds, acc_m)` row `r`'s `m * s`
-/// chain in lane `2r + 1` (the other lanes are unused). The products go
-/// through the stack so that each row's broadcast is a load, not a shuffle.
-/// The four rows may lie anywhere (the gemv takes them from four distant
-/// parts of the matrix); block `i` of each is prefetched [`STREAM_PREFETCH`]
-/// bytes ahead, so each row's part is its own prefetched stream.
+/// [`ActBlock`] of `b`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_rows4_sc(w: [&[BlockQ4_1]; 4], a: &[BlockQ8_1], sc: &ActScales) -> [f32; 4] {
-    let n = a.len().min(GEMV_CHUNK);
-    let (a, ds, w) = (&a[..n], &sc.ds[..n], trim(w, n));
+fn act_block(b: &BlockQ8_1) -> ActBlock {
+    let (lo, hi) = act_pair(&b.qs, &b.qs);
+    let (d, s) = (f16_to_f32(b.d).to_bits() as u64, f16_to_f32(b.s).to_bits() as u64);
+    ActBlock { q: [lo, hi], ds: f64::from_bits(d | s << 32) }
+}
+
+/// Block `i` of four rows, added into the accumulators of [`dot_rows4_pre`]
+/// (see there for the lane layout); with `PREFETCH_ROWS`, a hint for each
+/// row's stream.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn step4<const PREFETCH_ROWS: bool>(b: [&BlockQ4_1; 4], ab: &ActBlock, acc: &mut [__m256; 5]) {
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut acc_m = _mm256_setzero_ps();
-    let mut dd = [0.0f32; 8];
-    for i in 0..n {
-        let qa = load32(&a[i].qs);
-        let ds = _mm256_castpd_ps(_mm256_broadcast_sd(&ds[i]));
-        let dm = dm_lanes(&w, i);
-        // m * s with one rounding, as GCC contracts `summs += m * s`.
-        acc_m = _mm256_fmadd_ps(dm, ds, acc_m);
-        // SAFETY: `dd` is 8 writable f32; storeu needs no alignment.
-        unsafe { _mm256_storeu_ps(dd.as_mut_ptr(), _mm256_mul_ps(dm, ds)) };
-        for r in 0..4 {
-            prefetch_ahead(&w[r][i], STREAM_PREFETCH);
-            let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles32(&w[r][i].qs), qa), ones));
-            acc[r] = _mm256_fmadd_ps(broadcast_load(&dd[2 * r]), p, acc[r]);
+    let ds = _mm256_castpd_ps(_mm256_broadcast_sd(&ab.ds));
+    // [d0, m0, d1, m1 | d2, m2, d3, m3]: each row's `d` and `m` are one
+    // little-endian dword, four dwords, one conversion.
+    let bits = |r: usize| (b[r].d.to_bits() as u32 | (b[r].m.to_bits() as u32) << 16) as i32;
+    let dm = _mm256_cvtph_ps(_mm_set_epi32(bits(3), bits(2), bits(1), bits(0)));
+    // m * s with one rounding, as GCC contracts `summs += m * s`.
+    acc[4] = _mm256_fmadd_ps(dm, ds, acc[4]);
+    // d_w * d_a, each rounded once, as ggml's `_mm256_mul_ps(d0v, d1v)`;
+    // in-lane shuffles give rows 0 and 2's as [dd0 ×4 | dd2 ×4], 1 and 3's.
+    let dd = _mm256_mul_ps(dm, ds);
+    let sc = [_mm256_permute_ps::<0b00_00_00_00>(dd), _mm256_permute_ps::<0b10_10_10_10>(dd)];
+    for k in 0..2 {
+        let (r0, r1) = (b[k], b[k + 2]);
+        if PREFETCH_ROWS {
+            prefetch_ahead(r0, STREAM_PREFETCH);
+            prefetch_ahead(r1, STREAM_PREFETCH);
         }
+        let (lo, hi) = nibbles_pair(&r0.qs, &r1.qs);
+        let p_lo = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, ab.q[0]), ones));
+        let p_hi = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(hi, ab.q[1]), ones));
+        acc[2 * k] = _mm256_fmadd_ps(sc[k], p_lo, acc[2 * k]);
+        acc[2 * k + 1] = _mm256_fmadd_ps(sc[k], p_hi, acc[2 * k + 1]);
     }
+}
+
+/// Four rows · one activation row prepared as `act` ([`ActBlock`] `i` for
+/// block `i`), bit-identical to [`dot_rows`]: row `r`'s per-lane chains
+/// `fma(d_w * d_a, f32(lane sum), acc)`, [`hsum_ps`], then `+` its `m * s`
+/// chain. Rows 0 and 2 share two vectors of nibbles ([`nibbles_pair`]:
+/// row 0 in the low 128 bits, row 2 in the high), and so their
+/// accumulators: `acc[0] = [row 0 lanes 0..4 | row 2 lanes 0..4]`, `acc[1]`
+/// lanes 4..8 of both; rows 1 and 3 likewise in `acc[2]`, `acc[3]`. Each
+/// lane is still one row's chain with that row's scale product, so the
+/// results are the one-row kernel's; the halves are put back together for
+/// the reduction. The four rows' `[d, m]` are one f16 conversion `dm = [d0,
+/// m0, d1, m1 | d2, m2, d3, m3]`; with `ds = [d_a, s_a, ..]`, `dm * ds` has
+/// `d_r * d_a` in lane `2r` (rounded once, as ggml's `_mm256_mul_ps(d0v,
+/// d1v)`), spread to each row pair's halves by one in-lane shuffle, and
+/// `fma(dm, ds, acc[4])` row `r`'s `m * s` chain in lane `2r + 1` (the
+/// other lanes are unused). The rows may lie anywhere (the gemv takes them
+/// from four distant parts of the matrix); every other block of each is
+/// prefetched [`STREAM_PREFETCH`] bytes ahead (a hint per 40 bytes, so
+/// every 64-byte line gets one), so each row's part is its own prefetched stream.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_rows4_pre(w: [&[BlockQ4_1]; 4], act: &[ActBlock]) -> [f32; 4] {
+    let n = act.len();
+    let [w0, w1, w2, w3] = trim(w, n);
+    let mut acc = [_mm256_setzero_ps(); 5];
+    let (a2, w0c, w1c, w2c, w3c) = (
+        act.as_chunks::<2>().0,
+        w0.as_chunks::<2>().0,
+        w1.as_chunks::<2>().0,
+        w2.as_chunks::<2>().0,
+        w3.as_chunks::<2>().0,
+    );
+    for ((((ab, b0), b1), b2), b3) in a2.iter().zip(w0c).zip(w1c).zip(w2c).zip(w3c) {
+        step4::<true>([&b0[0], &b1[0], &b2[0], &b3[0]], &ab[0], &mut acc);
+        step4::<false>([&b0[1], &b1[1], &b2[1], &b3[1]], &ab[1], &mut acc);
+    }
+    if let (Some(ab), Some(b0), Some(b1), Some(b2), Some(b3)) =
+        (act.as_chunks::<2>().1.first(), w0.last(), w1.last(), w2.last(), w3.last())
+    {
+        step4::<true>([b0, b1, b2, b3], ab, &mut acc);
+    }
+    let rows = [
+        _mm256_permute2f128_ps::<0x20>(acc[0], acc[1]),
+        _mm256_permute2f128_ps::<0x20>(acc[2], acc[3]),
+        _mm256_permute2f128_ps::<0x31>(acc[0], acc[1]),
+        _mm256_permute2f128_ps::<0x31>(acc[2], acc[3]),
+    ];
     let mut m = [0.0f32; 8];
     // SAFETY: `m` is 8 writable f32; storeu needs no alignment.
-    unsafe { _mm256_storeu_ps(m.as_mut_ptr(), acc_m) };
-    let mut out = hsum_rows(acc);
+    unsafe { _mm256_storeu_ps(m.as_mut_ptr(), acc[4]) };
+    let mut out = hsum_rows(rows);
     for (r, o) in out.iter_mut().enumerate() {
         *o += m[2 * r + 1];
     }
     out
 }
 
-/// `*x` in all eight lanes, as a broadcast load (`vbroadcastss ymm, m32`):
-/// no shuffle. Written as `asm!` because LLVM forwards a value just stored
-/// to the stack into a register shuffle instead.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn broadcast_load(x: &f32) -> __m256 {
-    let v: __m256;
-    // SAFETY: `x` is a readable f32 (4 bytes, the load's width); the asm
-    // only reads it and writes the output register.
-    unsafe {
-        core::arch::asm!(
-            "vbroadcastss {v}, dword ptr [{p}]",
-            v = out(ymm_reg) v,
-            p = in(reg) x as *const f32,
-            options(pure, readonly, nostack, preserves_flags)
-        )
-    };
-    v
-}
-
 /// Q4_1 matrix · Q8_1 activation row: `out.len()` rows of `row_bytes` bytes,
-/// four rows per pass over the activation ([`dot_rows4_sc`]), the rows in
+/// four rows per pass over the activation ([`dot_rows4_pre`]), the rows in
 /// [`RowStreams`](crate::arch::streams::RowStreams) order with groups of one row: each pass takes one row from
 /// each of four equal parts of the matrix, so the weights are read as four
 /// streams side by side, each prefetched [`STREAM_PREFETCH`] bytes ahead; the
-/// rows the parts leave over (fewer than four) go singly through
-/// [`dot_rows`]. The activation scales are converted once per call. Rows longer than
-/// [`GEMV_CHUNK`] blocks go through [`gemv_q4_1_q8_1_rows4_avx2`]. Every
-/// output is bit-identical to [`vec_dot_q4_1_q8_1_avx2`] of its row.
+/// rows the parts leave over (fewer than four) make one last pass, padded
+/// with repeats of its last row. The activation is prepared once per call
+/// ([`ActBlock`]). Rows longer than [`GEMV_CHUNK`] blocks go through
+/// [`gemv_q4_1_q8_1_rows4_avx2`]. Every output is bit-identical to
+/// [`vec_dot_q4_1_q8_1_avx2`] of its row.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn gemv_q4_1_q8_1_avx2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
+    use core::mem::MaybeUninit;
     let ab: &[BlockQ8_1] = bytemuck::cast_slice(a);
     if ab.len() > GEMV_CHUNK {
         // SAFETY: same CPU and buffer contract.
@@ -226,22 +265,25 @@ pub(crate) unsafe fn gemv_q4_1_q8_1_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
     let wb: &[BlockQ4_1] = bytemuck::cast_slice(w);
     let per_row = row_bytes / core::mem::size_of::<BlockQ4_1>();
     let row = |r: usize| &wb[r * per_row..(r + 1) * per_row];
-    let mut sc = ActScales { ds: [0.0; GEMV_CHUNK] };
-    for (blk, ds) in ab.iter().zip(sc.ds.iter_mut()) {
-        let (d, s) = (f16_to_f32(blk.d).to_bits() as u64, f16_to_f32(blk.s).to_bits() as u64);
-        *ds = f64::from_bits(d | s << 32);
+    let mut prep = [const { MaybeUninit::<ActBlock>::uninit() }; GEMV_CHUNK];
+    for (p, blk) in prep.iter_mut().zip(ab) {
+        p.write(act_block(blk));
     }
+    let filled = &prep[..ab.len()];
+    // SAFETY: the first `ab.len()` elements were written just above, and
+    // `MaybeUninit<T>` has the layout of `T`.
+    let act: &[ActBlock] = unsafe { &*(filled as *const [MaybeUninit<ActBlock>] as *const [ActBlock]) };
     // Passes of four rows, one from each of the four parts RowStreams
-    // interleaves; the rows it leaves over (fewer than four) singly.
+    // interleaves; the last pass may repeat its last row.
     for (pass, n) in row_passes::<4>(out.len()) {
-        if n == 4 {
-            for (&r, x) in pass.iter().zip(dot_rows4_sc(pass.map(row), ab, &sc)) {
-                out[r] = x;
-            }
-        } else {
-            for &r in &pass[..n] {
-                out[r] = dot_rows([row(r)], ab)[0];
-            }
+        // A plain loop, not `pass.map(row)`: that `map` was not inlined (a
+        // call per pass).
+        let mut rows: [&[BlockQ4_1]; 4] = [&[]; 4];
+        for (w, &r) in rows.iter_mut().zip(&pass) {
+            *w = row(r);
+        }
+        for (&r, x) in pass.iter().zip(dot_rows4_pre(rows, act)).take(n) {
+            out[r] = x;
         }
     }
 }
@@ -486,13 +528,15 @@ mod tests {
         }
     }
 
-    /// The four-row gemv (and its one-row tail, and the older four-row
-    /// path for rows over [`GEMV_CHUNK`] blocks) equals the one-row
-    /// kernel ([`vec_dot_q4_1_q8_1_avx2`], ggml's order) bit for bit, on
-    /// random blocks with random finite scales. The row counts cover fewer
-    /// rows than streams (1-3), whole passes of one row per stream (4, 8,
-    /// 12, 16, 28) and one to three rows left over after them (5, 7, 9, 13,
-    /// 15, 21, 37, 70): every output lands in its own row's slot.
+    /// The four-row gemv (and its padded last pass, and the older
+    /// four-row path for rows over [`GEMV_CHUNK`] blocks) equals the
+    /// one-row kernel ([`vec_dot_q4_1_q8_1_avx2`], ggml's order) bit for
+    /// bit, on random blocks with random finite scales. The block counts
+    /// cover one block, odd counts (a last block after the block pairs of
+    /// [`dot_rows4_pre`]: 1, 3, 17) and even ones; the row counts cover
+    /// fewer rows than streams (1-3), whole passes of one row per stream
+    /// (4, 8, 12, 16, 28) and one to three rows left over after them (5, 7,
+    /// 9, 13, 15, 21, 37, 70): every output lands in its own row's slot.
     #[test]
     fn gemv_equals_vec_dot_bit_for_bit() {
         if !crate::arch::x86_64::tier_available(crate::Tier::Avx2) {
@@ -500,7 +544,7 @@ mod tests {
         }
         let mut seed = 0x0f1e_2d3c_4b5a_6978u64;
         let mut checked = 0;
-        for nb in [1usize, 2, 17, 18, 48, GEMV_CHUNK, GEMV_CHUNK + 1] {
+        for nb in [1usize, 2, 3, 17, 18, 48, GEMV_CHUNK, GEMV_CHUNK + 1] {
             let row_counts: &[usize] =
                 if nb > 48 { &[1, 9, 13] } else { &[1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 15, 16, 21, 28, 37, 70] };
             for &rows in row_counts {
@@ -527,7 +571,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 1301, "outputs compared");
+        assert_eq!(checked, 1552, "outputs compared");
     }
 
     #[test]
