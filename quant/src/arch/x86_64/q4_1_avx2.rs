@@ -7,36 +7,56 @@
 //! `fma(d*da, sum_l, acc_l)` block after block, reduced with ggml's
 //! `hsum_float_8`, plus the `m * s` terms as one fused multiply-add chain:
 //! the result is bit-identical to llama.cpp's AVX2 `ggml_vec_dot_q4_1_q8_1`,
-//! which the end-to-end tests against llama.cpp's greedy ids rely on. Four
-//! rows share each activation block and one f16 → f32 conversion of their
-//! scales and minimums. [`gemm_q4_1_q8_1_avx2`] (prompt batches) unpacks and
-//! transposes eight weight rows once for every activation row, each output's
-//! eight lane chains in lane `p` of eight vectors, every output keeping
-//! exactly the one-row order.
+//! which the end-to-end tests against llama.cpp's greedy ids rely on.
+//! [`gemm_q4_1_q8_1_avx2`] (prompt batches) unpacks and transposes eight
+//! weight rows once for every activation row, each output's eight lane
+//! chains in lane `p` of eight vectors, every output keeping exactly the
+//! one-row order.
 //!
-//! The gemv reads its rows as four interleaved streams: each pass of four
-//! rows takes one row from each quarter of the matrix ([`RowStreams`](crate::arch::streams::RowStreams), groups
-//! of one row), block `i` of each row prefetched [`STREAM_PREFETCH`] bytes
-//! ahead, so the four streams are read side by side 20 bytes at a time.
-//! Before, a pass was four adjacent rows with one address-ordered prefetch
-//! two passes ahead (one stream). `kernel-table --threads 1` from DRAM
-//! (loaded machine, 15 interleaved runs each, medians): 1536×576 9.3 → 11.1
-//! GB/s, 576×1536 10.1 → 10.7, 49152×576 9.7 → 9.5; in cache (`--hot`)
-//! 12.8 → 12.2, 12.6 → 11.4, 10.0 → 10.0 (the two extra prefetch hints per
-//! block; within the ±15% noise). At about 16 instructions per 20-byte
-//! block this kernel is near its in-cache speed already when streaming, so
-//! the order gains less here than for Q8_0; fewer instructions per block
-//! are what would help next. Tried and slower (1536×576 from DRAM, same
-//! runs): one group of four adjacent rows per stream (`RowStreams` group 4,
-//! 1.4 KiB a turn) with the prefetch 512 or 1440 bytes ahead (4.6 / 6.0
-//! GB/s against 11.5), two adjacent rows from each of two streams (7.3
-//! against 11.3), one row per stream with a hint every block at 256 or 1024
-//! bytes (11.8 / 11.7 against 13.4), a hint every three blocks at 256 / 512
-//! / 1024 bytes (9.9 / 10.7 / 8.9 against 11.3), two of the four rows'
-//! hints per block, alternating (9.4 against 10.0). `--threads 2` and
-//! `ember bench` were too noisy on the loaded machine to tell (tg64 Q4_1,
-//! 17 alternated runs, medians: 65.2 → 68.5 t/s at -t 1, 42.7 → 42.4 at
-//! -t 2).
+//! The gemv ([`gemv_q4_1_q8_1_avx2`], [`dot_rows4_pre`]) takes four rows
+//! per pass, one from each quarter of the matrix ([`RowStreams`](crate::arch::streams::RowStreams) order,
+//! groups of one row, session 6: the four streams are read side by side 20
+//! bytes at a time, every other block of each prefetched [`STREAM_PREFETCH`]
+//! bytes ahead). Its arithmetic is the one-row kernel's per lane, laid out
+//! for fewer instructions: two rows share each vector (row 0 and row 2 of a
+//! pass in the low and high 128 bits, [`nibbles_pair`]: one load, one
+//! shift, two ANDs for both rows' low and high nibbles), so each
+//! accumulator holds half of two rows; the activation is prepared once per
+//! call (`[a0..16 | a0..16]`, `[a16..32 | a16..32]` and `[d, s]` per block,
+//! [`ActBlock`]); the four rows' `[d, m]` are one 4-dword gather and one f16
+//! conversion per block, their scale products spread to the row pairs by
+//! two in-lane shuffles; the four outputs are reduced together in
+//! [`hsum_ps`]' order. About 42 instructions per block of four rows
+//! (`objdump` of the loop, two blocks per iteration) against 54 before
+//! (a `nibbles32` per row, the scale products stored and broadcast back
+//! per row, a hint per row and block), and the per-pass driver lost an
+//! out-of-line `array::map` call and four `div`s (`RowStreams` now divides
+//! by the constant). Session 7 (Zen 3 VM, shared machine; valgrind
+//! callgrind instructions per call; `kernel-table --threads 1`, 5
+//! interleaved runs, medians, GB/s): 576×576 195k → 133k instructions, hot
+//! 8.4 → 10.6, DRAM 8.2 → 11.3; 1536×576 437k → 315k, hot 9.7 → 11.1,
+//! DRAM 10.9 → 11.6; 576×1536 513k → 353k, hot 8.4 → 11.2, DRAM 8.5 →
+//! 11.5. `llvm-mca -mcpu=znver3` puts the loop at about 11 cycles per
+//! block (12.5 before), bound by the four vector pipes (about 33 vector
+//! µops per block: 16 of them the `maddubs`/`madd`/`cvt`/`fma` per row that
+//! any layout needs), so fewer instructions alone will not gain much more
+//! here; what is left per pass (about 160 instructions for 4 rows against
+//! 42 per block: `row_passes`, the row slices' bounds checks, the
+//! reduction) matters on 576-column rows (18 blocks).
+//!
+//! Session 6's measurements of the row order: before, a pass was four
+//! adjacent rows with one address-ordered prefetch two passes ahead (one
+//! stream). `kernel-table --threads 1` from DRAM (loaded machine, 15
+//! interleaved runs each, medians): 1536×576 9.3 → 11.1 GB/s, 576×1536
+//! 10.1 → 10.7, 49152×576 9.7 → 9.5; in cache (`--hot`) 12.8 → 12.2, 12.6
+//! → 11.4, 10.0 → 10.0. Tried and slower (1536×576 from DRAM, same runs):
+//! one group of four adjacent rows per stream (`RowStreams` group 4, 1.4
+//! KiB a turn) with the prefetch 512 or 1440 bytes ahead (4.6 / 6.0 GB/s
+//! against 11.5), two adjacent rows from each of two streams (7.3 against
+//! 11.3), one row per stream with a hint every block at 256 or 1024 bytes
+//! (11.8 / 11.7 against 13.4), a hint every three blocks at 256 / 512 /
+//! 1024 bytes (9.9 / 10.7 / 8.9 against 11.3), two of the four rows' hints
+//! per block, alternating (9.4 against 10.0).
 
 use super::avx2::*;
 use crate::arch::streams::row_passes;
@@ -192,8 +212,8 @@ fn step4<const PREFETCH_ROWS: bool>(b: [&BlockQ4_1; 4], ab: &ActBlock, acc: &mut
 /// accumulators: `acc[0] = [row 0 lanes 0..4 | row 2 lanes 0..4]`, `acc[1]`
 /// lanes 4..8 of both; rows 1 and 3 likewise in `acc[2]`, `acc[3]`. Each
 /// lane is still one row's chain with that row's scale product, so the
-/// results are the one-row kernel's; the halves are put back together for
-/// the reduction. The four rows' `[d, m]` are one f16 conversion `dm = [d0,
+/// results are the one-row kernel's; the reduction adds the halves first,
+/// as [`hsum_ps`] does. The four rows' `[d, m]` are one f16 conversion `dm = [d0,
 /// m0, d1, m1 | d2, m2, d3, m3]`; with `ds = [d_a, s_a, ..]`, `dm * ds` has
 /// `d_r * d_a` in lane `2r` (rounded once, as ggml's `_mm256_mul_ps(d0v,
 /// d1v)`), spread to each row pair's halves by one in-lane shuffle, and
@@ -224,20 +244,23 @@ fn dot_rows4_pre(w: [&[BlockQ4_1]; 4], act: &[ActBlock]) -> [f32; 4] {
     {
         step4::<true>([b0, b1, b2, b3], ab, &mut acc);
     }
-    let rows = [
-        _mm256_permute2f128_ps::<0x20>(acc[0], acc[1]),
-        _mm256_permute2f128_ps::<0x20>(acc[2], acc[3]),
-        _mm256_permute2f128_ps::<0x31>(acc[0], acc[1]),
-        _mm256_permute2f128_ps::<0x31>(acc[2], acc[3]),
-    ];
-    let mut m = [0.0f32; 8];
-    // SAFETY: `m` is 8 writable f32; storeu needs no alignment.
-    unsafe { _mm256_storeu_ps(m.as_mut_ptr(), acc[4]) };
-    let mut out = hsum_rows(rows);
-    for (r, o) in out.iter_mut().enumerate() {
-        *o += m[2 * r + 1];
-    }
-    out
+    // [`hsum_ps`] of the four rows at once, in its order: with `a` a row's
+    // eight lanes, `s_j = a_j + a_{j+4}` (one add for two rows, whose halves
+    // are already apart), then `(s_0 + s_2) + (s_1 + s_3)`, then `+ m * s`.
+    let s02 = _mm256_add_ps(acc[0], acc[1]);
+    let s13 = _mm256_add_ps(acc[2], acc[3]);
+    // [s0+s2, s1+s3 of row 0, of row 1 | of row 2, of row 3]
+    let u = _mm256_add_ps(
+        _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(s02), _mm256_castps_pd(s13))),
+        _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(s02), _mm256_castps_pd(s13))),
+    );
+    // lanes [row 0, row 1, .. | row 2, row 3, ..]
+    let h = _mm256_add_ps(_mm256_shuffle_ps::<0b10_00_10_00>(u, u), _mm256_shuffle_ps::<0b11_01_11_01>(u, u));
+    let o = _mm256_add_ps(h, _mm256_shuffle_ps::<0b11_01_11_01>(acc[4], acc[4]));
+    let mut v = [0.0f32; 8];
+    // SAFETY: `v` is 8 writable f32; storeu needs no alignment.
+    unsafe { _mm256_storeu_ps(v.as_mut_ptr(), o) };
+    [v[0], v[1], v[4], v[5]]
 }
 
 /// Q4_1 matrix · Q8_1 activation row: `out.len()` rows of `row_bytes` bytes,
