@@ -148,15 +148,16 @@ rows4_gemv!(
 );
 
 /// Activation blocks that [`gemv_q4_1_q8_1_avx2`] prepares once per call
-/// ([`ActBlock`], 72 bytes each: 36 KiB of stack, written only for the
-/// blocks a row has; 16384 values per row).
+/// ([`ActBlock`], 96 bytes each with its 32-byte alignment: 48 KiB of
+/// stack, left uninitialised except for the blocks a row has; 16384 values
+/// per row).
 const GEMV_CHUNK: usize = 512;
 
 /// One activation block prepared for [`dot_rows4_pre`]: `q[0] = [a[0..16] |
 /// a[0..16]]` and `q[1] = [a[16..32] | a[16..32]]`, the operands of
-/// `maddubs` against two rows' nibbles as [`nibbles_pair`] lays them out
-/// (read straight from memory by `vpmaddubsw`), and `[d, s]` as two f32 in one
-/// f64's bits (`d` low), one broadcast load giving `[d, s, d, s, ..]`.
+/// `maddubs` against two rows' nibbles as [`nibbles_pair`] lays them out,
+/// and `[d, s]` as two f32 in one f64's bits (`d` low), one broadcast load
+/// giving `[d, s, d, s, ..]`.
 #[derive(Clone, Copy)]
 struct ActBlock {
     q: [__m256i; 2],
