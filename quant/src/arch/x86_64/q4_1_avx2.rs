@@ -36,13 +36,21 @@
 //! interleaved runs, medians, GB/s): 576×576 195k → 133k instructions, hot
 //! 8.4 → 10.6, DRAM 8.2 → 11.3; 1536×576 437k → 315k, hot 9.7 → 11.1,
 //! DRAM 10.9 → 11.6; 576×1536 513k → 353k, hot 8.4 → 11.2, DRAM 8.5 →
-//! 11.5. `llvm-mca -mcpu=znver3` puts the loop at about 11 cycles per
+//! 11.5; 49152×576 (3 runs) hot 8.5 → 11.2, DRAM 10.3 → 13.1. SmolLM2
+//! Q4_1 `ember bench -p 0 -n 64 -t 1 -r 3`, 7 interleaved pairs against
+//! main 32c9070: median 86.5 → 100.8 t/s (77–110 → 88–122). A hint every
+//! block instead of every other (DRAM, 5 interleaved runs, medians):
+//! 1536×576 13.7 against 14.3, 49152×576 13.4 against 13.5, 576×1536 13.5
+//! against 12.5: no difference within the noise, so the fewer
+//! instructions. `llvm-mca -mcpu=znver3` puts the loop at about 11 cycles per
 //! block (12.5 before), bound by the four vector pipes (about 33 vector
 //! µops per block: 16 of them the `maddubs`/`madd`/`cvt`/`fma` per row that
 //! any layout needs), so fewer instructions alone will not gain much more
-//! here; what is left per pass (about 160 instructions for 4 rows against
+//! here. What is left per pass (about 160 instructions for 4 rows against
 //! 42 per block: `row_passes`, the row slices' bounds checks, the
-//! reduction) matters on 576-column rows (18 blocks).
+//! reduction) is mostly scalar work that overlaps the vector pipes: the
+//! same bytes as 1536 rows of 18 blocks or 576 rows of 48 ran at the same
+//! speed in cache (11.2 and 11.1 GB/s).
 //!
 //! Session 6's measurements of the row order: before, a pass was four
 //! adjacent rows with one address-ordered prefetch two passes ahead (one
@@ -173,9 +181,9 @@ fn act_block(b: &BlockQ8_1) -> ActBlock {
     ActBlock { q: [lo, hi], ds: f64::from_bits(d | s << 32) }
 }
 
-/// Block `i` of four rows, added into the accumulators of [`dot_rows4_pre`]
-/// (see there for the lane layout); with `PREFETCH_ROWS`, a hint for each
-/// row's stream.
+/// One block `b[r]` of each of four rows times the activation block `ab`,
+/// added into the accumulators of [`dot_rows4_pre`] (see there for the
+/// lane layout); with `PREFETCH_ROWS`, a hint for each row's stream.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn step4<const PREFETCH_ROWS: bool>(b: [&BlockQ4_1; 4], ab: &ActBlock, acc: &mut [__m256; 5]) {
@@ -214,15 +222,16 @@ fn step4<const PREFETCH_ROWS: bool>(b: [&BlockQ4_1; 4], ab: &ActBlock, acc: &mut
 /// lanes 4..8 of both; rows 1 and 3 likewise in `acc[2]`, `acc[3]`. Each
 /// lane is still one row's chain with that row's scale product, so the
 /// results are the one-row kernel's; the reduction adds the halves first,
-/// as [`hsum_ps`] does. The four rows' `[d, m]` are one f16 conversion `dm = [d0,
-/// m0, d1, m1 | d2, m2, d3, m3]`; with `ds = [d_a, s_a, ..]`, `dm * ds` has
-/// `d_r * d_a` in lane `2r` (rounded once, as ggml's `_mm256_mul_ps(d0v,
-/// d1v)`), spread to each row pair's halves by one in-lane shuffle, and
-/// `fma(dm, ds, acc[4])` row `r`'s `m * s` chain in lane `2r + 1` (the
-/// other lanes are unused). The rows may lie anywhere (the gemv takes them
-/// from four distant parts of the matrix); every other block of each is
-/// prefetched [`STREAM_PREFETCH`] bytes ahead (a hint per 40 bytes, so
-/// every 64-byte line gets one), so each row's part is its own prefetched stream.
+/// as [`hsum_ps`] does. The four rows' `[d, m]` are one f16 conversion
+/// `dm = [d0, m0, d1, m1 | d2, m2, d3, m3]`; with `ds = [d_a, s_a, ..]`,
+/// `dm * ds` has `d_r * d_a` in lane `2r` (rounded once, as ggml's
+/// `_mm256_mul_ps(d0v, d1v)`), spread to each row pair's halves by one
+/// in-lane shuffle, and `fma(dm, ds, acc[4])` row `r`'s `m * s` chain in
+/// lane `2r + 1` (the other lanes are unused). The rows may lie anywhere
+/// (the gemv takes them from four distant parts of the matrix); every
+/// other block of each is prefetched [`STREAM_PREFETCH`] bytes ahead (a
+/// hint per 40 bytes, so every 64-byte line gets one), so each row's part
+/// is its own prefetched stream.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_rows4_pre(w: [&[BlockQ4_1]; 4], act: &[ActBlock]) -> [f32; 4] {
