@@ -98,9 +98,10 @@ pub(super) fn bit4_from_bits32(qh: &[u8; 4]) -> __m256i {
     // Byte j of the result takes byte j / 8 of the word...
     let shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
     let bytes = _mm256_shuffle_epi8(bits, shuf);
-    // ...and keeps bit j % 8 of it: set every other bit, compare with all-ones.
-    let m = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
-    _mm256_and_si256(_mm256_cmpeq_epi8(m, _mm256_set1_epi64x(-1)), _mm256_set1_epi8(0x10))
+    // ...and keeps bit j % 8 of it: isolate that bit and compare with it (one
+    // constant for both, so fewer registers than an OR and an all-ones compare).
+    let sel = _mm256_set1_epi64x(0x8040201008040201u64 as i64);
+    _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, sel), sel), _mm256_set1_epi8(0x10))
 }
 
 /// Lane `k` of `v` in all eight lanes.

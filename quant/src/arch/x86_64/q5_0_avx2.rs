@@ -67,13 +67,102 @@ pub(crate) unsafe fn vec_dot_q5_0_q8_0_avx2(w: &[BlockQ5_0], a: &[BlockQ8_0]) ->
     dot_rows([w], a)[0]
 }
 
-rows4_gemv!(
-    /// Q5_0 matrix · Q8_0 activation row: `out.len()` rows of `row_bytes` bytes,
-    /// four rows per pass over the activation (the rest singly).
-    gemv_q5_0_q8_0_avx2,
-    BlockQ5_0,
-    BlockQ8_0
-);
+/// Activation blocks (8192 columns) whose terms ([`GemvAct`])
+/// [`gemv_q5_0_q8_0_avx2`] prepares once per call (17 KiB of stack); longer
+/// rows take [`dot_rows`] four rows at a time.
+const GEMV_CAP: usize = 256;
+
+/// Rows per pass of [`gemv_q5_0_q8_0_avx2`].
+const GEMV_ROWS: usize = 4;
+
+/// The activation blocks as [`dot_rows_pre`] reads them, prepared once per
+/// call and shared by every row: `qo[i]` block `i`'s values and `16 *` each
+/// pair's sum (the `maddubs` of 16 and the values: [`dot_rows`]' `off`),
+/// `d[i]` its scale as f32.
+#[derive(Clone, Copy)]
+struct GemvAct<'a> {
+    qo: &'a [[__m256i; 2]],
+    d: &'a [f32],
+}
+
+/// `R` Q5_0 rows · the activation blocks `a` ([`GemvAct`]), each row bit for
+/// bit as [`dot_rows`] (per block `acc = fma(d_w * d_a, f32(lane sums),
+/// acc)` from block 0, then [`hsum_rows`]).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_rows_pre<const R: usize>(w: [&[BlockQ5_0]; R], a: GemvAct) -> [f32; R] {
+    let n = a.qo.len().min(a.d.len()).min(w.iter().map(|r| r.len()).min().unwrap_or(0));
+    let (w, qo, da) = (trim(w, n), &a.qo[..n], &a.d[..n]);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); R];
+    for i in 0..n {
+        let dai = _mm256_set1_ps(da[i]);
+        for r in 0..R {
+            let wb = &w[r][i];
+            prefetch_ahead(wb, PREFETCH);
+            let q = _mm256_or_si256(nibbles32(&wb.qs), bit4_from_bits32(&wb.qh));
+            // |maddubs pair sums| <= 31*127*2, |off| <= 16*127*2: the i16 difference is exact.
+            let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q, qo[i][0]), qo[i][1]);
+            let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+            // f32(d_w) in every lane: the f16 broadcast, then converted.
+            let dw = _mm256_cvtph_ps(_mm_set1_epi16(wb.d.to_bits() as i16));
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dai), p, acc[r]);
+        }
+    }
+    hsum_rows(acc)
+}
+
+/// Q5_0 matrix · Q8_0 activation row ([`crate::kernels::GemvFn`]):
+/// `out.len()` rows of `row_bytes` bytes, [`GEMV_ROWS`] adjacent rows per
+/// pass in address order ([`dot_rows_pre`]), the rest singly; every output
+/// is bit for bit [`vec_dot_q5_0_q8_0_avx2`]'s. The activation's terms
+/// ([`GemvAct`]) are prepared once per call for rows of up to
+/// [`GEMV_CAP`] blocks.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn gemv_q5_0_q8_0_avx2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
+    use core::mem::MaybeUninit;
+    let a: &[BlockQ8_0] = bytemuck::cast_slice(a);
+    let w: &[BlockQ5_0] = bytemuck::cast_slice(w);
+    let per_row = row_bytes / core::mem::size_of::<BlockQ5_0>();
+    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
+    if a.len() > GEMV_CAP {
+        let mut r = 0;
+        while r + GEMV_ROWS <= out.len() {
+            let v = dot_rows([row(r), row(r + 1), row(r + 2), row(r + 3)], a);
+            out[r..r + GEMV_ROWS].copy_from_slice(&v);
+            r += GEMV_ROWS;
+        }
+        for (k, o) in out[r..].iter_mut().enumerate() {
+            *o = dot_rows([row(r + k)], a)[0];
+        }
+        return;
+    }
+    let sixteen = _mm256_set1_epi8(16);
+    let mut qo = [const { MaybeUninit::<[__m256i; 2]>::uninit() }; GEMV_CAP];
+    let mut da = [0.0f32; GEMV_CAP];
+    for ((q, d), ab) in qo.iter_mut().zip(da.iter_mut()).zip(a) {
+        let qa = load32(&ab.qs);
+        q.write([qa, _mm256_maddubs_epi16(sixteen, qa)]);
+        *d = f16_to_f32(ab.d);
+    }
+    let filled = &qo[..a.len()];
+    // SAFETY: the first `a.len()` elements were written just above, and
+    // `MaybeUninit<T>` has the layout of `T`.
+    let qo: &[[__m256i; 2]] = unsafe { &*(filled as *const [MaybeUninit<[__m256i; 2]>] as *const [[__m256i; 2]]) };
+    let act = GemvAct { qo, d: &da[..a.len()] };
+    let mut r = 0;
+    while r + GEMV_ROWS <= out.len() {
+        let v = dot_rows_pre([row(r), row(r + 1), row(r + 2), row(r + 3)], act);
+        out[r..r + GEMV_ROWS].copy_from_slice(&v);
+        r += GEMV_ROWS;
+    }
+    for (k, o) in out[r..].iter_mut().enumerate() {
+        *o = dot_rows_pre([row(r + k)], act)[0];
+    }
+}
 
 /// [`dot_rows`] for two activation rows at once: `out[c][r]` is
 /// bit-identical to `dot_rows(w, a[c])[r]` (same lane sums, same scale
@@ -279,4 +368,57 @@ pub(crate) unsafe fn gemm_q5_0_q8_0_avx2(
 ) {
     // SAFETY: same CPU and buffer contract.
     unsafe { tile8_gemm::<Q5_0Tile>(w, row_bytes, acts, act_row_bytes, out, out_stride) }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::{vec, vec::Vec};
+
+    /// The gemv (activation terms prepared once per call, eight/four/one
+    /// block chunks, and the per-row fallback past [`GEMV_CAP`] blocks)
+    /// equals the one-row kernel bit for bit, with block counts that leave
+    /// every tail (20 blocks: Gemma 3's 640-column rows) and row counts that
+    /// leave 0 to 3 single rows after the passes of four.
+    #[test]
+    fn gemv_equals_vec_dot_bit_for_bit() {
+        if !crate::Tier::Avx2.is_available() {
+            panic!("this x86_64 CPU lacks AVX2/FMA/F16C: the AVX2 Q5_0 gemv could not be checked");
+        }
+        let mut seed = 0x2545_f491_u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        let scale = |x: u32| half::f16::from_f32((x % 1000) as f32 * 1e-4 - 0.05);
+        for nb in [1usize, 2, 3, 4, 5, 7, 8, 9, 12, 13, 20, 63, 64, GEMV_CAP, GEMV_CAP + 9] {
+            for rows in [1usize, 3, 4, 6, 9, 37] {
+                let w: Vec<BlockQ5_0> = (0..rows * nb)
+                    .map(|_| BlockQ5_0 {
+                        d: scale(next()),
+                        qh: next().to_le_bytes(),
+                        qs: core::array::from_fn(|_| next() as u8),
+                    })
+                    .collect();
+                let a: Vec<BlockQ8_0> = (0..nb)
+                    .map(|_| BlockQ8_0 {
+                        d: scale(next()),
+                        qs: core::array::from_fn(|_| ((next() % 255) as i32 - 127) as i8),
+                    })
+                    .collect();
+                let mut out = vec![f32::NAN; rows];
+                let row_bytes = nb * core::mem::size_of::<BlockQ5_0>();
+                // SAFETY: AVX2/FMA/F16C checked above; whole blocks, `rows` rows of `nb` blocks.
+                unsafe { gemv_q5_0_q8_0_avx2(bytemuck::cast_slice(&w), row_bytes, bytemuck::cast_slice(&a), &mut out) };
+                for (r, got) in out.iter().enumerate() {
+                    // SAFETY: as above.
+                    let want = unsafe { vec_dot_q5_0_q8_0_avx2(&w[r * nb..(r + 1) * nb], &a) };
+                    assert_eq!(got.to_bits(), want.to_bits(), "nb={nb} rows={rows} row {r}");
+                }
+            }
+        }
+    }
 }
