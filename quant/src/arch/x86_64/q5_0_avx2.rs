@@ -12,10 +12,28 @@
 //! chains sitting in lane `p` of eight vectors (no per-output scale
 //! broadcast or horizontal sum).
 //!
-//! The gemv ([`rows4_gemv`]) keeps four adjacent rows per pass in address
-//! order with a 4 KiB prefetch: reading its rows as four interleaved
-//! streams ([`crate::arch::streams::RowStreams`]) was 10–20% slower on
-//! Gemma 3's 640-column rows (the figures are at [`rows4_gemv`]).
+//! The gemv ([`gemv_q5_0_q8_0_avx2`], four adjacent rows per pass in
+//! address order, a 4 KiB prefetch per row block) prepares the activation
+//! once per call ([`GemvAct`]: values, offsets, scales as f32) and gets each
+//! row block's scale with one f16 broadcast, conversion and multiply
+//! ([`dot_rows_pre`]) instead of inserting the four rows' scales into a
+//! vector, converting and permuting each out; the fifth bits are isolated
+//! with one mask ([`bit4_from_bits32`]: AND and compare with it). Bit for
+//! bit as before. Instructions per row block (32 values; cachegrind, whole
+//! matrix / 40-row calls as the decode's chunks): 640 columns 22.68 / 22.81
+//! → 21.18 / 21.58, 2048 columns 22.04 → 20.56. Time (Zen 3 VM, loaded,
+//! old and new alternated in one process, 100–200 rounds, 640×2048):
+//! L2/L3-hot +2% (min and median), from DRAM 0.97–1.03× (within the
+//! noise). The kernel is bound by its vector ports (about 17 vector
+//! operations per row block, `llvm-mca` puts the shuffle/shift pipes
+//! highest), so fewer scalar and load instructions gain little. Tried and
+//! dropped: each row's scales converted eight blocks at a time and
+//! broadcast from memory (the inserts cost more than they save: 21.0–21.7
+//! instructions, no faster); the scales combined in general-purpose
+//! registers (22.9, slower); a prefetch every other block (slower from
+//! DRAM); the rows as four interleaved streams with the 512-byte prefetch
+//! (`row_passes::<4>`: 0.87–0.94× from DRAM and hot, as session 6 found,
+//! figures at [`rows4_gemv`]).
 
 use super::avx2::*;
 use crate::q5_0::BlockQ5_0;
@@ -32,6 +50,19 @@ fn scales<const R: usize>(w: &[&[BlockQ5_0]; R], i: usize) -> [half::f16; R] {
     out
 }
 
+/// `f32(h)` in all eight lanes: `h` broadcast as f16, then converted (no
+/// scalar conversion and no lane permute).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn f16_splat(h: half::f16) -> __m256 {
+    _mm256_cvtph_ps(_mm_set1_epi16(h.to_bits() as i16))
+}
+
+/// `R` rows · `a`, block by block: per block the activation's values, their
+/// `16 * sum(a)` pair offsets and scale are loaded or computed once for the
+/// `R` rows; each row's 32 values (0..=31) go through `maddubs`, the offset
+/// is subtracted, and its lane sums are added as `fma(d_w * d_a, sum_l,
+/// acc_l)`, `d_w * d_a` the product of the two scales as f32, rounded once.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_rows<const R: usize>(w: [&[BlockQ5_0]; R], a: &[BlockQ8_0]) -> [f32; R] {
@@ -44,15 +75,14 @@ fn dot_rows<const R: usize>(w: [&[BlockQ5_0]; R], a: &[BlockQ8_0]) -> [f32; R] {
         let qa = load32(&ab.qs);
         // |pair sums| <= 16*127*2, and 31*127*2 below: the i16 difference is exact.
         let off = _mm256_maddubs_epi16(sixteen, qa);
-        let d =
-            _mm256_mul_ps(f16_insert_lanes(scales(&w, i).map(half::f16::to_bits)), _mm256_set1_ps(f16_to_f32(ab.d)));
+        let da = f16_splat(ab.d);
         for r in 0..R {
             let wb = &w[r][i];
             prefetch_ahead(wb, PREFETCH);
             let q = _mm256_or_si256(nibbles32(&wb.qs), bit4_from_bits32(&wb.qh));
             let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q, qa), off);
             let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-            acc[r] = _mm256_fmadd_ps(lane(d, r), p, acc[r]);
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(f16_splat(wb.d), da), p, acc[r]);
         }
     }
     hsum_rows(acc)
@@ -67,10 +97,10 @@ pub(crate) unsafe fn vec_dot_q5_0_q8_0_avx2(w: &[BlockQ5_0], a: &[BlockQ8_0]) ->
     dot_rows([w], a)[0]
 }
 
-/// Activation blocks (8192 columns) whose terms ([`GemvAct`])
-/// [`gemv_q5_0_q8_0_avx2`] prepares once per call (17 KiB of stack); longer
-/// rows take [`dot_rows`] four rows at a time.
-const GEMV_CAP: usize = 256;
+/// Activation blocks (2048 columns) whose terms ([`GemvAct`])
+/// [`gemv_q5_0_q8_0_avx2`] prepares once per call (4.25 KiB of stack);
+/// longer rows take [`dot_rows`] four rows at a time.
+const GEMV_CAP: usize = 64;
 
 /// Rows per pass of [`gemv_q5_0_q8_0_avx2`].
 const GEMV_ROWS: usize = 4;
@@ -142,17 +172,21 @@ pub(crate) unsafe fn gemv_q5_0_q8_0_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
     }
     let sixteen = _mm256_set1_epi8(16);
     let mut qo = [const { MaybeUninit::<[__m256i; 2]>::uninit() }; GEMV_CAP];
-    let mut da = [0.0f32; GEMV_CAP];
+    let mut da = [const { MaybeUninit::<f32>::uninit() }; GEMV_CAP];
     for ((q, d), ab) in qo.iter_mut().zip(da.iter_mut()).zip(a) {
         let qa = load32(&ab.qs);
         q.write([qa, _mm256_maddubs_epi16(sixteen, qa)]);
-        *d = f16_to_f32(ab.d);
+        d.write(f16_to_f32(ab.d));
     }
-    let filled = &qo[..a.len()];
-    // SAFETY: the first `a.len()` elements were written just above, and
-    // `MaybeUninit<T>` has the layout of `T`.
-    let qo: &[[__m256i; 2]] = unsafe { &*(filled as *const [MaybeUninit<[__m256i; 2]>] as *const [[__m256i; 2]]) };
-    let act = GemvAct { qo, d: &da[..a.len()] };
+    let n = a.len();
+    // SAFETY: the first `n` elements of both arrays were written just above
+    // (`n <= GEMV_CAP`), and `MaybeUninit<T>` has the layout of `T`.
+    let act = unsafe {
+        GemvAct {
+            qo: &*(&qo[..n] as *const [MaybeUninit<[__m256i; 2]>] as *const [[__m256i; 2]]),
+            d: &*(&da[..n] as *const [MaybeUninit<f32>] as *const [f32]),
+        }
+    };
     let mut r = 0;
     while r + GEMV_ROWS <= out.len() {
         let v = dot_rows_pre([row(r), row(r + 1), row(r + 2), row(r + 3)], act);
@@ -376,11 +410,12 @@ mod tests {
     use super::*;
     use std::{vec, vec::Vec};
 
-    /// The gemv (activation terms prepared once per call, eight/four/one
-    /// block chunks, and the per-row fallback past [`GEMV_CAP`] blocks)
-    /// equals the one-row kernel bit for bit, with block counts that leave
-    /// every tail (20 blocks: Gemma 3's 640-column rows) and row counts that
-    /// leave 0 to 3 single rows after the passes of four.
+    /// The gemv (four rows per pass, then single rows) equals the one-row
+    /// kernel and the two-activation path of the prompt gemm
+    /// ([`dot_rows_pair`], which converts four rows' scales at once and
+    /// permutes them out: another route to the same products) bit for bit,
+    /// on row lengths of 1 to 64 blocks (20: Gemma 3's 640 columns) and
+    /// row counts that leave 0 to 3 single rows.
     #[test]
     fn gemv_equals_vec_dot_bit_for_bit() {
         if !crate::Tier::Avx2.is_available() {
@@ -394,7 +429,7 @@ mod tests {
             seed
         };
         let scale = |x: u32| half::f16::from_f32((x % 1000) as f32 * 1e-4 - 0.05);
-        for nb in [1usize, 2, 3, 4, 5, 7, 8, 9, 12, 13, 20, 63, 64, GEMV_CAP, GEMV_CAP + 9] {
+        for nb in [1usize, 2, 3, 7, 8, 9, 20, 63, 64, 65] {
             for rows in [1usize, 3, 4, 6, 9, 37] {
                 let w: Vec<BlockQ5_0> = (0..rows * nb)
                     .map(|_| BlockQ5_0 {
@@ -409,14 +444,23 @@ mod tests {
                         qs: core::array::from_fn(|_| ((next() % 255) as i32 - 127) as i8),
                     })
                     .collect();
-                let mut out = vec![f32::NAN; rows];
                 let row_bytes = nb * core::mem::size_of::<BlockQ5_0>();
+                let (wb, ab): (&[u8], &[u8]) = (bytemuck::cast_slice(&w), bytemuck::cast_slice(&a));
+                let mut out = vec![f32::NAN; rows];
                 // SAFETY: AVX2/FMA/F16C checked above; whole blocks, `rows` rows of `nb` blocks.
-                unsafe { gemv_q5_0_q8_0_avx2(bytemuck::cast_slice(&w), row_bytes, bytemuck::cast_slice(&a), &mut out) };
+                unsafe { gemv_q5_0_q8_0_avx2(wb, row_bytes, ab, &mut out) };
+                let a2: Vec<u8> = [ab, ab].concat();
+                let mut pair = vec![f32::NAN; 2 * rows];
+                // SAFETY: as above; two activation rows of `nb` blocks, outputs `rows` apart.
+                unsafe { gemm_q5_0_q8_0_pairs_avx2(wb, row_bytes, &a2, ab.len(), &mut pair, rows) };
                 for (r, got) in out.iter().enumerate() {
                     // SAFETY: as above.
                     let want = unsafe { vec_dot_q5_0_q8_0_avx2(&w[r * nb..(r + 1) * nb], &a) };
-                    assert_eq!(got.to_bits(), want.to_bits(), "nb={nb} rows={rows} row {r}");
+                    assert_eq!(got.to_bits(), want.to_bits(), "nb={nb} rows={rows} row {r}: gemv vs vec_dot");
+                    for c in 0..2 {
+                        let p = pair[c * rows + r];
+                        assert_eq!(got.to_bits(), p.to_bits(), "nb={nb} rows={rows} row {r}: gemv vs pair gemm {c}");
+                    }
                 }
             }
         }
