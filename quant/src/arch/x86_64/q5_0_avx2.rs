@@ -6,7 +6,8 @@
 //! per-output order is the same), with the fifth bits spread from `qh` to
 //! bytes: the values (0..=31) multiply the activations with `maddubs` and
 //! the `-16` offset is `16 * sum(a)` per pair of values. Four rows share each
-//! activation block, its offsets and one conversion of their scales; in
+//! activation block, its offsets and scale; each row block's scale is an f16
+//! broadcast, converted and multiplied ([`f16_splat`]); in
 //! [`gemm_q5_0_q8_0_avx2`] (prompt batches) eight weight rows are unpacked
 //! and transposed once for every activation row, each output's eight lane
 //! chains sitting in lane `p` of eight vectors (no per-output scale
@@ -14,7 +15,8 @@
 //!
 //! The gemv ([`gemv_q5_0_q8_0_avx2`], four adjacent rows per pass in
 //! address order, a 4 KiB prefetch per row block) prepares the activation
-//! once per call ([`GemvAct`]: values, offsets, scales as f32) and gets each
+//! once per call ([`GemvAct`]: values, offsets, scales as f32; rows up to
+//! 64 blocks, longer ones and `vec_dot` through [`dot_rows`]) and gets each
 //! row block's scale with one f16 broadcast, conversion and multiply
 //! ([`dot_rows_pre`]) instead of inserting the four rows' scales into a
 //! vector, converting and permuting each out; the fifth bits are isolated
@@ -24,7 +26,8 @@
 //! → 21.18 / 21.58, 2048 columns 22.04 → 20.56. Time (Zen 3 VM, loaded,
 //! old and new alternated in one process, 100–200 rounds, 640×2048):
 //! L2/L3-hot +2% (min and median), from DRAM 0.97–1.03× (within the
-//! noise). The kernel is bound by its vector ports (about 17 vector
+//! noise); Gemma 3 tg64 -t 1 (`ember bench -r 3`, 16 runs in ABBA order)
+//! median 42.3 → 42.5 t/s (36.8–44.9 and 37.7–47.6: noise). The kernel is bound by its vector ports (about 17 vector
 //! operations per row block, `llvm-mca` puts the shuffle/shift pipes
 //! highest), so fewer scalar and load instructions gain little. Tried and
 //! dropped: each row's scales converted eight blocks at a time and
