@@ -6,8 +6,8 @@
 //! per-output order is the same), with the fifth bits spread from `qh` to
 //! bytes: the values (0..=31) multiply the activations with `maddubs` and
 //! the `-16` offset is `16 * sum(a)` per pair of values. Four rows share each
-//! activation block, its offsets and scale; each row block's scale is an f16
-//! broadcast, converted and multiplied ([`f16_splat`]); in
+//! activation block, its offsets and scale ([`dot_rows`] converts each row
+//! block's scale from an f16 broadcast, [`f16_splat`]); in
 //! [`gemm_q5_0_q8_0_avx2`] (prompt batches) eight weight rows are unpacked
 //! and transposed once for every activation row, each output's eight lane
 //! chains sitting in lane `p` of eight vectors (no per-output scale
@@ -16,27 +16,33 @@
 //! The gemv ([`gemv_q5_0_q8_0_avx2`], four adjacent rows per pass in
 //! address order, a 4 KiB prefetch per row block) prepares the activation
 //! once per call ([`GemvAct`]: values, offsets, scales as f32; rows up to
-//! 64 blocks, longer ones and `vec_dot` through [`dot_rows`]) and gets each
-//! row block's scale with one f16 broadcast, conversion and multiply
-//! ([`dot_rows_pre`]) instead of inserting the four rows' scales into a
-//! vector, converting and permuting each out; the fifth bits are isolated
-//! with one mask ([`bit4_from_bits32`]: AND and compare with it). Bit for
-//! bit as before. Instructions per row block (32 values; cachegrind, whole
-//! matrix / 40-row calls as the decode's chunks): 640 columns 22.68 / 22.81
-//! → 21.18 / 21.58, 2048 columns 22.04 → 20.56. Time (Zen 3 VM, loaded,
-//! old and new alternated in one process, 100–200 rounds, 640×2048):
-//! L2/L3-hot +2% (min and median), from DRAM 0.97–1.03× (within the
-//! noise); Gemma 3 tg64 -t 1 (`ember bench -r 3`, 16 runs in ABBA order)
-//! median 42.3 → 42.5 t/s (36.8–44.9 and 37.7–47.6: noise). The kernel is bound by its vector ports (about 17 vector
-//! operations per row block, `llvm-mca` puts the shuffle/shift pipes
-//! highest), so fewer scalar and load instructions gain little. Tried and
-//! dropped: each row's scales converted eight blocks at a time and
-//! broadcast from memory (the inserts cost more than they save: 21.0–21.7
-//! instructions, no faster); the scales combined in general-purpose
-//! registers (22.9, slower); a prefetch every other block (slower from
-//! DRAM); the rows as four interleaved streams with the 512-byte prefetch
-//! (`row_passes::<4>`: 0.87–0.94× from DRAM and hot, as session 6 found,
-//! figures at [`rows4_gemv`]).
+//! 64 blocks, longer ones and `vec_dot` through [`dot_rows`]); per block it
+//! converts the four rows' scales together, multiplies them by the
+//! activation's and stores them, and each row broadcasts its product from
+//! memory ([`dot_rows_pre`]) instead of permuting it out of a vector; the
+//! fifth bits are isolated with one mask ([`bit4_from_bits32`]: AND and
+//! compare with it). Bit for bit as before. Instructions per row block (32
+//! values; cachegrind, 40-row calls as the decode's chunks / whole matrix):
+//! 640 columns 22.81 / 22.68 → 22.10 / 21.70, 2048 columns 22.04 → 21.06.
+//! Time (Zen 3 VM, loaded, old and new alternated in one process, 100–200
+//! rounds, 640×2048 in 40-row calls, medians): L2/L3-hot 1.01–1.04×, from
+//! DRAM 1.01–1.05×. Gemma 3 tg64 -t 1 cannot resolve that (Q5_0 is 44 of
+//! the 253 MB read per token; `ember bench -r 3`, 16 runs in ABBA order,
+//! for the variant below with f16 broadcasts: median 42.3 → 42.5 t/s,
+//! 36.8–44.9 and 37.7–47.6).
+//!
+//! The kernel is bound by its vector ports (about 17 vector operations per
+//! row block; `llvm-mca` puts the shuffle/shift pipes highest), not by its
+//! instruction count. Tried and dropped: each row block's scale as an f16
+//! broadcast, converted and multiplied ([`f16_splat`], kept for
+//! [`dot_rows`]): 21.58 / 21.18 instructions but 0.97–1.02× (three vector
+//! operations per row block instead of about two); each row's scales
+//! converted eight blocks at a time and broadcast from memory (the inserts
+//! cost more than they save: 21.0–21.7 instructions, no faster); the
+//! scales combined in general-purpose registers (22.9, slower); a prefetch
+//! every other block (slower from DRAM); the rows as four interleaved
+//! streams with the 512-byte prefetch (`row_passes::<4>`: 0.87–0.94× from
+//! DRAM and hot, as session 6 found, figures at [`rows4_gemv`]).
 
 use super::avx2::*;
 use crate::q5_0::BlockQ5_0;
@@ -118,9 +124,12 @@ struct GemvAct<'a> {
     d: &'a [f32],
 }
 
-/// `R` Q5_0 rows · the activation blocks `a` ([`GemvAct`]), each row bit for
-/// bit as [`dot_rows`] (per block `acc = fma(d_w * d_a, f32(lane sums),
-/// acc)` from block 0, then [`hsum_rows`]).
+/// `R` (at most 4) Q5_0 rows · the activation blocks `a` ([`GemvAct`]),
+/// each row bit for bit as [`dot_rows`] (per block `acc = fma(d_w * d_a,
+/// f32(lane sums), acc)` from block 0, then [`hsum_rows`]). Per block the
+/// `R` weight scales are inserted into one vector, converted and multiplied
+/// by the activation's at once and stored, and each row's product is
+/// broadcast from memory (a load, not a lane permute).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_rows_pre<const R: usize>(w: [&[BlockQ5_0]; R], a: GemvAct) -> [f32; R] {
@@ -128,8 +137,12 @@ fn dot_rows_pre<const R: usize>(w: [&[BlockQ5_0]; R], a: GemvAct) -> [f32; R] {
     let (w, qo, da) = (trim(w, n), &a.qo[..n], &a.d[..n]);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); R];
+    const { assert!(R <= 4) };
+    let mut d = [0.0f32; 4];
     for i in 0..n {
-        let dai = _mm256_set1_ps(da[i]);
+        let dw = _mm256_castps256_ps128(f16_insert_lanes(scales(&w, i).map(half::f16::to_bits)));
+        // SAFETY: `d` is 4 writable f32; `storeu` needs no alignment.
+        unsafe { _mm_storeu_ps(d.as_mut_ptr(), _mm_mul_ps(dw, _mm_set1_ps(da[i]))) };
         for r in 0..R {
             let wb = &w[r][i];
             prefetch_ahead(wb, PREFETCH);
@@ -137,9 +150,7 @@ fn dot_rows_pre<const R: usize>(w: [&[BlockQ5_0]; R], a: GemvAct) -> [f32; R] {
             // |maddubs pair sums| <= 31*127*2, |off| <= 16*127*2: the i16 difference is exact.
             let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q, qo[i][0]), qo[i][1]);
             let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-            // f32(d_w) in every lane: the f16 broadcast, then converted.
-            let dw = _mm256_cvtph_ps(_mm_set1_epi16(wb.d.to_bits() as i16));
-            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dai), p, acc[r]);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d[r]), p, acc[r]);
         }
     }
     hsum_rows(acc)
