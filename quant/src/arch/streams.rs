@@ -65,8 +65,9 @@ pub(crate) fn row_passes<const R: usize>(rows: usize) -> RowPasses<R> {
 }
 
 /// The iterator of [`row_passes`]: a named type whose `next` is marked
-/// `#[inline(always)]` (plain `#[inline]` was not enough), because a gemv calls it once per pass (a `from_fn` closure
-/// was left out of line: 4% of a Gemma 3 decode step in `perf`).
+/// `#[inline(always)]` (plain `#[inline]` was not enough), because a gemv
+/// calls it once per pass (a `from_fn` closure was left out of line: 4% of
+/// a Gemma 3 decode step in `perf`).
 pub(crate) struct RowPasses<const R: usize> {
     order: RowStreams,
 }
@@ -88,6 +89,19 @@ impl<const R: usize> Iterator for RowPasses<R> {
         }
         Some((pass, n))
     }
+}
+
+/// The rows `pass` names (a pass of [`row_passes`]) of a matrix stored row
+/// after row, `per_row` blocks each. A plain loop, not `pass.map(..)`:
+/// `array::map` and its closure were left out of line in the gemvs (a call
+/// per pass). Panics if a row lies past the end of `w`.
+#[inline(always)]
+pub(crate) fn pass_rows<'w, T, const R: usize>(w: &'w [T], per_row: usize, pass: &[usize; R]) -> [&'w [T]; R] {
+    let mut rows: [&[T]; R] = [&[]; R];
+    for (x, &r) in rows.iter_mut().zip(pass) {
+        *x = &w[r * per_row..(r + 1) * per_row];
+    }
+    rows
 }
 
 impl Iterator for RowStreams {

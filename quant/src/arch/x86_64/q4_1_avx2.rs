@@ -67,7 +67,7 @@
 //! per block, alternating (9.4 against 10.0).
 
 use super::avx2::*;
-use crate::arch::streams::row_passes;
+use crate::arch::streams::{pass_rows, row_passes};
 use crate::q4_1::BlockQ4_1;
 use crate::q8_1::BlockQ8_1;
 use core::arch::x86_64::*;
@@ -297,7 +297,6 @@ pub(crate) unsafe fn gemv_q4_1_q8_1_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
     }
     let wb: &[BlockQ4_1] = bytemuck::cast_slice(w);
     let per_row = row_bytes / core::mem::size_of::<BlockQ4_1>();
-    let row = |r: usize| &wb[r * per_row..(r + 1) * per_row];
     let mut prep = [const { MaybeUninit::<ActBlock>::uninit() }; GEMV_CHUNK];
     for (p, blk) in prep.iter_mut().zip(ab) {
         p.write(act_block(blk));
@@ -309,13 +308,7 @@ pub(crate) unsafe fn gemv_q4_1_q8_1_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
     // Passes of four rows, one from each of the four parts RowStreams
     // interleaves; the last pass may repeat its last row.
     for (pass, n) in row_passes::<4>(out.len()) {
-        // A plain loop, not `pass.map(row)`: that `map` was not inlined (a
-        // call per pass).
-        let mut rows: [&[BlockQ4_1]; 4] = [&[]; 4];
-        for (w, &r) in rows.iter_mut().zip(&pass) {
-            *w = row(r);
-        }
-        for (&r, x) in pass.iter().zip(dot_rows4_pre(rows, act)).take(n) {
+        for (&r, x) in pass.iter().zip(dot_rows4_pre(pass_rows(wb, per_row, &pass), act)).take(n) {
             out[r] = x;
         }
     }

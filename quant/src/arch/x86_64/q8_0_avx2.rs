@@ -33,7 +33,7 @@
 
 use super::avx2::*;
 use super::x8_avx2::{act_rows, rows_n, store_lanes};
-use crate::arch::streams::row_passes;
+use crate::arch::streams::{pass_rows, row_passes};
 use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
 use half::f16;
@@ -177,11 +177,7 @@ pub(crate) unsafe fn gemv_q8_0_q8_0_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
     let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
     for (pass, n) in row_passes::<GEMV_ROWS>(if per_row == 0 { 0 } else { out.len() }) {
         if n == GEMV_ROWS {
-            let mut rows: [&[BlockQ8_0]; GEMV_ROWS] = [&[]; GEMV_ROWS];
-            for (x, &r) in rows.iter_mut().zip(&pass) {
-                *x = row(r);
-            }
-            for (&r, x) in pass.iter().zip(dot_rows_pre(rows, a, da)) {
+            for (&r, x) in pass.iter().zip(dot_rows_pre(pass_rows(w, per_row, &pass), a, da)) {
                 out[r] = x;
             }
         } else {

@@ -38,7 +38,7 @@
 //! rows are visited depends on the streams.
 
 use super::avx2::*;
-use crate::arch::streams::{row_passes, RowStreams};
+use crate::arch::streams::{pass_rows, row_passes, RowStreams};
 use crate::q4_0::BlockQ4_0;
 use crate::q4_k::BlockQ4K;
 use crate::q8_0::BlockQ8_0;
@@ -823,7 +823,7 @@ pub(crate) unsafe fn gemv_q4_k_q8_k_x8_avx2(w: &[u8], row_bytes: usize, a: &[u8]
     // `K_ROWS` successive rows of the stream order per pass (the last pass
     // repeats its last row in the lanes it does not store).
     for (idx, n) in row_passes::<K_ROWS>(rows) {
-        let wr = idx.map(|r| &w[r * per_row..(r + 1) * per_row]);
+        let wr = pass_rows(w, per_row, &idx);
         let mut tmp = [0.0f32; 8];
         store_lanes(q4_k_rows::<K_ROWS>(wr, a), &mut tmp);
         for (&r, &v) in idx[..n].iter().zip(&tmp) {
