@@ -106,6 +106,16 @@ pub(crate) unsafe fn vec_dot_q5_0_q8_0_avx2(w: &[BlockQ5_0], a: &[BlockQ8_0]) ->
     dot_rows([w], a)[0]
 }
 
+rows4_gemv!(
+    /// Q5_0 matrix · Q8_0 activation row, four adjacent rows per pass over
+    /// the activation (the rest singly) through [`dot_rows`]:
+    /// [`gemv_q5_0_q8_0_avx2`]'s path for rows longer than [`GEMV_CAP`]
+    /// blocks, the same results.
+    gemv_q5_0_q8_0_rows4_avx2,
+    BlockQ5_0,
+    BlockQ8_0
+);
+
 /// Activation blocks (2048 columns) whose terms ([`GemvAct`])
 /// [`gemv_q5_0_q8_0_avx2`] prepares once per call (4.25 KiB of stack);
 /// longer rows take [`dot_rows`] four rows at a time.
@@ -168,22 +178,16 @@ fn dot_rows_pre<const R: usize>(w: [&[BlockQ5_0]; R], a: GemvAct) -> [f32; R] {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn gemv_q5_0_q8_0_avx2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
     use core::mem::MaybeUninit;
-    let a: &[BlockQ8_0] = bytemuck::cast_slice(a);
+    let ab: &[BlockQ8_0] = bytemuck::cast_slice(a);
+    if ab.len() > GEMV_CAP {
+        // SAFETY: same CPU and buffer contract.
+        unsafe { gemv_q5_0_q8_0_rows4_avx2(w, row_bytes, a, out) };
+        return;
+    }
+    let a = ab;
     let w: &[BlockQ5_0] = bytemuck::cast_slice(w);
     let per_row = row_bytes / core::mem::size_of::<BlockQ5_0>();
     let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
-    if a.len() > GEMV_CAP {
-        let mut r = 0;
-        while r + GEMV_ROWS <= out.len() {
-            let v = dot_rows([row(r), row(r + 1), row(r + 2), row(r + 3)], a);
-            out[r..r + GEMV_ROWS].copy_from_slice(&v);
-            r += GEMV_ROWS;
-        }
-        for (k, o) in out[r..].iter_mut().enumerate() {
-            *o = dot_rows([row(r + k)], a)[0];
-        }
-        return;
-    }
     let sixteen = _mm256_set1_epi8(16);
     let mut qo = [const { MaybeUninit::<[__m256i; 2]>::uninit() }; GEMV_CAP];
     let mut da = [const { MaybeUninit::<f32>::uninit() }; GEMV_CAP];
