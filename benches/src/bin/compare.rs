@@ -532,11 +532,13 @@ fn huge_page_share(path: &Path) -> Option<f64> {
     }
     core::hint::black_box(sum);
     let start = format!("{:x}-", p as usize);
-    let smaps = std::fs::read_to_string("/proc/self/smaps").ok();
+    let smaps = std::fs::read_to_string("/proc/self/smaps");
     // SAFETY: the mapping made above, of `len` bytes, no longer used.
     unsafe { libc::munmap(p, len) };
-    let block = smaps?.split_once(start.as_str())?.1.to_string();
-    let kb: f64 = block
+    let smaps = smaps.ok()?;
+    let kb: f64 = smaps
+        .split_once(start.as_str())?
+        .1
         .lines()
         .find_map(|l| l.strip_prefix("FilePmdMapped:"))?
         .trim()
