@@ -31,6 +31,16 @@ pub type DotF16Fn = unsafe fn(k: &[f16], q: &[f32]) -> f32;
 pub type MadF16Fn = unsafe fn(acc: &mut [f32], v: &[f16], s: f32);
 /// `acc[i] = f16(acc[i] * s)`.
 pub type ScaleF16Fn = unsafe fn(acc: &mut [f32], s: f32);
+/// Scores of several cached key rows: `out[j] = dot(rows[j], q)` as
+/// [`DotF16Fn`]. `out.len() == rows.len()`, every `rows[j].len() == q.len()`.
+pub type DotsF16Fn = unsafe fn(rows: &[&[f16]], q: &[f32], out: &mut [f32]);
+/// One head's value accumulation over several positions, in order: for each
+/// `j`, `acc` rescaled by `ms[j]` unless it is 1.0 (`ggml_vec_scale_f16`),
+/// then `rows[j]` times `vs[j]` added (`ggml_vec_mad_f16`), each split at
+/// [`F16_STEP`] as [`crate::Kernels::attn_scale_f16`] and
+/// [`crate::Kernels::attn_mad_f16`] split it ([`mads_f16_generic`]).
+/// `ms.len() == vs.len() == rows.len()`, every `rows[j].len() == acc.len()`.
+pub type MadsF16Fn = unsafe fn(acc: &mut [f32], rows: &[&[f16]], ms: &[f32], vs: &[f32]);
 /// `dst[i] = src[i]` widened to f32. `dst.len() == src.len()`.
 pub type WidenF16Fn = unsafe fn(src: &[f16], dst: &mut [f32]);
 /// Four dot products of `k` with the columns of `qt` (`[k.len()][4]`, four
@@ -63,6 +73,10 @@ pub struct AttnEntry {
     pub mad_f16_ph: MadF16Fn,
     /// Rescaling of an accumulator.
     pub scale_f16: ScaleF16Fn,
+    /// Scores of several cached key rows (one call per block of positions).
+    pub dots_f16: DotsF16Fn,
+    /// Rescaling and accumulation of several cached value rows.
+    pub mads_f16: MadsF16Fn,
     /// f16 → f32 of a cache row.
     pub widen_f16: WidenF16Fn,
     /// Four f32 scores of one cached key row.
@@ -82,6 +96,8 @@ impl AttnEntry {
             mad_f16: mad_f16_generic,
             mad_f16_ph: mad_f16_ph_generic,
             scale_f16: scale_f16_generic,
+            dots_f16: dots_f16_generic,
+            mads_f16: mads_f16_generic,
             widen_f16: widen_f16_generic,
             dot_f32_x4: dot_f32_x4_generic,
             dot_f32_x4_pair: dot_f32_x4_pair_generic,
@@ -105,7 +121,7 @@ pub const F16_STEP: usize = 128;
 
 /// `x` rounded to the nearest f16 (ties to even), as an f32.
 #[inline(always)]
-fn round_f16(x: f32) -> f32 {
+pub(crate) fn round_f16(x: f32) -> f32 {
     f16::from_f32(x).to_f32()
 }
 
@@ -201,6 +217,32 @@ pub fn scale_f16_generic(acc: &mut [f32], s: f32) {
     }
 }
 
+/// See [`DotsF16Fn`]: [`dot_f16_generic`] of each row.
+pub fn dots_f16_generic(rows: &[&[f16]], q: &[f32], out: &mut [f32]) {
+    for (o, k) in out.iter_mut().zip(rows) {
+        *o = dot_f16_generic(k, q);
+    }
+}
+
+/// See [`MadsF16Fn`]: position by position, [`scale_f16_generic`] (unless
+/// `ms[j]` is 1.0) and then the value row added, the first `len &
+/// !(F16_STEP - 1)` values with the scale rounded to f16 and
+/// [`mad_f16_ph_generic`], the rest with [`mad_f16_generic`]. Skipping a
+/// rescaling by 1.0 changes no bit: the accumulator holds f16 values, which
+/// `f16(x * 1.0)` returns unchanged.
+pub fn mads_f16_generic(acc: &mut [f32], rows: &[&[f16]], ms: &[f32], vs: &[f32]) {
+    let np = acc.len() & !(F16_STEP - 1);
+    let (a0, a1) = acc.split_at_mut(np);
+    for ((v, &m), &s) in rows.iter().zip(ms).zip(vs) {
+        if m != 1.0 {
+            scale_f16_generic(a0, round_f16(m));
+            scale_f16_generic(a1, m);
+        }
+        mad_f16_ph_generic(a0, &v[..np], round_f16(s));
+        mad_f16_generic(a1, &v[np..], s);
+    }
+}
+
 /// `dst[i] = src[i]` as f32 (exact).
 pub fn widen_f16_generic(src: &[f16], dst: &mut [f32]) {
     for (o, &x) in dst.iter_mut().zip(src) {
@@ -284,6 +326,41 @@ impl crate::Kernels {
         }
         // SAFETY: the table holds the entry of a tier this CPU supports; lengths checked above.
         Ok(unsafe { (self.attn.dot_f16)(k, q) })
+    }
+
+    /// [`dot_f16_generic`] of each of `rows` with `q` through the table, into
+    /// `out` (as many values as rows). Every row must have `q.len()` values.
+    pub fn attn_dots_f16(&self, rows: &[&[f16]], q: &[f32], out: &mut [f32]) -> Result<(), crate::Error> {
+        if out.len() != rows.len() {
+            return Err(crate::Error::Length { what: "attention scores", expected: rows.len(), got: out.len() });
+        }
+        if let Some(k) = rows.iter().find(|k| k.len() != q.len()) {
+            return Err(crate::Error::Length { what: "attention key row", expected: q.len(), got: k.len() });
+        }
+        // SAFETY: the table holds the entry of a tier this CPU supports; lengths checked above.
+        unsafe { (self.attn.dots_f16)(rows, q, out) };
+        Ok(())
+    }
+
+    /// One head's value accumulation over positions in order through the
+    /// table ([`MadsF16Fn`]): for each `j`, [`Self::attn_scale_f16`] by
+    /// `ms[j]` unless it is 1.0, then [`Self::attn_mad_f16`] of `rows[j]`
+    /// and `vs[j]`, bit for bit. `ms` and `vs` hold one value per row, and
+    /// every row has `acc.len()` values.
+    pub fn attn_mads_f16(&self, acc: &mut [f32], rows: &[&[f16]], ms: &[f32], vs: &[f32]) -> Result<(), crate::Error> {
+        if ms.len() != rows.len() || vs.len() != rows.len() {
+            return Err(crate::Error::Length {
+                what: "attention weights",
+                expected: rows.len(),
+                got: ms.len().min(vs.len()),
+            });
+        }
+        if let Some(v) = rows.iter().find(|v| v.len() != acc.len()) {
+            return Err(crate::Error::Length { what: "attention value row", expected: acc.len(), got: v.len() });
+        }
+        // SAFETY: the table holds the entry of a tier this CPU supports; lengths checked above.
+        unsafe { (self.attn.mads_f16)(acc, rows, ms, vs) };
+        Ok(())
     }
 
     /// `ggml_vec_mad_f16` of llama.cpp's reference build: for the first

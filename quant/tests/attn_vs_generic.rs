@@ -98,3 +98,69 @@ fn mismatched_lengths_are_errors() {
     assert!(k.attn_dot_f32_x4(&[1.0; 3], &[1.0; 8]).is_err());
     assert!(k.attn_dot_f32_x4_pair(&[1.0; 2], &[1.0; 3], &[1.0; 8]).is_err());
 }
+
+/// The block kernels (`attn_dots_f16`, `attn_mads_f16`) of both tables
+/// against the one-row kernels applied position by position, as the
+/// attention loop applied them before the blocks: the scores row by row,
+/// and per position a rescaling (only where `ms` is not 1.0) and a value
+/// row. Row counts 0, 1, 5 and 16; some `ms` are 1.0, some the first
+/// position's 0.0 (the first rescaling of an empty accumulator), the rest
+/// in (0, 1). Lengths include 72 and 200 (a block of 64 plus single
+/// vectors) and 257 (the one-row fallback).
+#[test]
+fn block_attention_kernels_equal_the_one_row_steps() {
+    let mut g = Kernels::generic();
+    g.attn = AttnEntry::generic();
+    let tables: Vec<Kernels> = best().into_iter().chain([g]).collect();
+    let mut r = SmallRng::seed_from_u64(11);
+    let bits = |z: &[f32]| z.iter().map(|w| w.to_bits()).collect::<Vec<_>>();
+    for &n in LENS.iter().chain(&[72, 200, 320]) {
+        for rows in [0usize, 1, 5, 16] {
+            for round in 0..20 {
+                let scale = [1.0f32, 30.0, 0.01][round % 3];
+                let ks: Vec<Vec<f16>> = (0..rows).map(|_| f16s(&mut r, n, scale)).collect();
+                let vs_rows: Vec<Vec<f16>> = (0..rows).map(|_| f16s(&mut r, n, scale)).collect();
+                let q: Vec<f32> = f16s(&mut r, n, 4.0).iter().map(|x| x.to_f32()).collect();
+                let ms: Vec<f32> = (0..rows)
+                    .map(|j| match (j, r.gen_range(0..3)) {
+                        (0, _) => 0.0,
+                        (_, 0) => 1.0,
+                        _ => r.gen_range(0.0f32..1.0),
+                    })
+                    .collect();
+                let w: Vec<f32> = (0..rows).map(|_| r.gen_range(0.0f32..1.0)).collect();
+                let acc0: Vec<f32> = f16s(&mut r, n, 8.0).iter().map(|x| x.to_f32()).collect();
+                let krefs: Vec<&[f16]> = ks.iter().map(|x| x.as_slice()).collect();
+                let vrefs: Vec<&[f16]> = vs_rows.iter().map(|x| x.as_slice()).collect();
+                // The one-row steps, through the generic table.
+                let want_s: Vec<f32> = krefs.iter().map(|k| g.attn_dot_f16(k, &q).unwrap()).collect();
+                let mut want = acc0.clone();
+                for j in 0..rows {
+                    if ms[j] != 1.0 {
+                        g.attn_scale_f16(&mut want, ms[j]);
+                    }
+                    g.attn_mad_f16(&mut want, vrefs[j], w[j]).unwrap();
+                }
+                for t in &tables {
+                    let mut got_s = vec![f32::NAN; rows];
+                    t.attn_dots_f16(&krefs, &q, &mut got_s).unwrap();
+                    assert_eq!(bits(&got_s), bits(&want_s), "dots {:?} n={n} rows={rows} round={round}", t.attn.tier);
+                    let mut got = acc0.clone();
+                    t.attn_mads_f16(&mut got, &vrefs, &ms, &w).unwrap();
+                    assert_eq!(bits(&got), bits(&want), "mads {:?} n={n} rows={rows} round={round}", t.attn.tier);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn block_kernels_reject_mismatched_lengths() {
+    let k = Kernels::best();
+    let (a, b) = ([f16::ONE; 4], [f16::ONE; 3]);
+    assert!(k.attn_dots_f16(&[&a, &b], &[1.0; 4], &mut [0.0; 2]).is_err(), "a short key row");
+    assert!(k.attn_dots_f16(&[&a, &a], &[1.0; 4], &mut [0.0; 1]).is_err(), "too few scores");
+    assert!(k.attn_mads_f16(&mut [0.0; 4], &[&a, &b], &[1.0; 2], &[1.0; 2]).is_err(), "a short value row");
+    assert!(k.attn_mads_f16(&mut [0.0; 4], &[&a, &a], &[1.0; 1], &[1.0; 2]).is_err(), "too few rescalings");
+    assert!(k.attn_mads_f16(&mut [0.0; 4], &[&a, &a], &[1.0; 2], &[1.0; 3]).is_err(), "too many weights");
+}

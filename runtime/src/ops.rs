@@ -373,6 +373,14 @@ impl<'a> KvHead<'a> {
 /// How many positions ahead [`attend`] prefetches the cached rows.
 const PREFETCH_POSITIONS: usize = 6;
 
+/// Positions per block of the f16 one-row attention ([`attend`]): its
+/// scores, softmax weights and row references live on the stack.
+const ATTN_BLOCK: usize = 16;
+
+/// Query heads per pass over a block in [`attend`] (the stack arrays'
+/// other dimension).
+const ATTN_HEADS: usize = 4;
+
 /// Most query heads that share one KV head in [`attend`] (grouped-query
 /// attention ratios in practice are 1 to 8).
 pub const MAX_QUERY_GROUP: usize = 64;
@@ -456,40 +464,62 @@ pub fn attend(
     let mut m = [f32::NEG_INFINITY; MAX_QUERY_GROUP];
     let scale = if softcap != 0.0 { scale / softcap } else { scale };
     let f16 = half && k.ty == KvType::F16 && v.ty == KvType::F16;
-    let mut s = [0.0f32; MAX_QUERY_GROUP];
     if f16 {
         let qr = &mut scratch.q[..g * dk];
         for (o, &x) in qr.iter_mut().zip(q) {
             *o = round_f16(x);
         }
-        // The same steps as the loop below, on the f16 rows in place through
-        // the kernel table (SIMD with F16C): ggml's one-row path.
+        // ggml's one-row path on the f16 rows in place, through the kernel
+        // table (SIMD with F16C), [`ATTN_BLOCK`] positions at a time: the
+        // scores of the block (one call per head), the online softmax
+        // position by position, then each head's value rows (one call per
+        // head, which keeps the accumulator in registers). Per head this is
+        // the same sequence of operations as position by position; one call
+        // per position and head cost more than the arithmetic at 64-value
+        // heads.
         let end = positions.end;
-        for p in positions {
-            // The rows of a later position, which the hardware prefetcher
-            // (one short row every `row_bytes`) often does not fetch in time.
-            if p + PREFETCH_POSITIONS < end {
-                k.prefetch(p + PREFETCH_POSITIONS);
-                v.prefetch(p + PREFETCH_POSITIONS);
-            }
-            let kr = k.row_f16(p)?;
-            for (h, sh) in s[..g].iter_mut().enumerate() {
-                let mut x = kernels.attn_dot_f16(kr, &qr[h * dk..(h + 1) * dk])? * scale;
-                if softcap != 0.0 {
-                    x = softcap * math::tanhf(x);
+        let mut p = positions.start;
+        let mut krows: [&[ember_quant::f16]; ATTN_BLOCK] = [&[]; ATTN_BLOCK];
+        let mut vrows: [&[ember_quant::f16]; ATTN_BLOCK] = [&[]; ATTN_BLOCK];
+        // Heads are independent: a few at a time keeps the stack small.
+        let mut scores = [[0.0f32; ATTN_BLOCK]; ATTN_HEADS];
+        let mut rescale = [[1.0f32; ATTN_BLOCK]; ATTN_HEADS];
+        while p < end {
+            let nb = (end - p).min(ATTN_BLOCK);
+            for j in 0..nb {
+                // The rows of a later position, which the hardware prefetcher
+                // (one short row every `row_bytes`) often does not fetch in time.
+                if p + j + PREFETCH_POSITIONS < end {
+                    k.prefetch(p + j + PREFETCH_POSITIONS);
+                    v.prefetch(p + j + PREFETCH_POSITIONS);
                 }
-                *sh = x;
+                krows[j] = k.row_f16(p + j)?;
+                vrows[j] = v.row_f16(p + j)?;
             }
-            let vr = v.row_f16(p)?;
-            for h in 0..g {
-                let a = &mut acc[h * dv..(h + 1) * dv];
-                let (ms, vs) = online_softmax_step(s[h], &mut m[h]);
-                if let Some(ms) = ms {
-                    kernels.attn_scale_f16(a, ms);
+            for h0 in (0..g).step_by(ATTN_HEADS) {
+                let heads = h0..(h0 + ATTN_HEADS).min(g);
+                for (h, sc) in heads.clone().zip(&mut scores) {
+                    kernels.attn_dots_f16(&krows[..nb], &qr[h * dk..(h + 1) * dk], &mut sc[..nb])?;
                 }
-                kernels.attn_mad_f16(a, vr, vs)?;
-                s_sum[h] = fma(s_sum[h], ms.unwrap_or(1.0), vs);
+                for ((h, sc), rs) in heads.clone().zip(&mut scores).zip(&mut rescale) {
+                    for j in 0..nb {
+                        let mut x = sc[j] * scale;
+                        if softcap != 0.0 {
+                            x = softcap * math::tanhf(x);
+                        }
+                        let (ms, vs) = online_softmax_step(x, &mut m[h]);
+                        s_sum[h] = fma(s_sum[h], ms.unwrap_or(1.0), vs);
+                        // No rescaling is a rescaling by 1.0 (see `attn_mads_f16`);
+                        // the score is spent: its slot takes the weight.
+                        rs[j] = ms.unwrap_or(1.0);
+                        sc[j] = vs;
+                    }
+                }
+                for ((h, sc), rs) in heads.zip(&scores).zip(&rescale) {
+                    kernels.attn_mads_f16(&mut acc[h * dv..(h + 1) * dv], &vrows[..nb], &rs[..nb], &sc[..nb])?;
+                }
             }
+            p += nb;
         }
         for h in 0..g {
             let inv = if s_sum[h] == 0.0 { 0.0 } else { 1.0 / s_sum[h] };

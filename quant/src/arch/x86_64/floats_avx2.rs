@@ -98,6 +98,26 @@ pub(crate) unsafe fn vec_dot_bf16_avx2(w: &[bf16], a: &[bf16]) -> f32 {
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn attn_dot_f16_avx2(k: &[f16], q: &[f32]) -> f32 {
+    dot_f16(k, q)
+}
+
+/// [`crate::attn::dots_f16_generic`] with AVX2 + F16C: [`attn_dot_f16_avx2`]
+/// of each row, inlined (one call per block of positions instead of one per
+/// row and head).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn attn_dots_f16_avx2(rows: &[&[f16]], q: &[f32], out: &mut [f32]) {
+    for (o, k) in out.iter_mut().zip(rows) {
+        *o = dot_f16(k, q);
+    }
+}
+
+/// The body of [`attn_dot_f16_avx2`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_f16(k: &[f16], q: &[f32]) -> f32 {
     let n = q.len().min(k.len());
     let np = n & !63;
     let mut acc = [_mm256_setzero_ps(); 8];
@@ -144,13 +164,43 @@ pub(crate) unsafe fn attn_mad_f16_avx2(acc: &mut [f32], v: &[f16], s: f32) {
     while o < body {
         let a = &mut acc[o..o + 8];
         // SAFETY: `a` is 8 f32; loadu/storeu need no alignment.
-        unsafe {
-            let r = _mm256_fmadd_ps(load_f16x8(v, o), sv, _mm256_loadu_ps(a.as_ptr()));
-            _mm256_storeu_ps(a.as_mut_ptr(), round_f16x8(r));
-        }
+        unsafe { _mm256_storeu_ps(a.as_mut_ptr(), mad8(_mm256_loadu_ps(a.as_ptr()), load_f16x8(v, o), sv)) };
         o += 8;
     }
     crate::attn::mad_f16_generic(&mut acc[body..n], &v[body..n], s);
+}
+
+/// Eight lanes of [`crate::attn::mad_f16_generic`]: `f16(fma(v, s, c))`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn mad8(c: __m256, v: __m256, sv: __m256) -> __m256 {
+    round_f16x8(_mm256_fmadd_ps(v, sv, c))
+}
+
+/// Eight lanes of [`crate::attn::mad_f16_ph_generic`] (`v · s + c` rounded
+/// once to f16, through [`crate::attn::fma_f16_once`]'s round to odd).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn mad8_ph(c: __m256, v: __m256, sv: __m256) -> __m256 {
+    let zero = _mm256_setzero_ps();
+    let inf = _mm256_set1_ps(f32::INFINITY);
+    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let one = _mm256_set1_epi32(1);
+    let p = _mm256_mul_ps(v, sv);
+    let sum = _mm256_add_ps(p, c);
+    let bb = _mm256_sub_ps(sum, p);
+    let err = _mm256_add_ps(_mm256_sub_ps(p, _mm256_sub_ps(sum, bb)), _mm256_sub_ps(c, bb));
+    let bits = _mm256_castps_si256(sum);
+    // lanes to step: inexact, even, finite
+    let inexact = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_NEQ_OQ>(err, zero));
+    let even = _mm256_cmpeq_epi32(_mm256_and_si256(bits, one), _mm256_setzero_si256());
+    let finite = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_and_ps(sum, abs_mask), inf));
+    let step = _mm256_and_si256(_mm256_and_si256(inexact, even), finite);
+    // +1 where err and sum have the same sign (away from zero), else -1
+    let differ = _mm256_srli_epi32::<31>(_mm256_xor_si256(_mm256_castps_si256(err), bits));
+    let delta = _mm256_sub_epi32(one, _mm256_slli_epi32::<1>(differ));
+    let odd = _mm256_add_epi32(bits, _mm256_and_si256(step, delta));
+    round_f16x8(_mm256_castsi256_ps(odd))
 }
 
 /// [`crate::attn::mad_f16_ph_generic`] with AVX2 + F16C: the same f32
@@ -164,32 +214,11 @@ pub(crate) unsafe fn attn_mad_f16_ph_avx2(acc: &mut [f32], v: &[f16], s: f32) {
     let n = acc.len().min(v.len());
     let body = n / 8 * 8;
     let sv = _mm256_set1_ps(s);
-    let zero = _mm256_setzero_ps();
-    let inf = _mm256_set1_ps(f32::INFINITY);
-    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
-    let one = _mm256_set1_epi32(1);
     let mut o = 0;
     while o < body {
         let a = &mut acc[o..o + 8];
         // SAFETY: `a` is 8 f32; loadu/storeu need no alignment.
-        unsafe {
-            let c = _mm256_loadu_ps(a.as_ptr());
-            let p = _mm256_mul_ps(load_f16x8(v, o), sv);
-            let sum = _mm256_add_ps(p, c);
-            let bb = _mm256_sub_ps(sum, p);
-            let err = _mm256_add_ps(_mm256_sub_ps(p, _mm256_sub_ps(sum, bb)), _mm256_sub_ps(c, bb));
-            let bits = _mm256_castps_si256(sum);
-            // lanes to step: inexact, even, finite
-            let inexact = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_NEQ_OQ>(err, zero));
-            let even = _mm256_cmpeq_epi32(_mm256_and_si256(bits, one), _mm256_setzero_si256());
-            let finite = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_and_ps(sum, abs_mask), inf));
-            let step = _mm256_and_si256(_mm256_and_si256(inexact, even), finite);
-            // +1 where err and sum have the same sign (away from zero), else -1
-            let differ = _mm256_srli_epi32::<31>(_mm256_xor_si256(_mm256_castps_si256(err), bits));
-            let delta = _mm256_sub_epi32(one, _mm256_slli_epi32::<1>(differ));
-            let odd = _mm256_add_epi32(bits, _mm256_and_si256(step, delta));
-            _mm256_storeu_ps(a.as_mut_ptr(), round_f16x8(_mm256_castsi256_ps(odd)));
-        }
+        unsafe { _mm256_storeu_ps(a.as_mut_ptr(), mad8_ph(_mm256_loadu_ps(a.as_ptr()), load_f16x8(v, o), sv)) };
         o += 8;
     }
     crate::attn::mad_f16_ph_generic(&mut acc[body..n], &v[body..n], s);
@@ -212,6 +241,92 @@ pub(crate) unsafe fn attn_scale_f16_avx2(acc: &mut [f32], s: f32) {
         o += 8;
     }
     crate::attn::scale_f16_generic(&mut acc[body..n], s);
+}
+
+/// [`crate::attn::mads_f16_generic`] with AVX2 + F16C, bit-identical: the
+/// accumulator is taken 64 values (eight vectors) at a time and kept in
+/// registers while every position's rescaling and value row are applied
+/// to it, in order (each value's sequence of operations is the generic
+/// one; values do not depend on each other). Lengths that are not a
+/// multiple of 8 go position by position through the one-row kernels.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `ms` and `vs` have
+/// `rows.len()` values and every row `acc.len()`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn attn_mads_f16_avx2(acc: &mut [f32], rows: &[&[f16]], ms: &[f32], vs: &[f32]) {
+    let n = acc.len();
+    let np = n & !(crate::attn::F16_STEP - 1);
+    if !n.is_multiple_of(8) {
+        let (a0, a1) = acc.split_at_mut(np);
+        for ((v, &m), &s) in rows.iter().zip(ms).zip(vs) {
+            // SAFETY: the CPU supports the kernels (the caller's); lengths
+            // match, split alike.
+            unsafe {
+                if m != 1.0 {
+                    attn_scale_f16_avx2(a0, crate::attn::round_f16(m));
+                    attn_scale_f16_avx2(a1, m);
+                }
+                attn_mad_f16_ph_avx2(a0, &v[..np], crate::attn::round_f16(s));
+                attn_mad_f16_avx2(a1, &v[np..], s);
+            }
+        }
+        return;
+    }
+    let mut c = 0;
+    while c < n {
+        // `np` is a multiple of 128, so a block of 64 lies on one side of it.
+        let ph = c < np;
+        if c + 64 <= n {
+            if ph {
+                mads_block::<8, true>(&mut acc[c..c + 64], rows, c, ms, vs);
+            } else {
+                mads_block::<8, false>(&mut acc[c..c + 64], rows, c, ms, vs);
+            }
+            c += 64;
+        } else {
+            if ph {
+                mads_block::<1, true>(&mut acc[c..c + 8], rows, c, ms, vs);
+            } else {
+                mads_block::<1, false>(&mut acc[c..c + 8], rows, c, ms, vs);
+            }
+            c += 8;
+        }
+    }
+}
+
+/// `W` vectors of the accumulator (values `col..col + 8W` of each row) through
+/// every position of [`attn_mads_f16_avx2`]: with `PH` the scales rounded to
+/// f16 and [`mad8_ph`] (the values below `len & !(F16_STEP - 1)`), else
+/// [`mad8`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn mads_block<const W: usize, const PH: bool>(acc: &mut [f32], rows: &[&[f16]], col: usize, ms: &[f32], vs: &[f32]) {
+    let mut a = [_mm256_setzero_ps(); W];
+    for (k, x) in a.iter_mut().enumerate() {
+        let s = &acc[8 * k..8 * k + 8];
+        // SAFETY: `s` is 8 f32; loadu needs no alignment.
+        *x = unsafe { _mm256_loadu_ps(s.as_ptr()) };
+    }
+    let f16_if = |x: f32| if PH { crate::attn::round_f16(x) } else { x };
+    for ((v, &m), &s) in rows.iter().zip(ms).zip(vs) {
+        if m != 1.0 {
+            let mv = _mm256_set1_ps(f16_if(m));
+            for x in a.iter_mut() {
+                *x = round_f16x8(_mm256_mul_ps(*x, mv));
+            }
+        }
+        let sv = _mm256_set1_ps(f16_if(s));
+        for (k, x) in a.iter_mut().enumerate() {
+            let vk = load_f16x8(v, col + 8 * k);
+            *x = if PH { mad8_ph(*x, vk, sv) } else { mad8(*x, vk, sv) };
+        }
+    }
+    for (k, x) in a.iter().enumerate() {
+        let d = &mut acc[8 * k..8 * k + 8];
+        // SAFETY: `d` is 8 writable f32; storeu needs no alignment.
+        unsafe { _mm256_storeu_ps(d.as_mut_ptr(), *x) };
+    }
 }
 
 /// [`crate::attn::widen_f16_generic`] with F16C (exact, like the generic code).

@@ -231,6 +231,8 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
         mad_f16: floats_avx2::attn_mad_f16_avx2,
         mad_f16_ph: floats_avx2::attn_mad_f16_ph_avx2,
         scale_f16: floats_avx2::attn_scale_f16_avx2,
+        dots_f16: floats_avx2::attn_dots_f16_avx2,
+        mads_f16: floats_avx2::attn_mads_f16_avx2,
         widen_f16: floats_avx2::attn_widen_f16_avx2,
         dot_f32_x4: floats_avx2::attn_dot_f32_x4_avx2,
         dot_f32_x4_pair: floats_avx2::attn_dot_f32_x4_pair_avx2,
