@@ -1061,6 +1061,18 @@ const ROW_ALIGN: usize = 8;
 /// on a line the other threads write too.
 const MIN_CHUNK_BYTES: usize = 16 * 1024;
 
+/// The share of a region's rows still ahead that its next chunk takes
+/// (numerator, denominator; see [`RowPlan::new`]). Each chunk is a separate
+/// gemv call, which starts its streams and their prefetches afresh: on the
+/// 2-vCPU Zen 3 VM, tg64 -t 2 in 10 alternated pairs against halves, 7/8
+/// was faster on SmolLM2 Q4_0 (median +7.5%, 8 of 10 pairs), Q4_1 (+7.9%,
+/// 8/10) and Q8_0 (+5.8%, 7/10) and Gemma 3 (+1.3%, 5/8), and not slower
+/// with a busy process on one core (Q4_0 +18%, Gemma 3 +9%, 6 pairs);
+/// 31/32 was no clearer a gain than 7/8 (+3% and +6%, 6 and 7 of 10), and
+/// leaves a thread less to take from a slower one. (Halves had measured
+/// 1-4% faster than quarters, 24 pairs each on SmolLM2 Q8_0, Q4_0 and Q4_1.)
+const CHUNK_SHARE: (usize, usize) = (7, 8);
+
 /// Most chunks one one-row product is cut into.
 const MAX_ROW_CHUNKS: usize = 128;
 
@@ -1109,14 +1121,12 @@ struct Counter(core::sync::atomic::AtomicUsize);
 impl RowPlan {
     /// Cuts a one-row product over matrices of `rows[j]` rows (of
     /// `row_bytes[j]` bytes each) for `threads` threads: one region per
-    /// thread, each cut by guided self-scheduling into chunks of about half
-    /// the region's bytes still ahead, so the first chunks are large (few
-    /// claims) and the last ones small (a thread that helps in a region at
-    /// its end takes little at a time), but at least [`MIN_CHUNK_BYTES`] and
-    /// a multiple of [`ROW_ALIGN`] rows (except at a matrix's end). One
-    /// thread: one chunk per matrix. (Halves measured 1-4% faster in 2-thread
-    /// decode than quarters, 24 alternated pairs each on SmolLM2 Q8_0, Q4_0
-    /// and Q4_1.)
+    /// thread, each cut by guided self-scheduling into chunks of about
+    /// [`CHUNK_SHARE`] of the region's bytes still ahead, so the first
+    /// chunks are large (few claims) and the last ones small (a thread that
+    /// helps in a region at its end takes little at a time), but at least
+    /// [`MIN_CHUNK_BYTES`] and a multiple of [`ROW_ALIGN`] rows (except at a
+    /// matrix's end). One thread: one chunk per matrix.
     fn new(rows: &[usize], row_bytes: &[usize], threads: usize) -> RowPlan {
         let regions = threads.clamp(1, MAX_REGIONS);
         let total: usize = rows.iter().zip(row_bytes).map(|(r, b)| r * b.max(&1)).sum();
@@ -1151,7 +1161,8 @@ impl RowPlan {
                         // Rows of this region still ahead (at least one), and
                         // the row (aligned up) where the region ends.
                         let left = region_end(region).saturating_sub(done).div_ceil(rb).max(1);
-                        let want = left.div_ceil(2).max(min_rows).next_multiple_of(ROW_ALIGN);
+                        let want =
+                            (left * CHUNK_SHARE.0).div_ceil(CHUNK_SHARE.1).max(min_rows).next_multiple_of(ROW_ALIGN);
                         (r0 + want).min((r0 + left).next_multiple_of(ROW_ALIGN)).min(n)
                     };
                     plan.chunks[plan.count] = RowChunk { j, r0, r1 };
