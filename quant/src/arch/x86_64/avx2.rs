@@ -104,6 +104,22 @@ pub(super) fn bit4_from_bits32(qh: &[u8; 4]) -> __m256i {
     _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, sel), sel), _mm256_set1_epi8(0x10))
 }
 
+/// Writes `items` into the front of `buf` (as many as fit) and returns the
+/// written part: per-call scratch of the gemvs, filled without being
+/// zeroed first.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn fill_front<T>(buf: &mut [core::mem::MaybeUninit<T>], items: impl IntoIterator<Item = T>) -> &[T] {
+    let mut n = 0;
+    for (slot, x) in buf.iter_mut().zip(items) {
+        slot.write(x);
+        n += 1;
+    }
+    // SAFETY: the first `n` elements were written just above, and
+    // `MaybeUninit<T>` has the layout of `T`.
+    unsafe { &*(&buf[..n] as *const [core::mem::MaybeUninit<T>] as *const [T]) }
+}
+
 /// Lane `k` of `v` in all eight lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -269,7 +285,7 @@ macro_rules! pair_driver {
         #[target_feature(enable = "avx2,fma,f16c")]
         fn gemv_rows<'w>(row: impl Fn(usize) -> &'w [$W], a: &[$A], out: &mut [f32]) {
             use core::mem::MaybeUninit;
-            use $crate::arch::x86_64::avx2::{PairAct, CHUNK_PAIRS};
+            use $crate::arch::x86_64::avx2::{fill_front, PairAct, CHUNK_PAIRS};
             let n = a.len();
             let pairs = n / 2;
             out.fill(0.0);
@@ -277,13 +293,7 @@ macro_rules! pair_driver {
             let mut c0 = 0;
             while c0 < pairs {
                 let c1 = (c0 + CHUNK_PAIRS).min(pairs);
-                for p in c0..c1 {
-                    prep[p - c0].write(prepare(&a[2 * p], &a[2 * p + 1]));
-                }
-                let filled = &prep[..c1 - c0];
-                // SAFETY: the first `c1 - c0` elements were written just above, and
-                // `MaybeUninit<T>` has the layout of `T`.
-                let act: &[PairAct] = unsafe { &*(filled as *const [MaybeUninit<PairAct>] as *const [PairAct]) };
+                let act = fill_front(&mut prep, (c0..c1).map(|p| prepare(&a[2 * p], &a[2 * p + 1])));
                 let mut r = 0;
                 while r + 4 <= out.len() {
                     let w: [&[$W]; 4] = core::array::from_fn(|k| &row(r + k)[2 * c0..2 * c1]);

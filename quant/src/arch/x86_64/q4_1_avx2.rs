@@ -298,13 +298,7 @@ pub(crate) unsafe fn gemv_q4_1_q8_1_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
     let wb: &[BlockQ4_1] = bytemuck::cast_slice(w);
     let per_row = row_bytes / core::mem::size_of::<BlockQ4_1>();
     let mut prep = [const { MaybeUninit::<ActBlock>::uninit() }; GEMV_CHUNK];
-    for (p, blk) in prep.iter_mut().zip(ab) {
-        p.write(act_block(blk));
-    }
-    let filled = &prep[..ab.len()];
-    // SAFETY: the first `ab.len()` elements were written just above, and
-    // `MaybeUninit<T>` has the layout of `T`.
-    let act: &[ActBlock] = unsafe { &*(filled as *const [MaybeUninit<ActBlock>] as *const [ActBlock]) };
+    let act = fill_front(&mut prep, ab.iter().map(|blk| act_block(blk)));
     // Passes of four rows, one from each of the four parts RowStreams
     // interleaves; the last pass may repeat its last row.
     for (pass, n) in row_passes::<4>(out.len()) {

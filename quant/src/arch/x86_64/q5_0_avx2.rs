@@ -191,19 +191,15 @@ pub(crate) unsafe fn gemv_q5_0_q8_0_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
     let sixteen = _mm256_set1_epi8(16);
     let mut qo = [const { MaybeUninit::<[__m256i; 2]>::uninit() }; GEMV_CAP];
     let mut da = [const { MaybeUninit::<f32>::uninit() }; GEMV_CAP];
-    for ((q, d), ab) in qo.iter_mut().zip(da.iter_mut()).zip(a) {
-        let qa = load32(&ab.qs);
-        q.write([qa, _mm256_maddubs_epi16(sixteen, qa)]);
-        d.write(f16_to_f32(ab.d));
-    }
-    let n = a.len();
-    // SAFETY: the first `n` elements of both arrays were written just above
-    // (`n <= GEMV_CAP`), and `MaybeUninit<T>` has the layout of `T`.
-    let act = unsafe {
-        GemvAct {
-            qo: &*(&qo[..n] as *const [MaybeUninit<[__m256i; 2]>] as *const [[__m256i; 2]]),
-            d: &*(&da[..n] as *const [MaybeUninit<f32>] as *const [f32]),
-        }
+    let act = GemvAct {
+        qo: fill_front(
+            &mut qo,
+            a.iter().map(|ab| {
+                let qa = load32(&ab.qs);
+                [qa, _mm256_maddubs_epi16(sixteen, qa)]
+            }),
+        ),
+        d: fill_front(&mut da, a.iter().map(|ab| f16_to_f32(ab.d))),
     };
     let mut r = 0;
     while r + GEMV_ROWS <= out.len() {
