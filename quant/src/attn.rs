@@ -231,15 +231,38 @@ pub fn dots_f16_generic(rows: &[&[f16]], q: &[f32], out: &mut [f32]) {
 /// rescaling by 1.0 changes no bit: the accumulator holds f16 values, which
 /// `f16(x * 1.0)` returns unchanged.
 pub fn mads_f16_generic(acc: &mut [f32], rows: &[&[f16]], ms: &[f32], vs: &[f32]) {
+    // SAFETY: the generic functions run on any CPU and take any lengths.
+    unsafe { mads_f16_by_steps(acc, rows, ms, vs, scale_f16_generic, mad_f16_ph_generic, mad_f16_generic) }
+}
+
+/// [`mads_f16_generic`]'s order through one tier's one-row kernels: per
+/// position `scale` (unless `ms[j]` is 1.0), then `mad_ph` on the first
+/// `len & !(F16_STEP - 1)` values with the scales rounded to f16 and `mad`
+/// on the rest.
+///
+/// # Safety
+/// The CPU supports the kernels' tier; every row has `acc.len()` values.
+pub(crate) unsafe fn mads_f16_by_steps(
+    acc: &mut [f32],
+    rows: &[&[f16]],
+    ms: &[f32],
+    vs: &[f32],
+    scale: ScaleF16Fn,
+    mad_ph: MadF16Fn,
+    mad: MadF16Fn,
+) {
     let np = acc.len() & !(F16_STEP - 1);
     let (a0, a1) = acc.split_at_mut(np);
     for ((v, &m), &s) in rows.iter().zip(ms).zip(vs) {
-        if m != 1.0 {
-            scale_f16_generic(a0, round_f16(m));
-            scale_f16_generic(a1, m);
+        // SAFETY: the caller's; the halves and the row are split alike.
+        unsafe {
+            if m != 1.0 {
+                scale(a0, round_f16(m));
+                scale(a1, m);
+            }
+            mad_ph(a0, &v[..np], round_f16(s));
+            mad(a1, &v[np..], s);
         }
-        mad_f16_ph_generic(a0, &v[..np], round_f16(s));
-        mad_f16_generic(a1, &v[np..], s);
     }
 }
 

@@ -258,20 +258,18 @@ pub(crate) unsafe fn attn_mads_f16_avx2(acc: &mut [f32], rows: &[&[f16]], ms: &[
     let n = acc.len();
     let np = n & !(crate::attn::F16_STEP - 1);
     if !n.is_multiple_of(8) {
-        let (a0, a1) = acc.split_at_mut(np);
-        for ((v, &m), &s) in rows.iter().zip(ms).zip(vs) {
-            // SAFETY: the CPU supports the kernels (the caller's); lengths
-            // match, split alike.
-            unsafe {
-                if m != 1.0 {
-                    attn_scale_f16_avx2(a0, crate::attn::round_f16(m));
-                    attn_scale_f16_avx2(a1, m);
-                }
-                attn_mad_f16_ph_avx2(a0, &v[..np], crate::attn::round_f16(s));
-                attn_mad_f16_avx2(a1, &v[np..], s);
-            }
-        }
-        return;
+        // SAFETY: the CPU supports these kernels and the lengths match (the caller's).
+        return unsafe {
+            crate::attn::mads_f16_by_steps(
+                acc,
+                rows,
+                ms,
+                vs,
+                attn_scale_f16_avx2,
+                attn_mad_f16_ph_avx2,
+                attn_mad_f16_avx2,
+            )
+        };
     }
     let mut c = 0;
     while c < n {
