@@ -120,6 +120,18 @@ pub(super) fn fill_front<T>(buf: &mut [core::mem::MaybeUninit<T>], items: impl I
     unsafe { &*(&buf[..n] as *const [core::mem::MaybeUninit<T>] as *const [T]) }
 }
 
+/// A xorshift32 generator from `seed` (nonzero): test data for the kernels'
+/// unit tests.
+#[cfg(test)]
+pub(super) fn xorshift32(mut seed: u32) -> impl FnMut() -> u32 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    }
+}
+
 /// Lane `k` of `v` in all eight lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]

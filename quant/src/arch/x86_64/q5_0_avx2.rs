@@ -435,13 +435,7 @@ mod tests {
         if !crate::Tier::Avx2.is_available() {
             panic!("this x86_64 CPU lacks AVX2/FMA/F16C: the AVX2 Q5_0 gemv could not be checked");
         }
-        let mut seed = 0x2545_f491_u32;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed
-        };
+        let mut next = xorshift32(0x2545_f491_u32);
         let scale = |x: u32| half::f16::from_f32((x % 1000) as f32 * 1e-4 - 0.05);
         for nb in [1usize, 2, 3, 7, 8, 9, 20, 63, 64, 65] {
             for rows in [1usize, 3, 4, 6, 9, 37] {

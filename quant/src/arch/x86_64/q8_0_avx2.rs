@@ -527,13 +527,7 @@ mod tests {
         if !crate::Tier::Avx2.is_available() {
             panic!("this x86_64 CPU lacks AVX2/FMA/F16C: the AVX2 Q8_0 gemv could not be checked");
         }
-        let mut seed = 0x9e37_79b9_u32;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed
-        };
+        let mut next = xorshift32(0x9e37_79b9_u32);
         let block = |next: &mut dyn FnMut() -> u32| BlockQ8_0 {
             d: f16::from_f32((next() % 1000) as f32 * 1e-4 - 0.05),
             qs: core::array::from_fn(|_| ((next() % 255) as i32 - 127) as i8),
