@@ -302,19 +302,31 @@ pub struct KvHead<'a> {
 }
 
 impl<'a> KvHead<'a> {
-    #[inline]
+    /// The cache row holding position `pos` (a ring of `cells` rows); no
+    /// division for the positions below `cells`, every one in a cache that
+    /// is not a sliding window.
+    #[inline(always)]
+    fn cell(&self, pos: usize) -> usize {
+        if pos < self.cells {
+            pos
+        } else {
+            pos % self.cells.max(1)
+        }
+    }
+
+    #[inline(always)]
     fn row(&self, pos: usize) -> &'a [u8] {
-        let start = (pos % self.cells) * self.row_bytes + self.offset;
+        let start = self.cell(pos) * self.row_bytes + self.offset;
         &self.data[start..start + self.dim * self.ty.elem_bytes()]
     }
 
     /// Asks the CPU to start loading position `pos`'s values into cache (a
     /// hint: no effect on results, nothing if `pos` is out of range).
-    #[inline]
+    #[inline(always)]
     fn prefetch(&self, pos: usize) {
         #[cfg(target_arch = "x86_64")]
         {
-            let start = (pos % self.cells.max(1)) * self.row_bytes + self.offset;
+            let start = self.cell(pos) * self.row_bytes + self.offset;
             let len = self.dim * self.ty.elem_bytes();
             if let Some(row) = self.data.get(start..start + len) {
                 for line in row.chunks(64) {
@@ -332,7 +344,7 @@ impl<'a> KvHead<'a> {
     }
 
     /// Position `pos`'s values of an f16 cache, in place.
-    #[inline]
+    #[inline(always)]
     fn row_f16(&self, pos: usize) -> Result<&'a [ember_quant::f16], Error> {
         bytemuck::try_cast_slice(self.row(pos)).map_err(|_| {
             Error::Quant(ember_quant::Error::Length { what: "f16 KV cache row", expected: self.dim, got: 0 })

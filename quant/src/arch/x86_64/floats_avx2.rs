@@ -102,38 +102,92 @@ pub(crate) unsafe fn attn_dot_f16_avx2(k: &[f16], q: &[f32]) -> f32 {
 }
 
 /// [`crate::attn::dots_f16_generic`] with AVX2 + F16C: [`attn_dot_f16_avx2`]
-/// of each row, inlined (one call per block of positions instead of one per
-/// row and head).
+/// of each row, bit for bit. For rows of a multiple of 64 values, four rows
+/// at a time: each row's eight lanes are summed as [`dot_f16`] sums them
+/// ([`dot_f16_lanes`]), and the four rows' last steps (the two halves, then
+/// the pairs, then the two remaining lanes) are taken together in shuffled
+/// vectors ([`hsum_rows4`]); each sum adds the same two values as before, so
+/// every score is unchanged. One row at a time, the last steps were one
+/// dependent chain per row (about as long as the products).
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn attn_dots_f16_avx2(rows: &[&[f16]], q: &[f32], out: &mut [f32]) {
-    for (o, k) in out.iter_mut().zip(rows) {
+    let n = q.len();
+    let rows = &rows[..rows.len().min(out.len())];
+    let mut i = 0;
+    if n.is_multiple_of(64) && rows.iter().all(|k| k.len() >= n) {
+        while i + 4 <= rows.len() {
+            // Written out: `array::map`'s closure is not inlined here.
+            let l = [
+                dot_f16_lanes(rows[i], q),
+                dot_f16_lanes(rows[i + 1], q),
+                dot_f16_lanes(rows[i + 2], q),
+                dot_f16_lanes(rows[i + 3], q),
+            ];
+            out[i..i + 4].copy_from_slice(&hsum_rows4(l));
+            i += 4;
+        }
+    }
+    for (o, k) in out[i..].iter_mut().zip(&rows[i..]) {
         *o = dot_f16(k, q);
     }
 }
 
-/// The body of [`attn_dot_f16_avx2`].
+/// The eight lanes of [`dot_f16`] before its last steps: per step of 64
+/// values eight FMA chains, then summed across chains ([`sum_lanes8`]).
+/// Covers the first `len & !63` values of the shorter of `k` and `q`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_f16_lanes(k: &[f16], q: &[f32]) -> __m256 {
+    let n = q.len().min(k.len());
+    let np = n & !63;
+    let (ks, _) = k[..np].as_chunks::<64>();
+    let (qs, _) = q[..np].as_chunks::<64>();
+    let mut acc = [_mm256_setzero_ps(); 8];
+    for (kc, qc) in ks.iter().zip(qs) {
+        for (v, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `v < 8`, so values 8v..8v+8 lie in the 64 of each
+            // chunk (16 bytes of f16, 32 of f32); loadu needs no alignment.
+            let (kv, qv) =
+                unsafe { (_mm_loadu_si128(kc.as_ptr().add(8 * v).cast()), _mm256_loadu_ps(qc.as_ptr().add(8 * v))) };
+            // Products of an f16 and an f16-rounded f32 are exact, as in ggml.
+            *a = _mm256_fmadd_ps(_mm256_cvtph_ps(kv), qv, *a);
+        }
+    }
+    sum_lanes8(acc)
+}
+
+/// [`dot_f16`]'s last steps for four rows' lanes `t` at once: per row
+/// `x = (hi + lo)` (four lanes), then `x[0] + x[2]` and `x[1] + x[3]`, then
+/// the sum of those two, the same additions of the same values.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum_rows4(t: [__m256; 4]) -> [f32; 4] {
+    // [lo(t0) | lo(t1)] + [hi(t0) | hi(t1)]: row 0's four half sums, then row 1's.
+    let h01 = _mm256_add_ps(_mm256_permute2f128_ps::<0x31>(t[0], t[1]), _mm256_permute2f128_ps::<0x20>(t[0], t[1]));
+    let h23 = _mm256_add_ps(_mm256_permute2f128_ps::<0x31>(t[2], t[3]), _mm256_permute2f128_ps::<0x20>(t[2], t[3]));
+    // Lanes (0, 2, 1, 3) of each half, so that `hadd` adds 0 with 2 and 1 with 3:
+    // [r0: x0+x2, x1+x3, r2: x0+x2, x1+x3 | r1: .., r3: ..].
+    let pairs = _mm256_hadd_ps(_mm256_permute_ps::<0b11_01_10_00>(h01), _mm256_permute_ps::<0b11_01_10_00>(h23));
+    // [r0, r2, r0, r2 | r1, r3, r1, r3].
+    let s = _mm256_hadd_ps(pairs, pairs);
+    let mut v = [0.0f32; 8];
+    // SAFETY: `v` is 8 writable f32; storeu needs no alignment.
+    unsafe { _mm256_storeu_ps(v.as_mut_ptr(), s) };
+    [v[0], v[4], v[1], v[5]]
+}
+
+/// The body of [`attn_dot_f16_avx2`]: [`dot_f16_lanes`], then across lanes
+/// as ggml's `GGML_F16_VEC_REDUCE` ends (the two halves, the pairs, the last
+/// two lanes), then the values past the last step of 64 in f64.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_f16(k: &[f16], q: &[f32]) -> f32 {
     let n = q.len().min(k.len());
     let np = n & !63;
-    let mut acc = [_mm256_setzero_ps(); 8];
-    let mut o = 0;
-    while o < np {
-        for (v, a) in acc.iter_mut().enumerate() {
-            let qs = &q[o + 8 * v..o + 8 * v + 8];
-            // SAFETY: `qs` is 8 readable f32; loadu needs no alignment.
-            let qv = unsafe { _mm256_loadu_ps(qs.as_ptr()) };
-            // Products of an f16 and an f16-rounded f32 are exact, as in ggml.
-            *a = _mm256_fmadd_ps(load_f16x8(k, o + 8 * v), qv, *a);
-        }
-        o += 64;
-    }
-    // a[l] = (acc0 + acc2) + (acc1 + acc3), lanes 0..8 and 8..16.
-    let t3 = sum_lanes8(acc);
+    let t3 = dot_f16_lanes(k, q);
     let t6 = _mm_add_ps(_mm256_extractf128_ps::<1>(t3), _mm256_castps256_ps128(t3));
     let x = _mm_add_ps(t6, _mm_movehl_ps(t6, t6));
     let mut sum = (_mm_cvtss_f32(x) + _mm_cvtss_f32(_mm_shuffle_ps::<1>(x, x))) as f64;
