@@ -11,7 +11,8 @@
 //! -- --ignored`, about three minutes): it is what shows that the generic code's
 //! FMA through f64 never double-rounds on expf's operands.
 //!
-//! On x86_64 the tests fail if the AVX2 tier is missing; on other
+//! On x86_64 the tests fail if the AVX2 tier is missing, on aarch64 if the
+//! NEON one is (the qemu runs of `scripts/test-aarch64.sh`); on other
 //! architectures only the generic table exists and the tests say so on stderr.
 
 use ember_quant::act::{self, ActEntry};
@@ -24,6 +25,9 @@ fn best() -> Option<Kernels> {
     if k.act.tier == Tier::Generic {
         if cfg!(target_arch = "x86_64") {
             panic!("x86_64 without an AVX2 activation kernel: AVX2/FMA/F16C missing on this CPU?");
+        }
+        if cfg!(target_arch = "aarch64") {
+            panic!("aarch64 without the NEON activation kernels");
         }
         eprintln!("act_vs_generic: no SIMD activation kernels on this architecture; nothing to compare");
         return None;

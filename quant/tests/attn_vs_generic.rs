@@ -6,8 +6,9 @@
 //!
 //! The accumulators hold f16 values (as in ggml) and the queries are
 //! f16-rounded, like the callers'. On x86_64 the test fails if the AVX2 tier
-//! is missing; on other architectures only the generic table exists and the
-//! test says so on stderr.
+//! is missing, on aarch64 if the NEON one is (the qemu runs of
+//! `scripts/test-aarch64.sh`); on other architectures only the generic table
+//! exists and the test says so on stderr.
 
 use ember_quant::attn::AttnEntry;
 use ember_quant::{f16, Kernels, Tier};
@@ -25,6 +26,9 @@ fn best() -> Option<Kernels> {
     if k.attn.tier == Tier::Generic {
         if cfg!(target_arch = "x86_64") {
             panic!("x86_64 without an AVX2 attention kernel: AVX2/FMA/F16C missing on this CPU?");
+        }
+        if cfg!(target_arch = "aarch64") {
+            panic!("aarch64 without the NEON attention kernels");
         }
         eprintln!("attn_vs_generic: no SIMD attention kernels on this architecture; nothing to compare");
         return None;

@@ -13,6 +13,7 @@
 //! | Q2_K, Q3_K, Q5_K | yes | (NEON) |
 //! | Q4_K, Q6_K | yes | yes |
 //! | quantize Q8_0, Q8_1, Q8_K | yes | (NEON) |
+//! | attention (`attn`), activations (`act`) | yes | (NEON) |
 //!
 //! Every quantized format has a one-row kernel (`vec_dot_*`) and a four-row
 //! one (`vec_dot4_*`) that loads each activation block once for four weight
@@ -28,6 +29,8 @@ use crate::{iq4_nl, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, 
 
 mod simd;
 
+mod act_neon;
+mod attn_neon;
 mod attn_tile_neon;
 mod floats_neon;
 mod iq4_nl_neon;
@@ -199,6 +202,25 @@ pub(crate) unsafe fn plug_neon(k: &mut Kernels) {
     k.quantize_q8_0 = quantize_entry!(N, q8_0::BlockQ8_0, q8_0_neon::quantize_q8_0_neon);
     k.quantize_q8_1 = quantize_entry!(N, q8_1::BlockQ8_1, q8_1_neon::quantize_q8_1_neon);
     k.quantize_q8_k = quantize_entry!(N, q8_k::BlockQ8K, q8_k_neon::quantize_q8_k_neon);
+    k.attn = crate::attn::AttnEntry {
+        tier: N,
+        dot_f16: attn_neon::attn_dot_f16_neon,
+        mad_f16: attn_neon::attn_mad_f16_neon,
+        mad_f16_ph: attn_neon::attn_mad_f16_ph_neon,
+        scale_f16: attn_neon::attn_scale_f16_neon,
+        dots_f16: attn_neon::attn_dots_f16_neon,
+        mads_f16: attn_neon::attn_mads_f16_neon,
+        widen_f16: attn_neon::attn_widen_f16_neon,
+        dot_f32_x4: attn_neon::attn_dot_f32_x4_neon,
+        dot_f32_x4_pair: attn_neon::attn_dot_f32_x4_pair_neon,
+        mad_f32: attn_neon::attn_mad_f32_neon,
+    };
+    k.act = crate::act::ActEntry {
+        tier: N,
+        exp: act_neon::exp_neon,
+        silu: act_neon::silu_neon,
+        swiglu: act_neon::swiglu_neon,
+    };
     // Tiled attention: the NEON gemm, the generic tile softmax.
     k.tile.tier = N;
     k.tile.gemm = attn_tile_neon::gemm_f32_neon;
