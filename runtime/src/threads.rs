@@ -199,7 +199,7 @@ mod pool {
     use super::Parallel;
     use std::boxed::Box;
     use std::cell::UnsafeCell;
-    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
     use std::sync::Arc;
     use std::thread::JoinHandle;
     use std::time::{Duration, Instant};
@@ -296,15 +296,21 @@ mod pool {
         pub(super) solo: Solo,
     }
 
-    /// Jobs run on the caller alone after a stall, at first (see [`Solo`]).
-    pub(super) const SOLO_MIN: u32 = 64;
-    /// The most jobs run on the caller alone between two tries of the workers.
-    pub(super) const SOLO_MAX: u32 = 16384;
-    /// Jobs with the workers and without a stall after which a stall counts
-    /// as a first one again. A stall costs the caller about as much as the
-    /// second thread saves over a few dozen decode jobs, so stalls more often
-    /// than that make two threads a loss, and rarer ones do not.
-    pub(super) const CLEAN_RESET: u32 = 128;
+    /// Time the caller runs jobs alone after a first stall (see [`Solo`]): a
+    /// few time slices of the OS, some 250 SmolLM2 decode jobs or half a
+    /// Gemma 3 token under contention. (2 ms lost a tenth of Gemma 3's
+    /// tg64 -t 2 with a busy process on the other core, 3 alternated pairs;
+    /// 8 ms was even with the 64 jobs before.)
+    pub(super) const SOLO_MIN: Duration = Duration::from_millis(8);
+    /// The longest time alone between two tries of the workers (2^6 times
+    /// [`SOLO_MIN`]: some 15 000 SmolLM2 decode jobs).
+    pub(super) const SOLO_MAX: Duration = Duration::from_millis(512);
+    /// Time with the workers and without a stall after which a stall counts
+    /// as a first one again. A stall costs the caller about a time slice,
+    /// about what the second thread saves over a few milliseconds, so stalls
+    /// that keep coming as soon as the workers are tried again make two
+    /// threads a loss, and rarer ones do not.
+    pub(super) const CLEAN_RESET: Duration = Duration::from_millis(64);
     /// The shortest wait for workers that counts as a stall.
     const STALL_MIN: Duration = Duration::from_micros(100);
 
@@ -313,56 +319,103 @@ mod pool {
     /// wait for the rest of an OS time slice (milliseconds) at the end of the
     /// job, while a decode job takes tens of microseconds: two threads are
     /// then slower than one. So when the caller had to wait for the workers
-    /// much longer than a chunk takes it (a stall), the pool runs the next
-    /// `backoff` jobs on the caller alone (the workers park after their spin),
-    /// then tries them again; every stall soon after the last one doubles
-    /// `backoff`, up to [`SOLO_MAX`] jobs (about 100 decoded tokens of
-    /// SmolLM2). Results do not depend on this: chunks compute the same
-    /// numbers on any thread. Only the thread inside `run` touches these.
+    /// much longer than a chunk takes it (a stall), the pool runs the jobs of
+    /// the next `backoff` of time on the caller alone (the workers park after
+    /// their spin), then tries them again; a stall within [`CLEAN_RESET`] of
+    /// the end of the last time alone doubles `backoff`, up to [`SOLO_MAX`].
+    /// Results do not depend on this: chunks compute the same numbers on any
+    /// thread. Only the thread inside `run` touches these.
+    ///
+    /// The periods are measured in time, not jobs: a prompt batch's jobs
+    /// take milliseconds, and a single short stall (a worker preempted for
+    /// about a millisecond) sent the next 64 jobs, a third of a SmolLM2
+    /// pp512 step, to one thread (pp512 -t 2 rounds 300 against 395 t/s).
     pub(super) struct Solo {
-        /// Jobs still to run on the caller alone.
-        pub(super) left: AtomicU32,
-        /// Jobs to run alone after the next stall.
-        backoff: AtomicU32,
-        /// Jobs run with the workers since the last stall.
-        clean: AtomicU32,
+        /// Where the times below count from.
+        epoch: Instant,
+        /// End of the time alone, in ns since `epoch`; 0 when the workers
+        /// take part.
+        until: AtomicU64,
+        /// End of the last time alone, in ns since `epoch` (0: none yet).
+        last_end: AtomicU64,
+        /// Length of the next time alone, in ns.
+        backoff: AtomicU64,
     }
 
     impl Solo {
         pub(super) fn new() -> Solo {
-            Solo { left: AtomicU32::new(0), backoff: AtomicU32::new(SOLO_MIN), clean: AtomicU32::new(0) }
+            Solo {
+                epoch: Instant::now(),
+                until: AtomicU64::new(0),
+                last_end: AtomicU64::new(0),
+                backoff: AtomicU64::new(SOLO_MIN.as_nanos() as u64),
+            }
         }
 
-        /// Whether the next job runs on the caller alone (counting it).
+        /// Nanoseconds since `epoch` (at least 1, so never "none").
+        fn now(&self) -> u64 {
+            (self.epoch.elapsed().as_nanos() as u64).max(1)
+        }
+
+        /// Whether the next job runs on the caller alone. Reads the clock
+        /// only during a time alone.
         pub(super) fn take(&self) -> bool {
-            let left = self.left.load(Relaxed);
-            if left == 0 {
+            if self.until.load(Relaxed) == 0 {
                 return false;
             }
-            self.left.store(left - 1, Relaxed);
-            true
+            self.take_at(self.now())
+        }
+
+        /// [`Self::take`] at time `now` (ns since `epoch`).
+        pub(super) fn take_at(&self, now: u64) -> bool {
+            let until = self.until.load(Relaxed);
+            if until == 0 {
+                return false;
+            }
+            if now < until {
+                return true;
+            }
+            self.until.store(0, Relaxed);
+            false
         }
 
         /// Records a job the workers took part in: the caller ran `mine`
         /// chunks in `worked`, then waited `waited` for the workers.
         pub(super) fn record(&self, mine: usize, worked: Duration, waited: Duration) {
-            // A worker holds a chunk at most about as long as the caller
-            // takes for one; waiting much longer means it was descheduled.
-            let chunk = worked / (mine.max(1) as u32);
-            if mine > 0 && waited > STALL_MIN.max(4 * chunk) {
-                let b = self.backoff.load(Relaxed);
-                self.left.store(b, Relaxed);
-                self.backoff.store((2 * b).min(SOLO_MAX), Relaxed);
-                self.clean.store(0, Relaxed);
-            } else {
-                let c = self.clean.load(Relaxed) + 1;
-                if c >= CLEAN_RESET {
-                    self.backoff.store(SOLO_MIN, Relaxed);
-                    self.clean.store(0, Relaxed);
-                } else {
-                    self.clean.store(c, Relaxed);
-                }
+            if Self::is_stall(mine, worked, waited) {
+                self.stall_at(self.now());
             }
+        }
+
+        /// Whether the wait was a stall: a worker holds a chunk at most about
+        /// as long as the caller takes for one, and waiting much longer means
+        /// it was descheduled.
+        pub(super) fn is_stall(mine: usize, worked: Duration, waited: Duration) -> bool {
+            let chunk = worked / (mine.max(1) as u32);
+            mine > 0 && waited > STALL_MIN.max(4 * chunk)
+        }
+
+        /// A stall seen at time `now`: the jobs of the next `backoff` run on
+        /// the caller alone.
+        pub(super) fn stall_at(&self, now: u64) {
+            let last = self.last_end.load(Relaxed);
+            let min = SOLO_MIN.as_nanos() as u64;
+            let b = if last == 0 || now.saturating_sub(last) > CLEAN_RESET.as_nanos() as u64 {
+                min
+            } else {
+                self.backoff.load(Relaxed)
+            };
+            let until = now + b;
+            self.until.store(until, Relaxed);
+            self.last_end.store(until, Relaxed);
+            self.backoff.store((2 * b).min(SOLO_MAX.as_nanos() as u64), Relaxed);
+        }
+
+        /// The end of the current time alone, if any (for tests).
+        #[cfg(test)]
+        pub(super) fn deadline(&self) -> Option<Instant> {
+            let until = self.until.load(Relaxed);
+            (until != 0).then(|| self.epoch + Duration::from_nanos(until))
         }
     }
 
@@ -600,31 +653,38 @@ mod tests {
         use pool::*;
         use std::time::Duration;
         let us = Duration::from_micros;
-        let solo = Solo::new();
+        let ns = |d: Duration| d.as_nanos() as u64;
         // the caller ran 4 chunks in 40 µs: a chunk takes 10 µs
-        solo.record(4, us(40), us(30));
-        solo.record(4, us(40), us(99));
-        assert!(!solo.take(), "waits under 100 µs are no stall");
-        solo.record(4, us(400), us(390));
-        assert!(!solo.take(), "a wait under 4 chunks is no stall");
-        solo.record(0, us(0), us(5000));
-        assert!(!solo.take(), "no judgement when the caller ran no chunk");
-        let alone = |solo: &Solo| core::iter::from_fn(|| solo.take().then_some(())).count() as u32;
-        solo.record(4, us(40), us(2000));
-        assert_eq!(alone(&solo), SOLO_MIN);
-        // stalls soon after the last one double the time alone, up to SOLO_MAX
+        assert!(!Solo::is_stall(4, us(40), us(30)));
+        assert!(!Solo::is_stall(4, us(40), us(99)), "waits under 100 µs are no stall");
+        assert!(!Solo::is_stall(4, us(400), us(390)), "a wait under 4 chunks is no stall");
+        assert!(!Solo::is_stall(0, us(0), us(5000)), "no judgement when the caller ran no chunk");
+        assert!(Solo::is_stall(4, us(40), us(2000)));
+        let solo = Solo::new();
+        assert!(!solo.take_at(1), "the workers take part at first");
+        // A first stall at t = 1 s: the caller alone until t + SOLO_MIN.
+        let mut t = ns(Duration::from_secs(1));
+        solo.stall_at(t);
+        assert!(solo.take_at(t) && solo.take_at(t + ns(SOLO_MIN) - 1));
+        assert!(!solo.take_at(t + ns(SOLO_MIN)), "the workers are tried again");
+        assert!(!solo.take_at(t + ns(SOLO_MIN) - 1), "and stay in until the next stall");
+        // stalls soon after the last time alone double it, up to SOLO_MAX
         let mut want = 2 * SOLO_MIN;
+        t += ns(SOLO_MIN);
         for _ in 0..12 {
-            (0..CLEAN_RESET - 1).for_each(|_| solo.record(4, us(40), us(1)));
-            solo.record(4, us(40), us(2000));
-            assert_eq!(alone(&solo), want);
+            t += ns(CLEAN_RESET) - 1;
+            solo.stall_at(t);
+            assert!(solo.take_at(t + ns(want) - 1), "alone for {want:?}");
+            assert!(!solo.take_at(t + ns(want)));
+            t += ns(want);
             want = (2 * want).min(SOLO_MAX);
         }
         assert_eq!(want, SOLO_MAX);
-        // after CLEAN_RESET clean jobs a stall counts as a first one again
-        (0..CLEAN_RESET).for_each(|_| solo.record(4, us(40), us(1)));
-        solo.record(4, us(40), us(2000));
-        assert_eq!(alone(&solo), SOLO_MIN);
+        // a stall more than CLEAN_RESET after the last time alone counts as a first one again
+        t += ns(CLEAN_RESET) + 1;
+        solo.stall_at(t);
+        assert!(solo.take_at(t + ns(SOLO_MIN) - 1));
+        assert!(!solo.take_at(t + ns(SOLO_MIN)));
     }
 
     #[cfg(feature = "std")]
@@ -639,7 +699,7 @@ mod tests {
         // the caller may be descheduled too and the wait not look long next
         // to its own chunks: try again until the pool saw a stall.
         let start = Instant::now();
-        while pool.solo.left.load(Ordering::Relaxed) == 0 {
+        while pool.solo.deadline().is_none() {
             assert!(start.elapsed() < Duration::from_secs(20), "no stall seen in 20 s of jobs");
             pool.run(4, &|_, t| {
                 if t == 0 {
@@ -652,12 +712,15 @@ mod tests {
                 }
             });
         }
-        assert_eq!(pool.solo.left.load(Ordering::Relaxed), pool::SOLO_MIN, "the first stall");
-        // The next jobs run on the caller alone, every chunk exactly once.
-        for _ in 0..pool::SOLO_MIN {
+        // The jobs of the next SOLO_MIN run on the caller alone, every chunk
+        // exactly once: a chunk on a worker can only start once that time is
+        // over (the pool checks the clock before handing a job out).
+        let end = pool.solo.deadline().expect("a stall was seen");
+        assert!(end <= Instant::now() + pool::SOLO_MIN, "the first stall: the shortest time alone");
+        while Instant::now() < end {
             let ran = AtomicUsize::new(0);
             pool.run(8, &|_, t| {
-                assert_eq!(t, 0, "a job after a stall ran on a worker");
+                assert!(t == 0 || Instant::now() >= end, "a job in the time alone ran on a worker");
                 ran.fetch_add(1, Ordering::Relaxed);
             });
             assert_eq!(ran.into_inner(), 8);
