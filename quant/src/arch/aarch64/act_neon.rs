@@ -6,7 +6,7 @@
 //! and `scalef(j, n)` is two multiplies of which only the second rounds.
 //! Before these, aarch64 ran the generic (scalar) code.
 
-use super::simd::ld_f32;
+use super::simd::{ld_f32, st_f32};
 use crate::act::{self, consts};
 use core::arch::aarch64::*;
 
@@ -15,15 +15,6 @@ use core::arch::aarch64::*;
 #[target_feature(enable = "neon")]
 fn splat(bits: u32) -> float32x4_t {
     vreinterpretq_f32_u32(vdupq_n_u32(bits))
-}
-
-/// Stores 4 `f32` at the start of `s` (panics if fewer).
-#[inline]
-#[target_feature(enable = "neon")]
-fn st_f32(s: &mut [f32], v: float32x4_t) {
-    assert!(s.len() >= 4);
-    // SAFETY: 4 writable `f32` checked above; `s` is a `&mut [f32]`, so aligned.
-    unsafe { vst1q_f32(s.as_mut_ptr(), v) }
 }
 
 /// [`act::expf_ggml`] of four lanes, bit for bit (NaNs included).

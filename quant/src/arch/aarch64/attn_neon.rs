@@ -18,19 +18,10 @@
 //! The last `len % 8` (or `% 4`) values of a row go through the generic
 //! code, as in the AVX2 kernels.
 
-use super::simd::{f16x8_to_f32, ld_f16_bits, ld_f32};
+use super::simd::{f16x8_to_f32, ld_f16_bits, ld_f32, st_f32};
 use crate::attn;
 use core::arch::aarch64::*;
 use half::f16;
-
-/// Stores 4 `f32` at the start of `s` (panics if fewer).
-#[inline]
-#[target_feature(enable = "neon")]
-fn st_f32(s: &mut [f32], v: float32x4_t) {
-    assert!(s.len() >= 4);
-    // SAFETY: 4 writable `f32` checked above; `s` is a `&mut [f32]`, so aligned.
-    unsafe { vst1q_f32(s.as_mut_ptr(), v) }
-}
 
 /// Each lane rounded to the nearest f16 (ties to even, the default FPCR
 /// mode) and widened back: `fcvtn` then `fcvtl`, exact on the way back.

@@ -50,6 +50,15 @@ pub(super) fn ld_f32(s: &[f32]) -> float32x4_t {
     unsafe { vld1q_f32(s.as_ptr()) }
 }
 
+/// Stores 4 `f32` at the start of `s` (panics if fewer).
+#[inline]
+#[target_feature(enable = "neon")]
+pub(super) fn st_f32(s: &mut [f32], v: float32x4_t) {
+    assert!(s.len() >= 4);
+    // SAFETY: 4 writable `f32` checked above; `s` is a `&mut [f32]`, so aligned.
+    unsafe { vst1q_f32(s.as_mut_ptr(), v) }
+}
+
 /// Loads 8 f16 values (as their bit patterns) from the start of `s` (panics if fewer).
 #[inline]
 #[target_feature(enable = "neon")]
