@@ -4,7 +4,7 @@
 //! outputs in `../shared/reference` came from such a build).
 //!
 //! The `*_generic` functions are the scalar reference; the SIMD versions
-//! (AVX2 + FMA) compute bit-identical results and are reached through
+//! (AVX2 + FMA, NEON) compute bit-identical results and are reached through
 //! [`Kernels::act`](crate::Kernels::act).
 
 /// `x[i] = f(x[i])` in place.

@@ -18,7 +18,7 @@
 //! and [`mad_f32_generic`] (`acc = fma(v, s, acc)`).
 //!
 //! The accumulators are f32 slices holding f16 values. The SIMD versions
-//! (AVX2 + F16C) compute bit-identical results; they are reached through
+//! (AVX2 + F16C, NEON) compute bit-identical results; they are reached through
 //! [`Kernels::attn`](crate::Kernels).
 
 use half::f16;

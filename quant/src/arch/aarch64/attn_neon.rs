@@ -1,7 +1,10 @@
 //! The attention kernels of [`crate::attn`] with NEON, bit for bit the
 //! generic ones (the order of ggml's one-row flash attention), so that a
 //! Pi gives the same tokens as an x86 box; before these, aarch64 ran the
-//! generic (scalar) code.
+//! generic (scalar) code. Two exceptions, shared with the AVX2 kernels:
+//! the FMAs are instructions where the generic code goes through f64, which
+//! can round twice (about one value in 2^29; see `attn`'s `fma`), and NaN
+//! results may carry other payload bits.
 //!
 //! - f16 rows are widened with `fcvtl` and values rounded to f16 with
 //!   `fcvtn` then `fcvtl` ([`round_f16x4`]), base Advanced SIMD (a Pi 4's
@@ -30,8 +33,9 @@ use half::f16;
 fn round_f16x4(x: float32x4_t) -> float32x4_t {
     let r: float32x4_t;
     // SAFETY: FCVTN/FCVTL between single and half precision are base ARMv8
-    // Advanced SIMD (this function requires NEON); registers only. `t` is an
-    // early output, so it does not share `x`'s register.
+    // Advanced SIMD (this function requires NEON); registers only (and the
+    // FPSR exception flags, hence no `preserves_flags`). `t` is an early
+    // output, so it does not share `x`'s register.
     unsafe {
         core::arch::asm!(
             "fcvtn {t:v}.4h, {x:v}.4s",
@@ -39,7 +43,7 @@ fn round_f16x4(x: float32x4_t) -> float32x4_t {
             x = in(vreg) x,
             t = out(vreg) _,
             r = lateout(vreg) r,
-            options(pure, nomem, nostack, preserves_flags)
+            options(pure, nomem, nostack)
         )
     };
     r
@@ -50,7 +54,10 @@ fn round_f16x4(x: float32x4_t) -> float32x4_t {
 /// exact in f32 (22 significant bits). Its sum with `c` is exact in f64
 /// unless `c` exceeds the product by more than 2^31, and then the product
 /// lies far below half an f16 ulp of `c`: the exact sum and its f64
-/// rounding both round to `c` in f16. `fcvtxn` narrows the f64 sum to f32
+/// rounding both round to `c` in f16; or unless the product exceeds `c`'s
+/// lowest bit by about 2^53 or more, and then (that bit being at least
+/// 2^-24) it is at least 2^29: both results overflow to infinity in f16.
+/// `fcvtxn` narrows the f64 sum to f32
 /// rounding to odd, which keeps the bits that decide the f16 rounding (f32
 /// has 13 more than f16, round to odd needs 2), as the generic step to odd
 /// does.

@@ -130,7 +130,7 @@ pub(super) fn h2f(h: f16) -> f32 {
             "fcvt {r:s}, {h:h}",
             r = lateout(vreg) r,
             h = in(vreg) h.to_bits() as u32,
-            options(pure, nomem, nostack, preserves_flags)
+            options(pure, nomem, nostack)
         )
     };
     r
@@ -153,7 +153,7 @@ pub(super) fn f16x8_to_f32(v: uint16x8_t) -> (float32x4_t, float32x4_t) {
             v = in(vreg) v,
             lo = out(vreg) lo,
             hi = lateout(vreg) hi,
-            options(pure, nomem, nostack, preserves_flags)
+            options(pure, nomem, nostack)
         )
     };
     (lo, hi)
