@@ -131,17 +131,7 @@ pub(crate) unsafe fn attn_dots_f16_neon(rows: &[&[f16]], q: &[f32], out: &mut [f
 /// The CPU must support NEON.
 #[target_feature(enable = "neon")]
 pub(crate) unsafe fn attn_mad_f16_neon(acc: &mut [f32], v: &[f16], s: f32) {
-    let n = acc.len().min(v.len());
-    let body = n / 8 * 8;
-    let sv = vdupq_n_f32(s);
-    for (a, x) in acc[..body].chunks_exact_mut(8).zip(v[..body].chunks_exact(8)) {
-        let (lo, hi) = f16x8_to_f32(ld_f16_bits(x));
-        let r0 = round_f16x4(vfmaq_f32(ld_f32(a), lo, sv));
-        let r1 = round_f16x4(vfmaq_f32(ld_f32(&a[4..]), hi, sv));
-        st_f32(a, r0);
-        st_f32(&mut a[4..], r1);
-    }
-    attn::mad_f16_generic(&mut acc[body..n], &v[body..n], s);
+    mad_f16::<false>(acc, v, s)
 }
 
 /// [`attn::mad_f16_ph_generic`] with NEON ([`fma_f16_once_x4`]).
@@ -150,17 +140,43 @@ pub(crate) unsafe fn attn_mad_f16_neon(acc: &mut [f32], v: &[f16], s: f32) {
 /// The CPU must support NEON.
 #[target_feature(enable = "neon")]
 pub(crate) unsafe fn attn_mad_f16_ph_neon(acc: &mut [f32], v: &[f16], s: f32) {
+    mad_f16::<true>(acc, v, s)
+}
+
+/// The body of [`attn_mad_f16_neon`] (`PH` false) and
+/// [`attn_mad_f16_ph_neon`] (`PH` true): eight values at a time through
+/// [`mad4`], the tail through the matching generic kernel.
+#[inline]
+#[target_feature(enable = "neon")]
+fn mad_f16<const PH: bool>(acc: &mut [f32], v: &[f16], s: f32) {
     let n = acc.len().min(v.len());
     let body = n / 8 * 8;
     let sv = vdupq_n_f32(s);
     for (a, x) in acc[..body].chunks_exact_mut(8).zip(v[..body].chunks_exact(8)) {
         let (lo, hi) = f16x8_to_f32(ld_f16_bits(x));
-        let r0 = fma_f16_once_x4(lo, sv, ld_f32(a));
-        let r1 = fma_f16_once_x4(hi, sv, ld_f32(&a[4..]));
+        let r0 = mad4::<PH>(ld_f32(a), lo, sv);
+        let r1 = mad4::<PH>(ld_f32(&a[4..]), hi, sv);
         st_f32(a, r0);
         st_f32(&mut a[4..], r1);
     }
-    attn::mad_f16_ph_generic(&mut acc[body..n], &v[body..n], s);
+    let (a, x) = (&mut acc[body..n], &v[body..n]);
+    if PH {
+        attn::mad_f16_ph_generic(a, x, s)
+    } else {
+        attn::mad_f16_generic(a, x, s)
+    }
+}
+
+/// Four lanes of `acc + v·s` rounded to f16: once ([`fma_f16_once_x4`],
+/// `PH`) or through an f32 FMA.
+#[inline]
+#[target_feature(enable = "neon")]
+fn mad4<const PH: bool>(acc: float32x4_t, v: float32x4_t, sv: float32x4_t) -> float32x4_t {
+    if PH {
+        fma_f16_once_x4(v, sv, acc)
+    } else {
+        round_f16x4(vfmaq_f32(acc, v, sv))
+    }
 }
 
 /// [`attn::scale_f16_generic`] with NEON.
