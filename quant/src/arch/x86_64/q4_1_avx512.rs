@@ -7,7 +7,6 @@
 
 use super::avx2::{f16_rows, f16_to_f32, PREFETCH};
 use super::avx512::*;
-use super::q4_1_avx2::vec_dot_q4_1_q8_1_avx2;
 use crate::q4_1::BlockQ4_1;
 use crate::q8_1::BlockQ8_1;
 use core::arch::x86_64::*;
@@ -60,7 +59,7 @@ macro_rules! kernels {
             out
         }
 
-        row_pairs_gemv!($feat, BlockQ4_1, BlockQ8_1, $rows, vec_dot_q4_1_q8_1_avx2, $gemv, 2);
+        row_pairs_gemv!($feat, BlockQ4_1, BlockQ8_1, $rows, $gemv, 2);
     };
 }
 

@@ -8,7 +8,6 @@
 
 use super::avx2::{f16_to_f32, PREFETCH};
 use super::avx512::*;
-use super::q5_0_avx2::vec_dot_q5_0_q8_0_avx2;
 use crate::q5_0::BlockQ5_0;
 use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
@@ -43,7 +42,7 @@ macro_rules! kernels {
             acc.map(|v| hsum_halves(v))
         }
 
-        row_pairs_gemv!($feat, BlockQ5_0, BlockQ8_0, $rows, vec_dot_q5_0_q8_0_avx2, $gemv, 2);
+        row_pairs_gemv!($feat, BlockQ5_0, BlockQ8_0, $rows, $gemv, 2);
     };
 }
 

@@ -11,7 +11,6 @@
 
 use super::avx2::{f16_to_f32, PREFETCH};
 use super::avx512::*;
-use super::q8_0_avx2::vec_dot_q8_0_q8_0_avx2;
 use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
 use half::f16;
@@ -42,7 +41,7 @@ macro_rules! kernels {
             acc.map(|v| hsum_halves(v))
         }
 
-        row_pairs_gemv!($feat, BlockQ8_0, BlockQ8_0, $rows, vec_dot_q8_0_q8_0_avx2, $gemv, 1);
+        row_pairs_gemv!($feat, BlockQ8_0, BlockQ8_0, $rows, $gemv, 1);
     };
 }
 
