@@ -54,7 +54,7 @@ cargo test --release -p ember-cli --features e2e \
 step "aarch64 tests under qemu"
 if [ -x scripts/test-aarch64.sh ]; then scripts/test-aarch64.sh; else echo "scripts/test-aarch64.sh missing" >&2; exit 1; fi
 
-step "AVX-512 kernels under Bochs (this machine and CI have no AVX-512)"
+step "AVX-512 kernels under Bochs (also where the CPU has none)"
 scripts/test-x86-avx512.sh
 
 step "no_std builds (thumbv7em-none-eabihf)"

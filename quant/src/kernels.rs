@@ -9,7 +9,10 @@
 //! tiers come from compile-time target features instead.
 //!
 //! `EMBER_KERNELS=generic|avx2|avx512|neon|dotprod` (with the `std` feature)
-//! forces a tier no higher than the one named.
+//! selects the table of the tier named (lower tiers fill the formats it has
+//! no kernel for). Without it, [`Kernels::best`]: the highest tier, except
+//! that on x86_64 the AVX-512 table is opt-in (`EMBER_KERNELS=avx512`),
+//! because on the one AVX-512 CPU measured it lost to the AVX2 table.
 
 use crate::{arch, bf16, f16, floats, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k};
 use crate::{iq4_nl, Error, GgmlType};
@@ -289,6 +292,17 @@ impl Kernels {
 
     /// The best table for this CPU (run-time detection with `std`, target
     /// features otherwise), ignoring `EMBER_KERNELS`.
+    ///
+    /// With `std` on x86_64 that is the AVX2 table even where the CPU has
+    /// AVX-512: on the one AVX-512 CPU measured (a Zen 4 VM, which runs
+    /// 512-bit instructions as two 256-bit halves) the AVX-512 table lost
+    /// to the AVX2 one on every file of the performance issue (`ember
+    /// bench`, 3 repetitions, AVX-512 / AVX2: tg64 -t 1 0.60-0.92, tg64 -t 2
+    /// 0.75-0.97, pp512 0.44-1.06), and plugging single AVX-512 gemvs (Q6_K,
+    /// Q4_K, Q8_0, Q5_0) into the AVX2 table changed Gemma 3's tg64 by less
+    /// than the noise. [`Kernels::with_tier`]`(Tier::Avx512)` or
+    /// `EMBER_KERNELS=avx512` selects it; a `no_std` build for AVX-512
+    /// target features gets it from [`Kernels::from_target_features`].
     pub fn best() -> Kernels {
         let mut k = Kernels::generic();
         arch::plug_available(&mut k, None);
@@ -308,7 +322,9 @@ impl Kernels {
     }
 
     /// The table chosen from this build's compile-time target features (the
-    /// no_std path): identical to [`Kernels::best`] without `std`.
+    /// no_std path): identical to [`Kernels::best`] without `std`. A build
+    /// for AVX-512 target features gets the AVX-512 table: that build asked
+    /// for it.
     pub fn from_target_features() -> Kernels {
         let mut k = Kernels::generic();
         arch::plug_compile_time(&mut k);

@@ -430,7 +430,7 @@ fn ember_kernels_env_forces_generic() {
 }
 
 /// AVX-512 detection agrees with the kernel's flags in /proc/cpuinfo. On a CPU
-/// without AVX-512 (like the machine these kernels were written on) this says
+/// without AVX-512 (like the Zen 3 these kernels were written on) this says
 /// loudly that the AVX-512 kernels were compiled but not run.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 #[test]

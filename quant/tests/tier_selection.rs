@@ -65,12 +65,22 @@ fn detected_by_std() -> Tier {
     panic!("no SIMD tier is defined for this architecture and EMBER_EXPECT_TIER is not set: nothing to check");
 }
 
+/// The tier of [`Kernels::best`] on a CPU whose highest tier is `highest`:
+/// that tier, except AVX-512, whose table is opt-in (`Kernels::best`'s docs).
+fn default_tier(highest: Tier) -> Tier {
+    if highest == Tier::Avx512 {
+        Tier::Avx2
+    } else {
+        highest
+    }
+}
+
 #[test]
 fn best_tier_is_the_expected_one() {
     let best = Kernels::best();
     let (want, source) = match expected() {
         Some(t) => (t, "EMBER_EXPECT_TIER"),
-        None => (detected_by_std(), "std feature detection"),
+        None => (default_tier(detected_by_std()), "std feature detection"),
     };
     eprintln!("best kernel table: {} (expected {want} from {source})", best.describe());
     assert_eq!(best.tier(), want, "Kernels::best() picked {}, {source} says {want}", best.tier());
@@ -119,4 +129,25 @@ fn sdot_tier_unavailable_on_cortex_a72() {
             "dotprod availability disagrees with std feature detection"
         );
     }
+}
+
+/// On a CPU with AVX-512 the default table runs no AVX-512 kernel, and the
+/// table asked for by name plugs the AVX-512 gemvs. Elsewhere the AVX-512
+/// table must be refused.
+#[test]
+fn avx512_table_is_opt_in() {
+    use ember_quant::GgmlType;
+    if !Tier::Avx512.is_available() {
+        assert!(Kernels::with_tier(Tier::Avx512).is_err(), "with_tier(avx512) accepted without AVX-512");
+        eprintln!("no AVX-512 here: its table is refused, as it must be");
+        return;
+    }
+    let best = Kernels::best();
+    let opt_in = Kernels::with_tier(Tier::Avx512).unwrap();
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+        let (b, o) = (best.dot(ty).unwrap(), opt_in.dot(ty).unwrap());
+        assert_eq!(b.gemv_tier, Tier::Avx2, "{ty}: the default table's gemv is {}", b.gemv_tier);
+        assert_eq!(o.gemv_tier, Tier::Avx512, "{ty}: the avx512 table's gemv is {}", o.gemv_tier);
+    }
+    assert_eq!(best.tier(), Tier::Avx2);
 }

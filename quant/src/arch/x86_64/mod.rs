@@ -36,9 +36,14 @@
 //!   bits) and Q6_K batches of 8+ rows the AVX2 tiled order.
 //!
 //! On AVX-512 one row (`vec_dot`) stays on the AVX2 kernel (`avx512_entry!`,
-//! `x8_entry!`). No AVX-512 CPU was available to measure on;
-//! `scripts/test-x86-avx512.sh` runs the AVX-512 kernels under Bochs and
-//! checks them bit for bit against the AVX2 ones.
+//! `x8_entry!`). `scripts/test-x86-avx512.sh` runs the AVX-512 kernels under
+//! Bochs and checks them bit for bit against the AVX2 ones; the tests run
+//! them natively where the CPU has AVX-512.
+//!
+//! **The AVX-512 table is opt-in** ([`crate::Kernels::best`] takes the AVX2
+//! table on AVX-512 CPUs; `EMBER_KERNELS=avx512` selects it): on the one
+//! AVX-512 CPU measured, a Zen 4 VM, it lost to the AVX2 table end to end
+//! (figures in `quant/README.md`, "AVX-512 on Zen 4").
 
 use crate::kernels::{DotEntry, Tier};
 use crate::{iq4_nl, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k};
