@@ -11,8 +11,9 @@
 //! `EMBER_KERNELS=generic|avx2|avx512|neon|dotprod` (with the `std` feature)
 //! selects the table of the tier named (lower tiers fill the formats it has
 //! no kernel for). Without it, [`Kernels::best`]: the highest tier, except
-//! that on x86_64 the AVX-512 table is opt-in (`EMBER_KERNELS=avx512`),
-//! because on the one AVX-512 CPU measured it lost to the AVX2 table.
+//! that on x86_64 the whole AVX-512 table is opt-in (`EMBER_KERNELS=avx512`),
+//! because on the one AVX-512 CPU measured it lost to the AVX2 table; the
+//! default takes only the AVX-512 kernels that won there.
 
 use crate::{arch, bf16, f16, floats, q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, q8_1, q8_k};
 use crate::{iq4_nl, Error, GgmlType};
@@ -294,7 +295,10 @@ impl Kernels {
     /// features otherwise), ignoring `EMBER_KERNELS`.
     ///
     /// With `std` on x86_64 that is the AVX2 table even where the CPU has
-    /// AVX-512: on the one AVX-512 CPU measured (a Zen 4 VM, which runs
+    /// AVX-512, plus only the AVX-512 kernels that measured faster than their
+    /// AVX2 twins (so far the Q8_0 prompt gemm with 256-bit VNNI, where the
+    /// CPU has VNNI; the table's tier is then `avx512`). On the one AVX-512
+    /// CPU measured (a Zen 4 VM, which runs
     /// 512-bit instructions as two 256-bit halves) the AVX-512 table lost
     /// to the AVX2 one on every file of the performance issue (`ember
     /// bench`, 3 repetitions, AVX-512 / AVX2: tg64 -t 1 0.60-0.92, tg64 -t 2

@@ -66,13 +66,14 @@ fn detected_by_std() -> Tier {
 }
 
 /// The tier of [`Kernels::best`] on a CPU whose highest tier is `highest`:
-/// that tier, except AVX-512, whose table is opt-in (`Kernels::best`'s docs).
+/// that tier, except AVX-512, whose whole table is opt-in; the default takes
+/// from it only the VNNI Q8_0 gemm (`Kernels::best`'s docs).
 fn default_tier(highest: Tier) -> Tier {
-    if highest == Tier::Avx512 {
-        Tier::Avx2
-    } else {
-        highest
+    #[cfg(target_arch = "x86_64")]
+    if highest == Tier::Avx512 && !is_x86_feature_detected!("avx512vnni") {
+        return Tier::Avx2;
     }
+    highest
 }
 
 #[test]
@@ -131,9 +132,9 @@ fn sdot_tier_unavailable_on_cortex_a72() {
     }
 }
 
-/// On a CPU with AVX-512 the default table runs no AVX-512 kernel, and the
-/// table asked for by name plugs the AVX-512 gemvs. Elsewhere the AVX-512
-/// table must be refused.
+/// On a CPU with AVX-512 the default table runs no AVX-512 gemv (and, with
+/// VNNI, the AVX-512 Q8_0 gemm only), and the table asked for by name plugs
+/// the AVX-512 gemvs. Elsewhere the AVX-512 table must be refused.
 #[test]
 fn avx512_table_is_opt_in() {
     use ember_quant::GgmlType;
@@ -149,5 +150,11 @@ fn avx512_table_is_opt_in() {
         assert_eq!(b.gemv_tier, Tier::Avx2, "{ty}: the default table's gemv is {}", b.gemv_tier);
         assert_eq!(o.gemv_tier, Tier::Avx512, "{ty}: the avx512 table's gemv is {}", o.gemv_tier);
     }
-    assert_eq!(best.tier(), Tier::Avx2);
+    let q8_gemm = best.dot(GgmlType::Q8_0).unwrap().gemm_tier;
+    #[cfg(target_arch = "x86_64")]
+    let vnni = is_x86_feature_detected!("avx512vnni");
+    #[cfg(not(target_arch = "x86_64"))]
+    let vnni = false;
+    assert_eq!(q8_gemm, if vnni { Tier::Avx512 } else { Tier::Avx2 }, "the default table's Q8_0 gemm");
+    assert_eq!(best.tier(), if vnni { Tier::Avx512 } else { Tier::Avx2 });
 }

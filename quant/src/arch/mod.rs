@@ -39,8 +39,9 @@ pub(crate) fn aarch64_tier_available(tier: Tier) -> bool {
 }
 
 /// Plugs every tier this CPU has, up to `max` if given, lowest first; on
-/// x86_64 the AVX-512 table only when `max` names it (see
-/// [`crate::Kernels::best`] for why it is not the default).
+/// x86_64 the whole AVX-512 table only when `max` names it, and otherwise
+/// only its kernels that measured faster than AVX2 (see
+/// [`crate::Kernels::best`]).
 pub(crate) fn plug_available(k: &mut Kernels, max: Option<Tier>) {
     let allowed = |t: Tier| t.is_available() && max.is_none_or(|m| t <= m);
     #[cfg(target_arch = "x86_64")]
@@ -49,11 +50,15 @@ pub(crate) fn plug_available(k: &mut Kernels, max: Option<Tier>) {
             // SAFETY: `is_available` checked AVX2, FMA and F16C on this CPU.
             unsafe { x86_64::plug_avx2(k) };
         }
-        // Without `std`, `allowed` means "compiled for": such a build asked for AVX-512.
-        let avx512_wanted = max == Some(Tier::Avx512) || !cfg!(feature = "std");
-        if avx512_wanted && allowed(Tier::Avx512) {
-            // SAFETY: `is_available` checked AVX-512 F/BW/VL on this CPU.
-            unsafe { x86_64::plug_avx512(k) };
+        if allowed(Tier::Avx512) {
+            // Without `std`, `allowed` means "compiled for": such a build asked for AVX-512.
+            if max == Some(Tier::Avx512) || !cfg!(feature = "std") {
+                // SAFETY: `is_available` checked AVX-512 F/BW/VL on this CPU.
+                unsafe { x86_64::plug_avx512(k) };
+            } else {
+                // SAFETY: as above.
+                unsafe { x86_64::plug_avx512_measured(k) };
+            }
         }
     }
     #[cfg(target_arch = "aarch64")]

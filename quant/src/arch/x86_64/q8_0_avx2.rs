@@ -317,7 +317,7 @@ fn rows8_acts(w: [&[BlockQ8_0]; 8], acts: &[&[BlockQ8_0]]) -> [__m256; GEMM_ACTS
 /// Blocks per row up to which [`gemm_q8_0_q8_0_avx2`] unpacks eight weight
 /// rows once for the whole batch (a [`Tile8`] of 64 × 544 bytes = 34 KiB on
 /// the stack, of which a row of `n` blocks touches `n / 64`).
-const TILE_BLOCKS: usize = 64;
+pub(super) const TILE_BLOCKS: usize = 64;
 
 /// Eight weight rows, transposed: dword `p` of `w[b][g]` holds row `p`'s
 /// values `4g..4g + 4` of block `b`, `aw[b][g]` their absolute values (the
@@ -333,7 +333,7 @@ struct Tile8 {
 /// the high halves' transposes) and the rows' scales as f32, lane `p`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn groups8(wr: &[&[BlockQ8_0]; 8], b: usize) -> ([__m256i; 8], __m256) {
+pub(super) fn groups8(wr: &[&[BlockQ8_0]; 8], b: usize) -> ([__m256i; 8], __m256) {
     let mut t = [_mm256_setzero_si256(); 8];
     for h in 0..2 {
         let mut y = [_mm256_setzero_si256(); 4];
@@ -369,10 +369,10 @@ fn unpack8(w: [&[BlockQ8_0]; 8], n: usize, t: &mut Tile8) {
 }
 
 /// Entries (activation row × block) of the activation scales [`gemm_q8_0_q8_0_avx2`] converts once.
-const ACT_CAP: usize = 1024;
+pub(super) const ACT_CAP: usize = 1024;
 
 /// Activation rows per group of [`gemm_q8_0_q8_0_avx2`].
-const ACT_ROWS: usize = 64;
+pub(super) const ACT_ROWS: usize = 64;
 
 /// The eight rows of `t` times one activation row `a` (`da`: its blocks'
 /// scales as f32): lane `p` is bit-identical to
@@ -409,7 +409,7 @@ fn dot_tile8(t: &Tile8, a: &[BlockQ8_0], da: &[f32]) -> __m256 {
 /// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn gemm_q8_0_q8_0_long_avx2(
+pub(super) unsafe fn gemm_q8_0_q8_0_long_avx2(
     w: &[u8],
     row_bytes: usize,
     acts: &[u8],

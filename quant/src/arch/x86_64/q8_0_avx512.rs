@@ -9,8 +9,9 @@
 //! `vpdpbusd`/`vpmaddubsw` take as unsigned; activations are never -128).
 //! `vec_dot` (one row) is the AVX2 kernel, the same arithmetic.
 
-use super::avx2::{f16_to_f32, PREFETCH};
+use super::avx2::{f16_to_f32, sum_lanes8, tile8_gemm, trim, Tile8Format, PREFETCH};
 use super::avx512::*;
+use super::q8_0_avx2::{gemm_q8_0_q8_0_avx2, gemm_q8_0_q8_0_long_avx2, groups8, ACT_CAP, ACT_ROWS, TILE_BLOCKS};
 use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
 use half::f16;
@@ -98,4 +99,140 @@ pub(crate) unsafe fn quantize_q8_0_avx512(x: &[f32], out: &mut [BlockQ8_0]) {
         ob.d = f16::from_f32(d);
         store_i8x32(&mut ob.qs, q);
     }
+}
+
+// ------------------------------------------------ prompt gemm, 256-bit VNNI ----
+
+/// Eight Q8_0 weight rows, transposed as the AVX2 gemm's tile (dword `p` of
+/// `wu[b][g]`: row `p`'s values `4g..4g + 4` of block `b`), each value
+/// stored as the unsigned byte `w + 128` for `vpdpbusd`, and the rows'
+/// scales as f32, lane `p`.
+struct TileU {
+    wu: [[__m256i; 8]; TILE_BLOCKS],
+    d: [__m256; TILE_BLOCKS],
+}
+
+/// Per activation block: its scale as f32 and, per 4-value group `g`,
+/// `-128 * (sum of the group's values)`, the start of every lane's sum
+/// (it takes the `+ 128` of the weights back out).
+struct TermsU {
+    d: [f32; ACT_CAP],
+    c: [[i32; 8]; ACT_CAP],
+}
+
+/// [`tile8_gemm`]'s Q8_0 format with 256-bit `vpdpbusd` (AVX-512 VL + VNNI).
+///
+/// Lane `p` of group `g` is `sum_j (w_j + 128) * a_j - 128 * sum_j a_j =
+/// sum_j w_j * a_j`, exactly the i32 the AVX2 gemm's `maddubs` + `madd`
+/// give when no activation is -128 (no i16 pair reaches saturation: |w| <=
+/// 128, |a| <= 127), so the same f32 chains see the same values and every
+/// output keeps its bits. (ggml's sign trick turns an activation of -128
+/// against a negative weight into `|w| * -128`; ember's quantizers never
+/// write -128, and [`gemm_q8_0_q8_0_vnni256`] hands a batch holding one to
+/// the AVX2 gemm.)
+/// Per group and block that is one `vpdpbusd` in place of `vpsignb`,
+/// `vpmaddubsw` and `vpmaddwd`.
+struct Q8_0TileVnni;
+
+impl Tile8Format for Q8_0TileVnni {
+    type W = BlockQ8_0;
+    type A = BlockQ8_0;
+    type Tile = TileU;
+    type Terms = TermsU;
+    const TILE_BLOCKS: usize = TILE_BLOCKS;
+    const CAP: usize = ACT_CAP;
+    const ACT_ROWS: usize = ACT_ROWS;
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn new() -> (TileU, TermsU) {
+        let z = _mm256_setzero_si256();
+        (
+            TileU { wu: [[z; 8]; TILE_BLOCKS], d: [_mm256_setzero_ps(); TILE_BLOCKS] },
+            TermsU { d: [0.0; ACT_CAP], c: [[0; 8]; ACT_CAP] },
+        )
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn unpack8(w: [&[BlockQ8_0]; 8], n: usize, t: &mut TileU) {
+        let wr = trim(w, n.min(TILE_BLOCKS));
+        let bias = _mm256_set1_epi8(i8::MIN);
+        for (b, (tw, d)) in t.wu.iter_mut().zip(t.d.iter_mut()).enumerate().take(n) {
+            let (g, dw) = groups8(&wr, b);
+            for (tw, z) in tw.iter_mut().zip(g) {
+                *tw = _mm256_xor_si256(z, bias); // w + 128 as u8
+            }
+            *d = dw;
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn fill(terms: &mut TermsU, k: usize, a: &[BlockQ8_0]) {
+        for (b, ab) in a.iter().enumerate() {
+            terms.d[k + b] = f16_to_f32(ab.d);
+            for (g, c) in terms.c[k + b].iter_mut().enumerate() {
+                *c = -128 * ab.qs[4 * g..4 * g + 4].iter().map(|&x| x as i32).sum::<i32>();
+            }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn dot(t: &TileU, a: &[BlockQ8_0], terms: &TermsU, k: usize) -> __m256 {
+        let n = a.len().min(TILE_BLOCKS);
+        let (da, c) = (&terms.d[k..k + n], &terms.c[k..k + n]);
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for b in 0..n {
+            // lane p: f32(d_w[p]) * f32(d_a), the product vec_dot rounds once
+            let d = _mm256_mul_ps(t.d[b], _mm256_set1_ps(da[b]));
+            let qs = &a[b].qs;
+            for (g, acc_g) in acc.iter_mut().enumerate() {
+                let q = &qs[4 * g..4 * g + 4];
+                let ag = _mm256_set1_epi32(i32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8]));
+                let s = _mm256_dpbusd_epi32(_mm256_set1_epi32(c[b][g]), t.wu[b][g], ag);
+                *acc_g = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), *acc_g);
+            }
+        }
+        sum_lanes8(acc)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn long_rows(w: &[u8], row_bytes: usize, acts: &[u8], act_row_bytes: usize, out: &mut [f32], stride: usize) {
+        // SAFETY: same CPU and buffer contract (AVX2, FMA, F16C are among this function's features).
+        unsafe { gemm_q8_0_q8_0_long_avx2(w, row_bytes, acts, act_row_bytes, out, stride) }
+    }
+}
+
+/// Q8_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]),
+/// the AVX2 gemm's tiled order with 256-bit `vpdpbusd` ([`Q8_0TileVnni`]):
+/// every output equals [`super::q8_0_avx2::gemm_q8_0_q8_0_avx2`]'s bit for bit.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; the
+/// buffers satisfy [`crate::kernels::GemmFn`]'s contract.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn gemm_q8_0_q8_0_vnni256(
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[u8],
+    act_row_bytes: usize,
+    out: &mut [f32],
+    stride: usize,
+) {
+    let a: &[BlockQ8_0] = bytemuck::cast_slice(acts);
+    let m128 = _mm256_set1_epi8(i8::MIN);
+    let mut any = _mm256_setzero_si256();
+    for ab in a {
+        any = _mm256_or_si256(any, _mm256_cmpeq_epi8(load32_at(&ab.qs, 0), m128));
+    }
+    if _mm256_testz_si256(any, any) == 0 {
+        // An activation of -128 (see Q8_0TileVnni): the AVX2 gemm's arithmetic.
+        // SAFETY: same CPU and buffer contract (AVX2, FMA, F16C are among this function's features).
+        return unsafe { gemm_q8_0_q8_0_avx2(w, row_bytes, acts, act_row_bytes, out, stride) };
+    }
+    // SAFETY: same CPU and buffer contract; this function's features include tile8_gemm's.
+    unsafe { tile8_gemm::<Q8_0TileVnni>(w, row_bytes, acts, act_row_bytes, out, stride) }
 }
