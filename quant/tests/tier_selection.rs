@@ -67,7 +67,7 @@ fn detected_by_std() -> Tier {
 
 /// The tier of [`Kernels::best`] on a CPU whose highest tier is `highest`:
 /// that tier, except AVX-512, whose whole table is opt-in; the default takes
-/// from it only the VNNI Q8_0 gemm (`Kernels::best`'s docs).
+/// from it only the VNNI gemms (`Kernels::best`'s docs).
 fn default_tier(highest: Tier) -> Tier {
     #[cfg(target_arch = "x86_64")]
     if highest == Tier::Avx512 && !is_x86_feature_detected!("avx512vnni") {
@@ -133,7 +133,7 @@ fn sdot_tier_unavailable_on_cortex_a72() {
 }
 
 /// On a CPU with AVX-512 the default table runs no AVX-512 gemv (and, with
-/// VNNI, the AVX-512 Q8_0 gemm only), and the table asked for by name plugs
+/// VNNI, the AVX-512 Q8_0 and Q5_0 gemms only), and the table asked for by name plugs
 /// the AVX-512 gemvs. Elsewhere the AVX-512 table must be refused.
 #[test]
 fn avx512_table_is_opt_in() {

@@ -294,10 +294,11 @@ macro_rules! avx512_entry {
 
 /// The default table's share of the AVX-512 tier ([`crate::Kernels::best`]):
 /// only the kernels that measured faster than their AVX2 twins on the one
-/// AVX-512 CPU at hand (a Zen 4 VM), on top of the AVX2 table. So far that
-/// is the Q8_0 prompt gemm with 256-bit VNNI (SmolLM2 Q8_0 pp512, `ember
-/// bench -r 3`, two rounds: -t 1 312/314 → 343/347 t/s, -t 2 594/608 →
-/// 658/664); without VNNI, nothing.
+/// AVX-512 CPU at hand (a Zen 4 VM), on top of the AVX2 table. So far
+/// those are the Q8_0 and Q5_0 prompt gemms with 256-bit VNNI (`ember bench
+/// -p 512 -r 3`, two rounds each, AVX2 gemm → VNNI gemm: SmolLM2 Q8_0 -t 1
+/// 312/314 → 343/347 t/s, -t 2 594/608 → 658/664; Gemma 3, Q5_0 gemm added,
+/// -t 1 394/387 → 414/417, -t 2 720/703 → 755/771); without VNNI, nothing.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW and VL (and AVX2, FMA, F16C).
@@ -306,6 +307,8 @@ pub(crate) unsafe fn plug_avx512_measured(k: &mut Kernels) {
         k.tier = Tier::Avx512;
         k.q8_0.gemm_tier = Tier::Avx512;
         k.q8_0.gemm = q8_0_avx512::gemm_q8_0_q8_0_vnni256;
+        k.q5_0.gemm_tier = Tier::Avx512;
+        k.q5_0.gemm = q5_0_avx512::gemm_q5_0_q8_0_vnni256;
     }
 }
 
@@ -358,11 +361,13 @@ pub(crate) unsafe fn plug_avx512(k: &mut Kernels) {
     k.q5_0.gemm = q5_0_avx2::gemm_q5_0_q8_0_avx2;
     k.q8_0.gemm_tier = Tier::Avx2;
     k.q8_0.gemm = q8_0_avx2::gemm_q8_0_q8_0_avx2;
-    // With VNNI, Q8_0's gemm is the AVX2 tiled order with 256-bit `vpdpbusd`
-    // (the default table's too: `plug_avx512_measured`).
+    // With VNNI, Q8_0's and Q5_0's gemms are the AVX2 tiled order with
+    // 256-bit `vpdpbusd` (the default table's too: `plug_avx512_measured`).
     if has_avx512_vnni() {
         k.q8_0.gemm_tier = T;
         k.q8_0.gemm = q8_0_avx512::gemm_q8_0_q8_0_vnni256;
+        k.q5_0.gemm_tier = T;
+        k.q5_0.gemm = q5_0_avx512::gemm_q5_0_q8_0_vnni256;
     }
     // Q4_K and Q6_K: BW-only builds (their scales multiply i16 pair sums, so
     // VNNI would add a 32-bit multiply, not save an instruction).

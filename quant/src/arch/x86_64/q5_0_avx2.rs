@@ -51,7 +51,7 @@ use core::arch::x86_64::*;
 
 /// Scale `d` of block `i` of each row (a plain loop, see [`trim`]).
 #[inline(always)]
-fn scales<const R: usize>(w: &[&[BlockQ5_0]; R], i: usize) -> [half::f16; R] {
+pub(super) fn scales<const R: usize>(w: &[&[BlockQ5_0]; R], i: usize) -> [half::f16; R] {
     let mut out = [half::f16::ZERO; R];
     for r in 0..R {
         out[r] = w[r][i].d;
@@ -260,7 +260,7 @@ pairs_gemm!(
 /// rows once for the whole batch (a [`Tile8`] of 64 × 8 × 64 bytes = 34 KiB
 /// on the stack, of which a row of `n` blocks touches `n / 64`; 64 blocks =
 /// 2048 columns).
-const TILE_BLOCKS: usize = 64;
+pub(super) const TILE_BLOCKS: usize = 64;
 
 /// Eight weight rows, unpacked and transposed: dword `p` of `w[b][g]` holds
 /// row `p`'s values `4g..4g + 4` of block `b` as signed bytes `q - 16`
@@ -300,17 +300,38 @@ fn unpack8(w: [&[BlockQ5_0]; 8], n: usize, t: &mut Tile8) {
 }
 
 /// Entries (activation row × block) of an [`ActU`]: 18 KiB of stack.
-const ACT_CAP: usize = 512;
+pub(super) const ACT_CAP: usize = 512;
 
 /// Activation rows per group of [`gemm_q5_0_q8_0_avx2`] (each group's
 /// [`ActU`] is filled once, then every tile of weight rows passes over it).
-const ACT_ROWS: usize = 64;
+pub(super) const ACT_ROWS: usize = 64;
 
 /// Activation blocks as [`dot_tile8`] reads them: `q[k]` the values plus 128
 /// (unsigned bytes: `a ^ 0x80`), `d[k]` the scale as f32.
-struct ActU {
-    q: [[u8; 32]; ACT_CAP],
-    d: [f32; ACT_CAP],
+pub(super) struct ActU {
+    pub(super) q: [[u8; 32]; ACT_CAP],
+    pub(super) d: [f32; ACT_CAP],
+}
+
+impl ActU {
+    /// All zero.
+    pub(super) fn new() -> ActU {
+        ActU { q: [[0; 32]; ACT_CAP], d: [0.0; ACT_CAP] }
+    }
+
+    /// Entries `k + b`: block `b`'s values plus 128 and its scale as f32.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn fill(&mut self, k: usize, a: &[BlockQ8_0]) {
+        let flip = _mm256_set1_epi8(-128);
+        for (b, ab) in a.iter().enumerate() {
+            let u = _mm256_xor_si256(load32(&ab.qs), flip);
+            let q = &mut self.q[k + b];
+            // SAFETY: `q` is 32 writable bytes; `storeu` needs no alignment.
+            unsafe { _mm256_storeu_si256(q.as_mut_ptr().cast(), u) };
+            self.d[k + b] = f16_to_f32(ab.d);
+        }
+    }
 }
 
 /// [`tile8_gemm`]'s Q5_0 format: [`Tile8`], [`ActU`], [`dot_tile8`].
@@ -330,7 +351,7 @@ impl Tile8Format for Q5_0Tile {
     unsafe fn new() -> (Tile8, ActU) {
         let z = _mm256_setzero_si256();
         let t = Tile8 { w: [[z; 8]; TILE_BLOCKS], corr: [[z; 8]; TILE_BLOCKS], d: [_mm256_setzero_ps(); TILE_BLOCKS] };
-        (t, ActU { q: [[0; 32]; ACT_CAP], d: [0.0; ACT_CAP] })
+        (t, ActU::new())
     }
 
     #[inline]
@@ -339,18 +360,10 @@ impl Tile8Format for Q5_0Tile {
         unpack8(w, n, t)
     }
 
-    /// Entries `k + b`: block `b`'s values plus 128 and its scale as f32.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn fill(terms: &mut ActU, k: usize, a: &[BlockQ8_0]) {
-        let flip = _mm256_set1_epi8(-128);
-        for (b, ab) in a.iter().enumerate() {
-            let u = _mm256_xor_si256(load32(&ab.qs), flip);
-            let q = &mut terms.q[k + b];
-            // SAFETY: `q` is 32 writable bytes; `storeu` needs no alignment.
-            unsafe { _mm256_storeu_si256(q.as_mut_ptr().cast(), u) };
-            terms.d[k + b] = f16_to_f32(ab.d);
-        }
+        terms.fill(k, a)
     }
 
     #[inline]

@@ -6,8 +6,12 @@
 //! starting from `-16 * sum(a)` per lane. `gemv` takes four rows per pass;
 //! `vec_dot` (one row) is the AVX2 kernel, the same arithmetic.
 
-use super::avx2::{f16_to_f32, PREFETCH};
+use super::avx2::{
+    bit4_from_bits32, f16_lanes, f16_to_f32, nibbles32, sum_lanes8, tile8_gemm, transpose8_epi32, trim, Tile8Format,
+    PREFETCH,
+};
 use super::avx512::*;
+use super::q5_0_avx2::{gemm_q5_0_q8_0_pairs_avx2, scales, ActU, ACT_CAP, ACT_ROWS, TILE_BLOCKS};
 use crate::q5_0::BlockQ5_0;
 use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
@@ -53,3 +57,120 @@ kernels!(
     dot_rows_vnni,
     gemv_q5_0_q8_0_avx512vnni
 );
+
+// ------------------------------------------------ prompt gemm, 256-bit VNNI ----
+
+/// Eight Q5_0 weight rows as the AVX2 gemm's tile: dword `p` of `w[b][g]`
+/// holds row `p`'s values `4g..4g + 4` of block `b` as signed bytes `q - 16`,
+/// `c[b][g]` (i32 lanes) `-128 ×` their sum, the start of each lane's
+/// `vpdpbusd` against the activations plus 128; `d[b]` the rows' scales.
+struct TileV {
+    w: [[__m256i; 8]; TILE_BLOCKS],
+    c: [[__m256i; 8]; TILE_BLOCKS],
+    d: [__m256; TILE_BLOCKS],
+}
+
+/// [`tile8_gemm`]'s Q5_0 format with 256-bit `vpdpbusd` (AVX-512 VL + VNNI).
+///
+/// Lane `p` of group `g` is `sum_j (a_j + 128) * (q_j - 16) - 128 * sum_j
+/// (q_j - 16) = sum_j a_j * (q_j - 16)`: the exact i32 the AVX2 gemm builds
+/// from `vpmaddubsw`, the i16 correction and `vpmaddwd` (exact there too,
+/// for every input), so every output keeps its bits. One `vpdpbusd` per
+/// group and block in place of those three and the subtraction.
+struct Q5_0TileVnni;
+
+impl Tile8Format for Q5_0TileVnni {
+    type W = BlockQ5_0;
+    type A = BlockQ8_0;
+    type Tile = TileV;
+    type Terms = ActU;
+    const TILE_BLOCKS: usize = TILE_BLOCKS;
+    const CAP: usize = ACT_CAP;
+    const ACT_ROWS: usize = ACT_ROWS;
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn new() -> (TileV, ActU) {
+        let z = _mm256_setzero_si256();
+        (
+            TileV { w: [[z; 8]; TILE_BLOCKS], c: [[z; 8]; TILE_BLOCKS], d: [_mm256_setzero_ps(); TILE_BLOCKS] },
+            ActU::new(),
+        )
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn unpack8(w: [&[BlockQ5_0]; 8], n: usize, t: &mut TileV) {
+        let w = trim(w, n.min(TILE_BLOCKS));
+        let sixteen = _mm256_set1_epi8(16);
+        let u128 = _mm256_set1_epi8(i8::MIN);
+        let minus_one = _mm256_set1_epi16(-1);
+        for (b, ((tw, tc), d)) in t.w.iter_mut().zip(t.c.iter_mut()).zip(t.d.iter_mut()).enumerate().take(n) {
+            let mut v = [_mm256_setzero_si256(); 8];
+            for (vp, row) in v.iter_mut().zip(&w) {
+                let wb = &row[b];
+                *vp = _mm256_or_si256(nibbles32(&wb.qs), bit4_from_bits32(&wb.qh));
+            }
+            // Group g of every row in dword p of vector g.
+            for ((wg, cg), z) in tw.iter_mut().zip(tc.iter_mut()).zip(transpose8_epi32(v)) {
+                let s = _mm256_sub_epi8(z, sixteen);
+                *wg = s;
+                // 128 (unsigned) × pair sums, exact in i16; negated sum of pairs.
+                *cg = _mm256_madd_epi16(_mm256_maddubs_epi16(u128, s), minus_one);
+            }
+            *d = f16_lanes(scales(&w, b));
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn fill(terms: &mut ActU, k: usize, a: &[BlockQ8_0]) {
+        terms.fill(k, a)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn dot(t: &TileV, a: &[BlockQ8_0], terms: &ActU, k: usize) -> __m256 {
+        let n = a.len().min(TILE_BLOCKS);
+        let (q, da) = (&terms.q[k..k + n], &terms.d[k..k + n]);
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for b in 0..n {
+            // lane p: f32(d_w[p]) * f32(d_a), as the AVX2 gemm's.
+            let db = _mm256_mul_ps(t.d[b], _mm256_set1_ps(da[b]));
+            for (g, acc_g) in acc.iter_mut().enumerate() {
+                let c = &q[b][4 * g..4 * g + 4];
+                let ag = _mm256_set1_epi32(i32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+                let s = _mm256_dpbusd_epi32(t.c[b][g], ag, t.w[b][g]);
+                *acc_g = _mm256_fmadd_ps(db, _mm256_cvtepi32_ps(s), *acc_g);
+            }
+        }
+        sum_lanes8(acc)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn long_rows(w: &[u8], row_bytes: usize, acts: &[u8], act_row_bytes: usize, out: &mut [f32], stride: usize) {
+        // SAFETY: same CPU and buffer contract (AVX2, FMA, F16C are among this function's features).
+        unsafe { gemm_q5_0_q8_0_pairs_avx2(w, row_bytes, acts, act_row_bytes, out, stride) }
+    }
+}
+
+/// Q5_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]),
+/// the AVX2 gemm's tiled order with 256-bit `vpdpbusd` ([`Q5_0TileVnni`]):
+/// every output equals [`super::q5_0_avx2::gemm_q5_0_q8_0_avx2`]'s bit for bit.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; the
+/// buffers satisfy [`crate::kernels::GemmFn`]'s contract.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn gemm_q5_0_q8_0_vnni256(
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[u8],
+    act_row_bytes: usize,
+    out: &mut [f32],
+    stride: usize,
+) {
+    // SAFETY: same CPU and buffer contract; this function's features include tile8_gemm's.
+    unsafe { tile8_gemm::<Q5_0TileVnni>(w, row_bytes, acts, act_row_bytes, out, stride) }
+}
