@@ -296,8 +296,9 @@ impl Kernels {
     ///
     /// With `std` on x86_64 that is the AVX2 table even where the CPU has
     /// AVX-512, plus only the AVX-512 kernels that measured faster than their
-    /// AVX2 twins (so far the Q8_0 and Q5_0 prompt gemms with 256-bit VNNI,
-    /// where the CPU has VNNI; the table's tier is then `avx512`). On the one AVX-512
+    /// AVX2 twins (so far the Q8_0 and Q5_0 prompt gemms and the Q5_0 gemv,
+    /// with 256-bit VNNI, where the CPU has VNNI; the table's tier is then
+    /// `avx512`). On the one AVX-512
     /// CPU measured (a Zen 4 VM, which runs
     /// 512-bit instructions as two 256-bit halves) the AVX-512 table lost
     /// to the AVX2 one on every file of the performance issue (`ember

@@ -295,10 +295,12 @@ macro_rules! avx512_entry {
 /// The default table's share of the AVX-512 tier ([`crate::Kernels::best`]):
 /// only the kernels that measured faster than their AVX2 twins on the one
 /// AVX-512 CPU at hand (a Zen 4 VM), on top of the AVX2 table. So far
-/// those are the Q8_0 and Q5_0 prompt gemms with 256-bit VNNI (`ember bench
-/// -p 512 -r 3`, two rounds each, AVX2 gemm → VNNI gemm: SmolLM2 Q8_0 -t 1
-/// 312/314 → 343/347 t/s, -t 2 594/608 → 658/664; Gemma 3, Q5_0 gemm added,
-/// -t 1 394/387 → 414/417, -t 2 720/703 → 755/771); without VNNI, nothing.
+/// those are the Q8_0 and Q5_0 prompt gemms and the Q5_0 gemv, with 256-bit
+/// VNNI (`ember bench -r 3`, AVX2 kernel → VNNI kernel, two or three
+/// rounds: SmolLM2 Q8_0 pp512 -t 1 312/314 → 343/347 t/s, -t 2 594/608 →
+/// 658/664; Gemma 3, Q5_0 gemm added, pp512 -t 1 394/387 → 414/417, -t 2
+/// 720/703 → 755/771; Gemma 3 tg64 -t 1, Q5_0 gemv added, 80.1/77.9/79.8
+/// → 85.7/82.1/84.2, -t 2 within the noise); without VNNI, nothing.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW and VL (and AVX2, FMA, F16C).
@@ -309,6 +311,8 @@ pub(crate) unsafe fn plug_avx512_measured(k: &mut Kernels) {
         k.q8_0.gemm = q8_0_avx512::gemm_q8_0_q8_0_vnni256;
         k.q5_0.gemm_tier = Tier::Avx512;
         k.q5_0.gemm = q5_0_avx512::gemm_q5_0_q8_0_vnni256;
+        k.q5_0.gemv_tier = Tier::Avx512;
+        k.q5_0.gemv = q5_0_avx512::gemv_q5_0_q8_0_vnni256;
     }
 }
 
@@ -336,7 +340,7 @@ pub(crate) unsafe fn plug_avx512(k: &mut Kernels) {
             x8_avx512::gemm_q4_0_q8_0_x8_avx512vnni
         );
         k.q4_1 = avx512_entry!(q4_1::BlockQ4_1, q8_1::BlockQ8_1, q4_1_one, q4_1_avx512::gemv_q4_1_q8_1_avx512vnni);
-        k.q5_0 = avx512_entry!(q5_0::BlockQ5_0, q8_0::BlockQ8_0, q5_0_one, q5_0_avx512::gemv_q5_0_q8_0_avx512vnni);
+        k.q5_0 = avx512_entry!(q5_0::BlockQ5_0, q8_0::BlockQ8_0, q5_0_one, q5_0_avx512::gemv_q5_0_q8_0_vnni256);
         k.q8_0 = avx512_entry!(q8_0::BlockQ8_0, q8_0::BlockQ8_0, q8_0_one, q8_0_avx512::gemv_q8_0_q8_0_avx512vnni);
     } else {
         k.q4_0 = x8_entry!(

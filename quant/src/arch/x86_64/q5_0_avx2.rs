@@ -119,10 +119,10 @@ rows4_gemv!(
 /// Activation blocks (2048 columns) whose terms ([`GemvAct`])
 /// [`gemv_q5_0_q8_0_avx2`] prepares once per call (4.25 KiB of stack);
 /// longer rows take [`dot_rows`] four rows at a time.
-const GEMV_CAP: usize = 64;
+pub(super) const GEMV_CAP: usize = 64;
 
 /// Rows per pass of [`gemv_q5_0_q8_0_avx2`].
-const GEMV_ROWS: usize = 4;
+pub(super) const GEMV_ROWS: usize = 4;
 
 /// The activation blocks as [`dot_rows_pre`] reads them, prepared once per
 /// call and shared by every row: `qo[i]` block `i`'s values and `16 *` each
