@@ -606,6 +606,14 @@ pub(super) trait Tile8Format {
     /// The eight rows of `t` times activation row `a` (its terms at entries
     /// `k..k + a.len()`): lane `p` is row `p`'s output.
     unsafe fn dot(t: &Self::Tile, a: &[Self::A], terms: &Self::Terms, k: usize) -> __m256;
+    /// [`Self::dot`] for two activation rows (terms at `k[0]..`, `k[1]..`),
+    /// the same results; a format overrides it where both rows can share
+    /// the tile's loads.
+    #[inline(always)]
+    unsafe fn dot2(t: &Self::Tile, a: [&[Self::A]; 2], terms: &Self::Terms, k: [usize; 2]) -> [__m256; 2] {
+        // SAFETY: the caller upholds `dot`'s requirements, which are this function's.
+        unsafe { [Self::dot(t, a[0], terms, k[0]), Self::dot(t, a[1], terms, k[1])] }
+    }
     /// The whole gemm ([`crate::kernels::GemmFn`]) for rows longer than
     /// [`Self::TILE_BLOCKS`] blocks.
     unsafe fn long_rows(w: &[u8], row_bytes: usize, acts: &[u8], act_row_bytes: usize, out: &mut [f32], stride: usize);
@@ -662,7 +670,16 @@ pub(super) unsafe fn tile8_gemm<F: Tile8Format>(
             let end = (r + 8).min(rows);
             // SAFETY: as above.
             unsafe { F::unpack8(rows_n(wb, per_row, r, rows), per_row, &mut t) };
-            for i in i0..i1 {
+            let mut i = i0;
+            while i + 2 <= i1 {
+                let k = [(i - i0) * per_row, (i + 1 - i0) * per_row];
+                // SAFETY: as above.
+                let v = unsafe { F::dot2(&t, [act(i), act(i + 1)], &terms, k) };
+                store_lanes(v[0], &mut out[i * out_stride + r..i * out_stride + end]);
+                store_lanes(v[1], &mut out[(i + 1) * out_stride + r..(i + 1) * out_stride + end]);
+                i += 2;
+            }
+            if i < i1 {
                 // SAFETY: as above.
                 let v = unsafe { F::dot(&t, act(i), &terms, (i - i0) * per_row) };
                 store_lanes(v, &mut out[i * out_stride + r..i * out_stride + end]);

@@ -7,6 +7,7 @@
 //! non-VNNI twin of the intrinsic; each kernel's VNNI build passes
 //! `_mm512_dpbusd_epi32` in its place.
 
+use super::q5_0_avx2;
 #[cfg(doc)]
 use crate::arch::streams::row_passes;
 use core::arch::x86_64::*;
@@ -129,3 +130,68 @@ macro_rules! row_pairs_gemv {
     };
 }
 pub(super) use row_pairs_gemv;
+
+/// Eight weight rows of at most [`q5_0_avx2::TILE_BLOCKS`] blocks for a
+/// 256-bit VNNI prompt gemm (the Q8_0 and Q5_0 ones): dword `p` of `w[b][g]`
+/// holds row `p`'s values `4g..4g + 4` of block `b` as signed bytes,
+/// `c[b][g]` (i32 lanes) `-128 ×` their sum, the start of each lane's
+/// `vpdpbusd` against the activations plus 128 ([`q5_0_avx2::ActU`]), and
+/// `d[b]` the rows' scales as f32, lane `p`.
+pub(super) struct TileV {
+    pub(super) w: [[__m256i; 8]; q5_0_avx2::TILE_BLOCKS],
+    pub(super) c: [[__m256i; 8]; q5_0_avx2::TILE_BLOCKS],
+    pub(super) d: [__m256; q5_0_avx2::TILE_BLOCKS],
+}
+
+impl TileV {
+    /// All zero.
+    pub(super) fn new() -> TileV {
+        // SAFETY: all-zero bits are a valid value of every field (integer and f32 vectors).
+        unsafe { core::mem::zeroed() }
+    }
+}
+
+/// The eight rows of `t` times `N` activation rows (`n[i]` blocks, their
+/// [`q5_0_avx2::ActU`] entries from `k[i]`): lane `p` of result `i` is row
+/// `p`'s output. Per block and 4-value group, `vpdpbusd(c, a + 128, w) =
+/// sum (a + 128) * w - 128 * sum w = sum a * w`, an exact i32; then, as the
+/// AVX2 tiled gemms, `fma(d_w[p] * d_a, f32(that), acc)` in lane `p` of
+/// vector `g` and [`super::avx2::sum_lanes8`]'s reduction. With `N = 2` the
+/// two rows share every tile load.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(super) fn dot_tile_v<const N: usize>(
+    t: &TileV,
+    n: [usize; N],
+    terms: &q5_0_avx2::ActU,
+    k: [usize; N],
+) -> [__m256; N] {
+    let n = n.iter().fold(q5_0_avx2::TILE_BLOCKS, |m, &x| m.min(x));
+    let mut q: [&[[u8; 32]]; N] = [&[]; N];
+    let mut da: [&[f32]; N] = [&[]; N];
+    for i in 0..N {
+        q[i] = &terms.q[k[i]..k[i] + n];
+        da[i] = &terms.d[k[i]..k[i] + n];
+    }
+    let mut acc = [[_mm256_setzero_ps(); 8]; N];
+    for b in 0..n {
+        let mut d = [_mm256_setzero_ps(); N];
+        for i in 0..N {
+            // lane p: f32(d_w[p]) * f32(d_a), the product vec_dot rounds once
+            d[i] = _mm256_mul_ps(t.d[b], _mm256_set1_ps(da[i][b]));
+        }
+        for g in 0..8 {
+            for i in 0..N {
+                let c = &q[i][b][4 * g..4 * g + 4];
+                let ag = _mm256_set1_epi32(i32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+                let s = _mm256_dpbusd_epi32(t.c[b][g], ag, t.w[b][g]);
+                acc[i][g] = _mm256_fmadd_ps(d[i], _mm256_cvtepi32_ps(s), acc[i][g]);
+            }
+        }
+    }
+    let mut out = [_mm256_setzero_ps(); N];
+    for i in 0..N {
+        out[i] = super::avx2::sum_lanes8(acc[i]);
+    }
+    out
+}

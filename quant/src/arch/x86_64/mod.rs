@@ -296,11 +296,11 @@ macro_rules! avx512_entry {
 /// only the kernels that measured faster than their AVX2 twins on the one
 /// AVX-512 CPU at hand (a Zen 4 VM), on top of the AVX2 table. So far
 /// those are the Q8_0 and Q5_0 prompt gemms and the Q5_0 gemv, with 256-bit
-/// VNNI (`ember bench -r 3`, AVX2 kernel → VNNI kernel, two or three
-/// rounds: SmolLM2 Q8_0 pp512 -t 1 312/314 → 343/347 t/s, -t 2 594/608 →
-/// 658/664; Gemma 3, Q5_0 gemm added, pp512 -t 1 394/387 → 414/417, -t 2
-/// 720/703 → 755/771; Gemma 3 tg64 -t 1, Q5_0 gemv added, 80.1/77.9/79.8
-/// → 85.7/82.1/84.2, -t 2 within the noise); without VNNI, nothing.
+/// VNNI (`ember bench -r 3`, AVX2 table → default table, two or three
+/// rounds: SmolLM2 Q8_0 pp512 -t 1 307/312 → 395/395 t/s, -t 2 570/607 →
+/// 762/740; Gemma 3 pp512 -t 1 403/393 → 464/463, -t 2 722/775 → 879/863;
+/// Gemma 3 tg64 -t 1, Q5_0 gemv added, 80.1/77.9/79.8 → 85.7/82.1/84.2,
+/// -t 2 within the noise); without VNNI, nothing.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW and VL (and AVX2, FMA, F16C).

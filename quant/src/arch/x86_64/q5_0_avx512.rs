@@ -18,8 +18,7 @@
 //! `vec_dot` (one row) is the AVX2 kernel, the same arithmetic.
 
 use super::avx2::{
-    bit4_from_bits32, f16_lanes, f16_to_f32, nibbles32, sum_lanes8, tile8_gemm, transpose8_epi32, trim, Tile8Format,
-    PREFETCH,
+    bit4_from_bits32, f16_lanes, f16_to_f32, nibbles32, tile8_gemm, transpose8_epi32, trim, Tile8Format, PREFETCH,
 };
 use super::avx2::{f16_insert_lanes, fill_front, hsum_rows, load32};
 use super::avx512::*;
@@ -69,17 +68,9 @@ kernels!("avx512f,avx512bw,avx512vl,avx2,fma,f16c", dpbusd_bw, dot_rows_bw, gemv
 
 // ------------------------------------------------ prompt gemm, 256-bit VNNI ----
 
-/// Eight Q5_0 weight rows as the AVX2 gemm's tile: dword `p` of `w[b][g]`
-/// holds row `p`'s values `4g..4g + 4` of block `b` as signed bytes `q - 16`,
-/// `c[b][g]` (i32 lanes) `-128 ×` their sum, the start of each lane's
-/// `vpdpbusd` against the activations plus 128; `d[b]` the rows' scales.
-struct TileV {
-    w: [[__m256i; 8]; TILE_BLOCKS],
-    c: [[__m256i; 8]; TILE_BLOCKS],
-    d: [__m256; TILE_BLOCKS],
-}
-
-/// [`tile8_gemm`]'s Q5_0 format with 256-bit `vpdpbusd` (AVX-512 VL + VNNI).
+/// [`tile8_gemm`]'s Q5_0 format with 256-bit `vpdpbusd` (AVX-512 VL + VNNI):
+/// a [`TileV`] of the values `q - 16` and [`dot_tile_v`], two activation
+/// rows sharing each tile load ([`Tile8Format::dot2`]).
 ///
 /// Lane `p` of group `g` is `sum_j (a_j + 128) * (q_j - 16) - 128 * sum_j
 /// (q_j - 16) = sum_j a_j * (q_j - 16)`: the exact i32 the AVX2 gemm builds
@@ -100,11 +91,7 @@ impl Tile8Format for Q5_0TileVnni {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
     unsafe fn new() -> (TileV, ActU) {
-        let z = _mm256_setzero_si256();
-        (
-            TileV { w: [[z; 8]; TILE_BLOCKS], c: [[z; 8]; TILE_BLOCKS], d: [_mm256_setzero_ps(); TILE_BLOCKS] },
-            ActU::new(),
-        )
+        (TileV::new(), ActU::new())
     }
 
     #[inline]
@@ -140,20 +127,14 @@ impl Tile8Format for Q5_0TileVnni {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
     unsafe fn dot(t: &TileV, a: &[BlockQ8_0], terms: &ActU, k: usize) -> __m256 {
-        let n = a.len().min(TILE_BLOCKS);
-        let (q, da) = (&terms.q[k..k + n], &terms.d[k..k + n]);
-        let mut acc = [_mm256_setzero_ps(); 8];
-        for b in 0..n {
-            // lane p: f32(d_w[p]) * f32(d_a), as the AVX2 gemm's.
-            let db = _mm256_mul_ps(t.d[b], _mm256_set1_ps(da[b]));
-            for (g, acc_g) in acc.iter_mut().enumerate() {
-                let c = &q[b][4 * g..4 * g + 4];
-                let ag = _mm256_set1_epi32(i32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-                let s = _mm256_dpbusd_epi32(t.c[b][g], ag, t.w[b][g]);
-                *acc_g = _mm256_fmadd_ps(db, _mm256_cvtepi32_ps(s), *acc_g);
-            }
-        }
-        sum_lanes8(acc)
+        let [v] = dot_tile_v(t, [a.len()], terms, [k]);
+        v
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn dot2(t: &TileV, a: [&[BlockQ8_0]; 2], terms: &ActU, k: [usize; 2]) -> [__m256; 2] {
+        dot_tile_v(t, [a[0].len(), a[1].len()], terms, k)
     }
 
     #[inline]

@@ -9,9 +9,10 @@
 //! `vpdpbusd`/`vpmaddubsw` take as unsigned; activations are never -128).
 //! `vec_dot` (one row) is the AVX2 kernel, the same arithmetic.
 
-use super::avx2::{f16_to_f32, sum_lanes8, tile8_gemm, trim, Tile8Format, PREFETCH};
+use super::avx2::{f16_to_f32, tile8_gemm, trim, Tile8Format, PREFETCH};
 use super::avx512::*;
-use super::q8_0_avx2::{gemm_q8_0_q8_0_avx2, gemm_q8_0_q8_0_long_avx2, groups8, ACT_CAP, ACT_ROWS, TILE_BLOCKS};
+use super::q5_0_avx2::{ActU, ACT_CAP as Q5_0_ACT_CAP};
+use super::q8_0_avx2::{gemm_q8_0_q8_0_avx2, gemm_q8_0_q8_0_long_avx2, groups8, ACT_ROWS, TILE_BLOCKS};
 use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
 use half::f16;
@@ -103,65 +104,47 @@ pub(crate) unsafe fn quantize_q8_0_avx512(x: &[f32], out: &mut [BlockQ8_0]) {
 
 // ------------------------------------------------ prompt gemm, 256-bit VNNI ----
 
-/// Eight Q8_0 weight rows, transposed as the AVX2 gemm's tile (dword `p` of
-/// `wu[b][g]`: row `p`'s values `4g..4g + 4` of block `b`), each value
-/// stored as the unsigned byte `w + 128` for `vpdpbusd`, and the rows'
-/// scales as f32, lane `p`.
-struct TileU {
-    wu: [[__m256i; 8]; TILE_BLOCKS],
-    d: [__m256; TILE_BLOCKS],
-}
-
-/// Per activation block: its scale as f32 and, per 4-value group `g`,
-/// `-128 * (sum of the group's values)`, the start of every lane's sum
-/// (it takes the `+ 128` of the weights back out).
-struct TermsU {
-    d: [f32; ACT_CAP],
-    c: [[i32; 8]; ACT_CAP],
-}
-
-/// [`tile8_gemm`]'s Q8_0 format with 256-bit `vpdpbusd` (AVX-512 VL + VNNI).
+/// [`tile8_gemm`]'s Q8_0 format with 256-bit `vpdpbusd` (AVX-512 VL + VNNI):
+/// a [`TileV`] of the values `w` and [`dot_tile_v`].
 ///
-/// Lane `p` of group `g` is `sum_j (w_j + 128) * a_j - 128 * sum_j a_j =
-/// sum_j w_j * a_j`, exactly the i32 the AVX2 gemm's `maddubs` + `madd`
-/// give when no activation is -128 (no i16 pair reaches saturation: |w| <=
-/// 128, |a| <= 127), so the same f32 chains see the same values and every
-/// output keeps its bits. (ggml's sign trick turns an activation of -128
-/// against a negative weight into `|w| * -128`; ember's quantizers never
-/// write -128, and [`gemm_q8_0_q8_0_vnni256`] hands a batch holding one to
-/// the AVX2 gemm.)
-/// Per group and block that is one `vpdpbusd` in place of `vpsignb`,
-/// `vpmaddubsw` and `vpmaddwd`.
+/// Lane `p` of group `g` is `sum_j (a_j + 128) * w_j - 128 * sum_j w_j =
+/// sum_j w_j * a_j`, exactly the i32 the AVX2 gemm's `vpsignb`,
+/// `vpmaddubsw` and `vpmaddwd` give when no activation is -128 (no i16 pair
+/// reaches saturation: |w| <= 128, |a| <= 127), so the same f32 chains see
+/// the same values and every output keeps its bits. (ggml's sign trick
+/// turns an activation of -128 against a negative weight into `|w| *
+/// -128`; ember's quantizers never write -128, and
+/// [`gemm_q8_0_q8_0_vnni256`] hands a batch holding one to the AVX2 gemm.)
+/// Two activation rows share each tile load ([`Tile8Format::dot2`]).
 struct Q8_0TileVnni;
 
 impl Tile8Format for Q8_0TileVnni {
     type W = BlockQ8_0;
     type A = BlockQ8_0;
-    type Tile = TileU;
-    type Terms = TermsU;
+    type Tile = TileV;
+    type Terms = ActU;
     const TILE_BLOCKS: usize = TILE_BLOCKS;
-    const CAP: usize = ACT_CAP;
+    const CAP: usize = Q5_0_ACT_CAP;
     const ACT_ROWS: usize = ACT_ROWS;
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    unsafe fn new() -> (TileU, TermsU) {
-        let z = _mm256_setzero_si256();
-        (
-            TileU { wu: [[z; 8]; TILE_BLOCKS], d: [_mm256_setzero_ps(); TILE_BLOCKS] },
-            TermsU { d: [0.0; ACT_CAP], c: [[0; 8]; ACT_CAP] },
-        )
+    unsafe fn new() -> (TileV, ActU) {
+        (TileV::new(), ActU::new())
     }
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    unsafe fn unpack8(w: [&[BlockQ8_0]; 8], n: usize, t: &mut TileU) {
+    unsafe fn unpack8(w: [&[BlockQ8_0]; 8], n: usize, t: &mut TileV) {
         let wr = trim(w, n.min(TILE_BLOCKS));
-        let bias = _mm256_set1_epi8(i8::MIN);
-        for (b, (tw, d)) in t.wu.iter_mut().zip(t.d.iter_mut()).enumerate().take(n) {
+        let u128 = _mm256_set1_epi8(i8::MIN);
+        let zero = _mm256_setzero_si256();
+        for (b, ((tw, tc), d)) in t.w.iter_mut().zip(t.c.iter_mut()).zip(t.d.iter_mut()).enumerate().take(n) {
             let (g, dw) = groups8(&wr, b);
-            for (tw, z) in tw.iter_mut().zip(g) {
-                *tw = _mm256_xor_si256(z, bias); // w + 128 as u8
+            for ((tw, tc), z) in tw.iter_mut().zip(tc.iter_mut()).zip(g) {
+                *tw = z;
+                // -128 * (sum of the 4 values): 128 (unsigned) times each, summed, negated.
+                *tc = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, u128, z));
             }
             *d = dw;
         }
@@ -169,33 +152,21 @@ impl Tile8Format for Q8_0TileVnni {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    unsafe fn fill(terms: &mut TermsU, k: usize, a: &[BlockQ8_0]) {
-        for (b, ab) in a.iter().enumerate() {
-            terms.d[k + b] = f16_to_f32(ab.d);
-            for (g, c) in terms.c[k + b].iter_mut().enumerate() {
-                *c = -128 * ab.qs[4 * g..4 * g + 4].iter().map(|&x| x as i32).sum::<i32>();
-            }
-        }
+    unsafe fn fill(terms: &mut ActU, k: usize, a: &[BlockQ8_0]) {
+        terms.fill(k, a)
     }
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    unsafe fn dot(t: &TileU, a: &[BlockQ8_0], terms: &TermsU, k: usize) -> __m256 {
-        let n = a.len().min(TILE_BLOCKS);
-        let (da, c) = (&terms.d[k..k + n], &terms.c[k..k + n]);
-        let mut acc = [_mm256_setzero_ps(); 8];
-        for b in 0..n {
-            // lane p: f32(d_w[p]) * f32(d_a), the product vec_dot rounds once
-            let d = _mm256_mul_ps(t.d[b], _mm256_set1_ps(da[b]));
-            let qs = &a[b].qs;
-            for (g, acc_g) in acc.iter_mut().enumerate() {
-                let q = &qs[4 * g..4 * g + 4];
-                let ag = _mm256_set1_epi32(i32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8]));
-                let s = _mm256_dpbusd_epi32(_mm256_set1_epi32(c[b][g]), t.wu[b][g], ag);
-                *acc_g = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), *acc_g);
-            }
-        }
-        sum_lanes8(acc)
+    unsafe fn dot(t: &TileV, a: &[BlockQ8_0], terms: &ActU, k: usize) -> __m256 {
+        let [v] = dot_tile_v(t, [a.len()], terms, [k]);
+        v
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    unsafe fn dot2(t: &TileV, a: [&[BlockQ8_0]; 2], terms: &ActU, k: [usize; 2]) -> [__m256; 2] {
+        dot_tile_v(t, [a[0].len(), a[1].len()], terms, k)
     }
 
     #[inline]
