@@ -195,3 +195,43 @@ pub(super) fn dot_tile_v<const N: usize>(
     }
     out
 }
+
+/// The members every 256-bit VNNI [`super::avx2::Tile8Format`] shares (Q8_0
+/// activations, a [`TileV`], [`q5_0_avx2::ActU`] terms, [`dot_tile_v`]);
+/// each format adds `W`, `unpack8` and `long_rows`.
+macro_rules! tile_v_format {
+    () => {
+        type A = BlockQ8_0;
+        type Tile = TileV;
+        type Terms = ActU;
+        const TILE_BLOCKS: usize = super::q5_0_avx2::TILE_BLOCKS;
+        const CAP: usize = super::q5_0_avx2::ACT_CAP;
+        const ACT_ROWS: usize = super::q5_0_avx2::ACT_ROWS;
+
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        unsafe fn new() -> (TileV, ActU) {
+            (TileV::new(), ActU::new())
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        unsafe fn fill(terms: &mut ActU, k: usize, a: &[BlockQ8_0]) {
+            terms.fill(k, a)
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        unsafe fn dot(t: &TileV, a: &[BlockQ8_0], terms: &ActU, k: usize) -> __m256 {
+            let [v] = dot_tile_v(t, [a.len()], terms, [k]);
+            v
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        unsafe fn dot2(t: &TileV, a: [&[BlockQ8_0]; 2], terms: &ActU, k: [usize; 2]) -> [__m256; 2] {
+            dot_tile_v(t, [a[0].len(), a[1].len()], terms, k)
+        }
+    };
+}
+pub(super) use tile_v_format;

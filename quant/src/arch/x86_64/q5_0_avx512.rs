@@ -22,9 +22,7 @@ use super::avx2::{
 };
 use super::avx2::{f16_insert_lanes, fill_front, hsum_rows, load32};
 use super::avx512::*;
-use super::q5_0_avx2::{
-    gemm_q5_0_q8_0_pairs_avx2, gemv_q5_0_q8_0_rows4_avx2, scales, ActU, ACT_CAP, ACT_ROWS, TILE_BLOCKS,
-};
+use super::q5_0_avx2::{gemm_q5_0_q8_0_pairs_avx2, gemv_q5_0_q8_0_rows4_avx2, scales, ActU, TILE_BLOCKS};
 use super::q5_0_avx2::{GEMV_CAP, GEMV_ROWS};
 use crate::q5_0::BlockQ5_0;
 use crate::q8_0::BlockQ8_0;
@@ -81,18 +79,7 @@ struct Q5_0TileVnni;
 
 impl Tile8Format for Q5_0TileVnni {
     type W = BlockQ5_0;
-    type A = BlockQ8_0;
-    type Tile = TileV;
-    type Terms = ActU;
-    const TILE_BLOCKS: usize = TILE_BLOCKS;
-    const CAP: usize = ACT_CAP;
-    const ACT_ROWS: usize = ACT_ROWS;
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    unsafe fn new() -> (TileV, ActU) {
-        (TileV::new(), ActU::new())
-    }
+    tile_v_format!();
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -116,25 +103,6 @@ impl Tile8Format for Q5_0TileVnni {
             }
             *d = f16_lanes(scales(&w, b));
         }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    unsafe fn fill(terms: &mut ActU, k: usize, a: &[BlockQ8_0]) {
-        terms.fill(k, a)
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    unsafe fn dot(t: &TileV, a: &[BlockQ8_0], terms: &ActU, k: usize) -> __m256 {
-        let [v] = dot_tile_v(t, [a.len()], terms, [k]);
-        v
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    unsafe fn dot2(t: &TileV, a: [&[BlockQ8_0]; 2], terms: &ActU, k: [usize; 2]) -> [__m256; 2] {
-        dot_tile_v(t, [a[0].len(), a[1].len()], terms, k)
     }
 
     #[inline]

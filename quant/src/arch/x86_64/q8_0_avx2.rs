@@ -369,10 +369,10 @@ fn unpack8(w: [&[BlockQ8_0]; 8], n: usize, t: &mut Tile8) {
 }
 
 /// Entries (activation row × block) of the activation scales [`gemm_q8_0_q8_0_avx2`] converts once.
-pub(super) const ACT_CAP: usize = 1024;
+const ACT_CAP: usize = 1024;
 
 /// Activation rows per group of [`gemm_q8_0_q8_0_avx2`].
-pub(super) const ACT_ROWS: usize = 64;
+const ACT_ROWS: usize = 64;
 
 /// The eight rows of `t` times one activation row `a` (`da`: its blocks'
 /// scales as f32): lane `p` is bit-identical to

@@ -11,8 +11,8 @@
 
 use super::avx2::{f16_to_f32, tile8_gemm, trim, Tile8Format, PREFETCH};
 use super::avx512::*;
-use super::q5_0_avx2::{ActU, ACT_CAP as Q5_0_ACT_CAP};
-use super::q8_0_avx2::{gemm_q8_0_q8_0_avx2, gemm_q8_0_q8_0_long_avx2, groups8, ACT_ROWS, TILE_BLOCKS};
+use super::q5_0_avx2::ActU;
+use super::q8_0_avx2::{gemm_q8_0_q8_0_avx2, gemm_q8_0_q8_0_long_avx2, groups8, TILE_BLOCKS};
 use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
 use half::f16;
@@ -120,18 +120,7 @@ struct Q8_0TileVnni;
 
 impl Tile8Format for Q8_0TileVnni {
     type W = BlockQ8_0;
-    type A = BlockQ8_0;
-    type Tile = TileV;
-    type Terms = ActU;
-    const TILE_BLOCKS: usize = TILE_BLOCKS;
-    const CAP: usize = Q5_0_ACT_CAP;
-    const ACT_ROWS: usize = ACT_ROWS;
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    unsafe fn new() -> (TileV, ActU) {
-        (TileV::new(), ActU::new())
-    }
+    tile_v_format!();
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -148,25 +137,6 @@ impl Tile8Format for Q8_0TileVnni {
             }
             *d = dw;
         }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    unsafe fn fill(terms: &mut ActU, k: usize, a: &[BlockQ8_0]) {
-        terms.fill(k, a)
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    unsafe fn dot(t: &TileV, a: &[BlockQ8_0], terms: &ActU, k: usize) -> __m256 {
-        let [v] = dot_tile_v(t, [a.len()], terms, [k]);
-        v
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    unsafe fn dot2(t: &TileV, a: [&[BlockQ8_0]; 2], terms: &ActU, k: [usize; 2]) -> [__m256; 2] {
-        dot_tile_v(t, [a[0].len(), a[1].len()], terms, k)
     }
 
     #[inline]
