@@ -276,9 +276,12 @@ impl Kernels {
         }
     }
 
-    /// The best table for this CPU, lowered to the tier named by
-    /// `EMBER_KERNELS` if it is set. Fails if `EMBER_KERNELS` names an unknown
-    /// tier or one this CPU lacks.
+    /// The table ember runs: [`Kernels::best`], or, if `EMBER_KERNELS` is
+    /// set, [`Kernels::with_tier`] of the tier it names (on an x86 CPU with
+    /// AVX-512 VNNI, `best()` and `with_tier(Avx512)` are both of tier
+    /// `avx512` but differ: the first is the AVX2 table with three VNNI
+    /// kernels, the second the whole AVX-512 table). Fails if
+    /// `EMBER_KERNELS` names an unknown tier or one this CPU lacks.
     #[cfg(feature = "std")]
     pub fn detect() -> Result<Kernels, Error> {
         match std::env::var("EMBER_KERNELS") {
@@ -382,7 +385,9 @@ impl Kernels {
     }
 }
 
-/// What [`Kernels::describe`] returns: displays `tier: q4_0=avx2 ...`.
+/// What [`Kernels::describe`] returns: displays `tier (q4_0=avx2 ...)`, per
+/// format the gemv's tier, followed by `/gemm:TIER` where the prompt gemm's
+/// differs (e.g. `q8_0=avx2/gemm:avx512`).
 pub struct Describe<'a>(&'a Kernels);
 
 impl fmt::Display for Describe<'_> {
@@ -393,6 +398,9 @@ impl fmt::Display for Describe<'_> {
         for ty in GgmlType::ALL {
             if let Some(e) = k.dot(ty) {
                 write!(f, "{sep}{}={}", ty.name().to_ascii_lowercase_str(), e.gemv_tier)?;
+                if e.gemm_tier != e.gemv_tier {
+                    write!(f, "/gemm:{}", e.gemm_tier)?;
+                }
                 sep = " ";
             }
         }

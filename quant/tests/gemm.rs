@@ -1,5 +1,5 @@
 //! `Kernels::gemm_strided` and `Kernels::gemm` (the table's `gemm` entries)
-//! on every available tier: against the generic table within the bound of
+//! on every available tier and the default table (`Kernels::best`): against the generic table within the bound of
 //! `kernels_vs_generic.rs`, for weight row counts and activation row counts
 //! that are and are not multiples of 8 and 4, with the stride's gap values
 //! left untouched; and the errors on bad buffers.
@@ -19,6 +19,15 @@ fn tiers() -> Vec<Tier> {
         .collect()
 }
 
+/// Every available tier's table, and the default table (`Kernels::best`,
+/// which on x86 mixes tiers), each with its name.
+fn tables() -> Vec<(String, Kernels)> {
+    let mut v: Vec<(String, Kernels)> =
+        tiers().into_iter().map(|t| (t.to_string(), Kernels::with_tier(t).unwrap())).collect();
+    v.push(("best".to_string(), Kernels::best()));
+    v
+}
+
 /// `n` bytes, 8-aligned.
 fn buf(n: usize) -> Vec<u64> {
     vec![0; n.div_ceil(8)]
@@ -34,8 +43,7 @@ fn gemm_strided_matches_generic_and_keeps_gaps() {
     let mut rng = SmallRng::seed_from_u64(0x6e33);
     let formats =
         [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F32];
-    for tier in tiers() {
-        let k = Kernels::with_tier(tier).unwrap();
+    for (tier, k) in tables() {
         for ty in formats {
             let act = ty.vec_dot_type().unwrap();
             for cols in [256usize, 768] {
@@ -120,8 +128,7 @@ fn gemm_equals_gemv_bit_for_bit_per_activation_row() {
         GgmlType::Q6_K,
         GgmlType::F16,
     ];
-    for tier in tiers() {
-        let k = Kernels::with_tier(tier).unwrap();
+    for (tier, k) in tables() {
         for ty in formats {
             let act = ty.vec_dot_type().unwrap();
             for (cols, rows) in [(256usize, 13usize), (768, 9), (512, 8), (256, 1), (2304, 5)] {
@@ -216,8 +223,7 @@ fn gemm_strided_batch_takes_the_tiled_q6_k_order_from_8_rows() {
     let (ty, cols, rows, m) = (GgmlType::Q6_K, 768usize, 19usize, 41usize);
     let (rb, ab) = (ty.row_bytes(cols).unwrap(), act_row_bytes(GgmlType::Q8_K, cols).unwrap());
     let mut differ = 0;
-    for tier in tiers() {
-        let k = Kernels::with_tier(tier).unwrap();
+    for (tier, k) in tables() {
         for round in 0..4 {
             // Large values so that the blocks' scales differ widely.
             let wf: Vec<f32> = floats(&mut rng, rows * cols).iter().map(|v| v * (1 + round * 40) as f32).collect();

@@ -160,4 +160,7 @@ fn avx512_table_is_opt_in() {
         assert_eq!(o.gemv_tier, Tier::Avx512, "{ty}: the avx512 table's gemv is {}", o.gemv_tier);
     }
     assert_eq!(best.tier(), tier_if(vnni));
+    // `describe` names a gemm whose tier differs from its gemv's.
+    let d = best.describe().to_string();
+    assert_eq!(d.contains("q8_0=avx2/gemm:avx512"), vnni, "{d}");
 }

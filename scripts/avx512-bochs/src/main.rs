@@ -1,7 +1,8 @@
 //! Bare-metal harness for ember-quant's AVX-512 kernels, run under Bochs by
 //! `scripts/test-x86-avx512.sh`.
 //!
-//! Why bare metal: no AVX-512 CPU was at hand, QEMU 7.2's TCG has no AVX-512,
+//! Why bare metal: the machines this was written for (and perhaps CI's) have
+//! no AVX-512, QEMU 7.2's TCG has no AVX-512,
 //! and Bochs 2.7 emulates AVX-512 but reports an inconsistent XSAVE layout
 //! (CPUID leaf 0xD), so Linux turns XSAVE (and all AVX) off under it. This
 //! image boots with no OS (multiboot, `boot.s` enables the AVX-512 state

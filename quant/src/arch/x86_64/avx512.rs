@@ -95,9 +95,12 @@ pub(super) fn act_both(q: &[i8; 32]) -> __m512i {
 /// The gemv of a format whose AVX-512 kernel `$rows::<P>([[&[W]; 2]; P],
 /// &[A]) -> [[f32; 2]; P]` takes `P` pairs of rows: `2 * $pairs` rows per
 /// pass, taken one from each of the four streams of [`row_passes`] in turn,
-/// as the AVX2 gemvs do (a short last pass repeats its last row and drops
-/// the copies' results). Each row's result does not depend on its partner,
-/// so the order changes no bits.
+/// as the AVX2 Q4_1 and Q8_0 gemvs do (a short last pass repeats its last
+/// row and drops the copies' results). Each row's result does not depend on
+/// its partner, so the order changes no bits. (The AVX2 Q5_0 gemv keeps
+/// adjacent rows, measured faster there on Zen 3; the BW-only 512-bit Q5_0
+/// gemv that uses this macro was not measured either way: the one AVX-512
+/// CPU at hand has VNNI.)
 ///
 /// Before, a pass took adjacent rows (one address-ordered stream): on a
 /// Zen 4 VM every AVX-512 gemv then read about 10 GB/s from DRAM, whatever
@@ -230,6 +233,9 @@ macro_rules! tile_v_format {
         #[inline]
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
         unsafe fn dot2(t: &TileV, a: [&[BlockQ8_0]; 2], terms: &ActU, k: [usize; 2]) -> [__m256; 2] {
+            // `dot_tile_v` runs both rows over the shorter length: equal to two
+            // `dot`s only for rows of the same length, as tile8_gemm's are.
+            debug_assert_eq!(a[0].len(), a[1].len());
             dot_tile_v(t, [a[0].len(), a[1].len()], terms, k)
         }
     };

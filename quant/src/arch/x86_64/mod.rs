@@ -19,8 +19,8 @@
 //!   (`gemv_*`, `gemv_entry!`);
 //! - IQ4_NL (AVX2): the activation prepared once per product, two blocks per
 //!   vector, four rows per pass;
-//! - Q8_0 (AVX2): one row per pass (one address-ordered stream measured
-//!   faster than two interleaved rows);
+//! - Q8_0 (AVX2): four rows per pass, one from each of four interleaved
+//!   streams (`RowStreams`);
 //! - the other k-quants and floats (AVX2): one row per pass ([`crate::dot_entry!`]);
 //! - Q4_0 and Q4_K (AVX2 and AVX-512): llama.cpp's repacked order
 //!   ([`x8_avx2`], [`x8_avx512`]): one f32 lane per output. On AVX-512 two
@@ -30,10 +30,13 @@
 //!   and four (BW-only);
 //! - AVX-512, other formats: one block of two rows per 512-bit vector (each
 //!   256-bit half keeps its row's AVX2 float order), four rows per pass for
-//!   Q4_1 and Q5_0, two for Q8_0 and Q6_K (BW-only for Q6_K: its scales
-//!   multiply i16 pair sums, where VNNI gains nothing); Q4_1's and Q5_0's
-//!   gemms stay the AVX2 ones (two activation rows per weight load, same
-//!   bits) and Q6_K batches of 8+ rows the AVX2 tiled order.
+//!   Q4_1 and Q5_0 (BW-only builds), two for Q8_0 and Q6_K (BW-only for
+//!   Q6_K: its scales multiply i16 pair sums, where VNNI gains nothing);
+//!   Q4_1's gemm stays the AVX2 one (two activation rows per weight load,
+//!   same bits), Q6_K batches of 8+ rows the AVX2 tiled order;
+//! - AVX-512 with VNNI, 256-bit: the Q5_0 gemv and the Q5_0 and Q8_0 prompt
+//!   gemms are the AVX2 kernels' layouts with one `vpdpbusd` per 4 values
+//!   (`q5_0_avx512`, `q8_0_avx512`; the same bits).
 //!
 //! On AVX-512 one row (`vec_dot`) stays on the AVX2 kernel (`avx512_entry!`,
 //! `x8_entry!`). `scripts/test-x86-avx512.sh` runs the AVX-512 kernels under
@@ -41,7 +44,8 @@
 //! them natively where the CPU has AVX-512.
 //!
 //! **The AVX-512 table is opt-in** ([`crate::Kernels::best`] takes the AVX2
-//! table on AVX-512 CPUs; `EMBER_KERNELS=avx512` selects it): on the one
+//! table on AVX-512 CPUs, plus the three 256-bit VNNI kernels above where
+//! the CPU has VNNI; `EMBER_KERNELS=avx512` selects the whole table): on the one
 //! AVX-512 CPU measured, a Zen 4 VM, it lost to the AVX2 table end to end
 //! (figures in `quant/README.md`, "AVX-512 on Zen 4").
 

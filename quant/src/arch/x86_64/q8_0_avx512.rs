@@ -1,6 +1,8 @@
-//! Q8_0 with AVX-512: the Q8_0 · Q8_0 `gemv` (VNNI and BW-only builds) and
-//! the f32 → Q8_0 activation quantizer.
+//! Q8_0 with AVX-512: the Q8_0 · Q8_0 `gemv` (VNNI and BW-only builds), the
+//! prompt gemm with 256-bit VNNI ([`gemm_q8_0_q8_0_vnni256`], also in the
+//! default table) and the f32 → Q8_0 activation quantizer.
 //!
+//! The gemv:
 //! The dot product is in ggml's x86 float order, as llama.cpp's AVX-512
 //! builds compute it (ggml's AVX2 code): one block of two rows per 512-bit
 //! vector, each 256-bit half in ggml's lane layout with its row's per-lane
