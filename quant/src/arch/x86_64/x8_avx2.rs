@@ -94,6 +94,19 @@ pub(super) fn store_lanes(v: __m256, out: &mut [f32]) {
     out[..n].copy_from_slice(&tmp[..n]);
 }
 
+/// Stores lane `k` of `v` into `out[rows[k]]`, for each of the first
+/// `rows.len()` (at most 8) lanes: a gemv pass's outputs, its rows taken in
+/// stream order ([`row_passes`]).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn store_rows(v: __m256, rows: &[usize], out: &mut [f32]) {
+    let mut tmp = [0.0f32; 8];
+    store_lanes(v, &mut tmp);
+    for (&r, &x) in rows.iter().zip(&tmp) {
+        out[r] = x;
+    }
+}
+
 /// The Q8_0 activation rows `i0..i1` of `acts` (rows of `act_row_bytes`)
 /// in the first `i1 - i0` entries (at most `N`) of an array.
 #[inline(always)]
@@ -824,11 +837,7 @@ pub(crate) unsafe fn gemv_q4_k_q8_k_x8_avx2(w: &[u8], row_bytes: usize, a: &[u8]
     // repeats its last row in the lanes it does not store).
     for (idx, n) in row_passes::<K_ROWS>(rows) {
         let wr = pass_rows(w, per_row, &idx);
-        let mut tmp = [0.0f32; 8];
-        store_lanes(q4_k_rows::<K_ROWS>(wr, a), &mut tmp);
-        for (&r, &v) in idx[..n].iter().zip(&tmp) {
-            out[r] = v;
-        }
+        store_rows(q4_k_rows::<K_ROWS>(wr, a), &idx[..n], out);
     }
 }
 

@@ -27,7 +27,7 @@
 use super::avx2::trim;
 use super::avx2::{f16_lanes, f16_to_f32, hsum_epi32, i16_pick, k4_scales_mins, load8, PREFETCH};
 use super::avx512::{act_both, dpbusd_bw, join256, load32_at, nibbles_rows, prefetch_ahead};
-use super::x8_avx2::{load_i32x8, q4_0_scales, rows_n, store_lanes};
+use super::x8_avx2::{load_i32x8, q4_0_scales, rows_n, store_lanes, store_rows};
 use crate::arch::streams::{pass_rows, row_passes};
 use crate::q4_0::BlockQ4_0;
 use crate::q4_k::BlockQ4K;
@@ -113,11 +113,7 @@ macro_rules! q4_0_kernels {
             // pass repeats its last row in the lanes it does not store).
             for (idx, n) in row_passes::<8>(out.len()) {
                 let [v] = $rows([pass_rows(w, per_row, &idx)], a);
-                let mut tmp = [0.0f32; 8];
-                store_lanes(v, &mut tmp);
-                for (&r, &x) in idx[..n].iter().zip(&tmp) {
-                    out[r] = x;
-                }
+                store_rows(v, &idx[..n], out);
             }
         }
 
@@ -296,11 +292,7 @@ pub(crate) unsafe fn gemv_q4_k_q8_k_x8_avx512(w: &[u8], row_bytes: usize, a: &[u
     // (the last pass repeats its last row in the lane it does not store).
     for (idx, n) in row_passes::<2>(out.len()) {
         let v = q4_k_rows::<1, false>([pass_rows(w, per_row, &idx)], a);
-        let mut tmp = [0.0f32; 8];
-        store_lanes(v, &mut tmp);
-        for (&r, &x) in idx[..n].iter().zip(&tmp) {
-            out[r] = x;
-        }
+        store_rows(v, &idx[..n], out);
     }
 }
 
