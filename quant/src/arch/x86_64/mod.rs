@@ -304,7 +304,8 @@ macro_rules! avx512_entry {
 /// rounds: SmolLM2 Q8_0 pp512 -t 1 307/312 → 395/395 t/s, -t 2 570/607 →
 /// 762/740; Gemma 3 pp512 -t 1 403/393 → 464/463, -t 2 722/775 → 879/863;
 /// Gemma 3 tg64 -t 1, Q5_0 gemv added, 80.1/77.9/79.8 → 85.7/82.1/84.2,
-/// -t 2 within the noise); without VNNI, nothing.
+/// -t 2 within the noise); without VNNI, nothing. The whole AVX-512 table
+/// ([`plug_avx512`]) takes them too.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW and VL (and AVX2, FMA, F16C).
@@ -344,7 +345,7 @@ pub(crate) unsafe fn plug_avx512(k: &mut Kernels) {
             x8_avx512::gemm_q4_0_q8_0_x8_avx512vnni
         );
         k.q4_1 = avx512_entry!(q4_1::BlockQ4_1, q8_1::BlockQ8_1, q4_1_one, q4_1_avx512::gemv_q4_1_q8_1_avx512vnni);
-        k.q5_0 = avx512_entry!(q5_0::BlockQ5_0, q8_0::BlockQ8_0, q5_0_one, q5_0_avx512::gemv_q5_0_q8_0_vnni256);
+        // Q5_0: the AVX2 entry with the 256-bit VNNI gemv and gemm (plug_avx512_measured, below).
         k.q8_0 = avx512_entry!(q8_0::BlockQ8_0, q8_0::BlockQ8_0, q8_0_one, q8_0_avx512::gemv_q8_0_q8_0_avx512vnni);
     } else {
         k.q4_0 = x8_entry!(
@@ -369,14 +370,11 @@ pub(crate) unsafe fn plug_avx512(k: &mut Kernels) {
     k.q5_0.gemm = q5_0_avx2::gemm_q5_0_q8_0_avx2;
     k.q8_0.gemm_tier = Tier::Avx2;
     k.q8_0.gemm = q8_0_avx2::gemm_q8_0_q8_0_avx2;
-    // With VNNI, Q8_0's and Q5_0's gemms are the AVX2 tiled order with
-    // 256-bit `vpdpbusd` (the default table's too: `plug_avx512_measured`).
-    if has_avx512_vnni() {
-        k.q8_0.gemm_tier = T;
-        k.q8_0.gemm = q8_0_avx512::gemm_q8_0_q8_0_vnni256;
-        k.q5_0.gemm_tier = T;
-        k.q5_0.gemm = q5_0_avx512::gemm_q5_0_q8_0_vnni256;
-    }
+    // With VNNI, the kernels the default table takes from this tier: Q8_0's
+    // and Q5_0's gemms (the AVX2 tiled order with 256-bit `vpdpbusd`) and
+    // Q5_0's gemv.
+    // SAFETY: this function's contract is that one's.
+    unsafe { plug_avx512_measured(k) };
     // Q4_K and Q6_K: BW-only builds (their scales multiply i16 pair sums, so
     // VNNI would add a 32-bit multiply, not save an instruction).
     k.q4_k = x8_entry!(
