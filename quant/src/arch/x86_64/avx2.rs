@@ -154,9 +154,9 @@ pub(super) fn lane(v: __m256, k: usize) -> __m256 {
 }
 
 /// Up to eight f16 values (as bits) as f32 lanes `0..R` (the rest 0),
-/// inserted word by word into one vector and converted once: for scales
-/// read from several blocks, fewer instructions and registers than
-/// combining them in general-purpose registers ([`f16_lanes`]).
+/// inserted word by word into one vector and converted once: fewer
+/// instructions and registers than [`f16_lanes`], but all of them on the
+/// vector ports (the Q8_0 gemv measured faster with `f16_lanes`).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn f16_insert_lanes<const R: usize>(bits: [u16; R]) -> __m256 {
@@ -186,7 +186,29 @@ pub(super) fn f16_lanes<const R: usize>(v: [f16; R]) -> __m256 {
     for (r, x) in v.iter().enumerate() {
         bits[r / 4] |= (x.to_bits() as u64) << (16 * (r % 4));
     }
-    _mm256_cvtph_ps(_mm_set_epi64x(bits[1] as i64, bits[0] as i64))
+    let [mut lo, mut hi] = bits;
+    // SAFETY: an empty asm statement that touches no memory or flags. It
+    // keeps the two words in general registers: without it LLVM builds
+    // them with one vector word insert per scale (`vpinsrw` from memory, two
+    // vector uops) and unpacks, on the ports the dot products need, where
+    // the shifts and ors here run on the integer ALUs.
+    unsafe {
+        core::arch::asm!("/* {0} {1} */", inout(reg) lo, inout(reg) hi, options(nomem, nostack, preserves_flags))
+    };
+    _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64))
+}
+
+/// Makes the compiler treat `x` as read and written in memory at this point
+/// (an empty asm statement given its address), so that later reads of it
+/// are loads. The kernels store their per-block scales and call this: each
+/// scale is then a broadcast from memory (a load-port uop) instead of a
+/// lane picked out of a register by a shuffle and a broadcast.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn in_memory<T>(x: &mut T) {
+    // SAFETY: the statement is empty; it only reports that it may read and
+    // write through the pointer, which points to a live, writable `T`.
+    unsafe { core::arch::asm!("/* {0} */", in(reg) x as *mut T, options(nostack, preserves_flags)) };
 }
 
 /// Signed int8 · signed int8: `x` and `y` as 32 i8 lanes, the products summed
