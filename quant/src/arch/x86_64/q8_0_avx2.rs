@@ -102,62 +102,79 @@ const GEMV_ROWS: usize = 4;
 /// row in [`dot_rows`]'s order (per block `acc = fma(d_w * d_a, f32(dot),
 /// acc)`, then [`hsum_rows`]), bit for bit. The rows advance together, so
 /// each activation block is loaded once for all of them and their `R`
-/// accumulator chains overlap. Eight blocks' weight scales per row are
-/// converted and multiplied at once and stored, so that each block's scale
-/// is a broadcast from memory.
+/// accumulator chains overlap. The blocks go in chunks of eight
+/// ([`chunk_rows`]), the rest in one chunk each of four, two and one.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_rows_pre<const R: usize>(w: [&[BlockQ8_0]; R], a: &[BlockQ8_0], da: &[f32]) -> [f32; R] {
-    // Plain loops rather than `array::map` here and below: `map` and its
-    // closure were left out of line (a call per pass and per 8 blocks, 3%
-    // of a Gemma 3 decode step in `perf`).
     let mut n = a.len().min(da.len());
     for r in &w {
         n = n.min(r.len());
     }
-    let (a, da) = (&a[..n], &da[..n]);
-    let body = n / 8 * 8;
     let mut acc = [_mm256_setzero_ps(); R];
-    let mut d = [[0.0f32; 8]; R];
-    for c in (0..body).step_by(8) {
-        let ac: &[BlockQ8_0; 8] = a[c..c + 8].try_into().unwrap();
-        let mut wc: [&[BlockQ8_0; 8]; R] = [ac; R];
-        for (x, r) in wc.iter_mut().zip(&w) {
-            *x = r[c..c + 8].try_into().unwrap();
-        }
-        for r in 0..R {
-            let mut dw = [f16::ZERO; 8];
-            for (x, blk) in dw.iter_mut().zip(wc[r]) {
-                *x = blk.d;
-            }
-            // SAFETY: `da[c..c + 8]` is 8 f32 and `d[r]` is 8 f32; loadu/storeu need no alignment.
-            unsafe {
-                _mm256_storeu_ps(
-                    d[r].as_mut_ptr(),
-                    _mm256_mul_ps(f16_lanes(dw), _mm256_loadu_ps(da[c..c + 8].as_ptr())),
-                )
-            };
-        }
-        in_memory(&mut d);
-        for k in 0..8 {
-            let qa = load32(&ac[k].qs);
-            for r in 0..R {
-                if k % 2 == 0 {
-                    prefetch_ahead(&wc[r][k], STREAM_PREFETCH);
-                }
-                let p = _mm256_cvtepi32_ps(dot_i8(load32(&wc[r][k].qs), qa));
-                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d[r][k]), p, acc[r]);
-            }
-        }
+    let mut c = 0;
+    while c + 8 <= n {
+        chunk_rows::<R, 8>(&w, a, da, c, &mut acc);
+        c += 8;
     }
-    for i in body..n {
-        let qa = load32(&a[i].qs);
-        for r in 0..R {
-            let p = _mm256_cvtepi32_ps(dot_i8(load32(&w[r][i].qs), qa));
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(w[r][i].d) * da[i]), p, acc[r]);
-        }
+    if c + 4 <= n {
+        chunk_rows::<R, 4>(&w, a, da, c, &mut acc);
+        c += 4;
+    }
+    if c + 2 <= n {
+        chunk_rows::<R, 2>(&w, a, da, c, &mut acc);
+        c += 2;
+    }
+    if c < n {
+        chunk_rows::<R, 1>(&w, a, da, c, &mut acc);
     }
     hsum_rows(acc)
+}
+
+/// Blocks `c..c + K` (`K <= 8`) of [`dot_rows_pre`]'s rows, continuing
+/// their chains in `acc`. The `K` weight scales of each row are converted
+/// and multiplied by the activation's at once and stored, so that each
+/// block's scale is a broadcast from memory ([`in_memory`]).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::needless_range_loop)]
+fn chunk_rows<const R: usize, const K: usize>(
+    w: &[&[BlockQ8_0]; R],
+    a: &[BlockQ8_0],
+    da: &[f32],
+    c: usize,
+    acc: &mut [__m256; R],
+) {
+    // Plain loops rather than `array::map` here: `map` and its closure were
+    // left out of line (a call per pass and per 8 blocks, 3% of a Gemma 3
+    // decode step in `perf`).
+    let ac: &[BlockQ8_0; K] = a[c..c + K].try_into().unwrap();
+    let mut wc: [&[BlockQ8_0; K]; R] = [ac; R];
+    for (x, r) in wc.iter_mut().zip(w) {
+        *x = r[c..c + K].try_into().unwrap();
+    }
+    let mut dac = [0.0f32; 8];
+    dac[..K].copy_from_slice(&da[c..c + K]);
+    let mut d = [[0.0f32; 8]; R];
+    for r in 0..R {
+        let mut dw = [f16::ZERO; K];
+        for (x, blk) in dw.iter_mut().zip(wc[r]) {
+            *x = blk.d;
+        }
+        // SAFETY: `dac` and `d[r]` are 8 f32; loadu/storeu need no alignment.
+        unsafe { _mm256_storeu_ps(d[r].as_mut_ptr(), _mm256_mul_ps(f16_lanes(dw), _mm256_loadu_ps(dac.as_ptr()))) };
+    }
+    in_memory(&mut d);
+    for k in 0..K {
+        let qa = load32(&ac[k].qs);
+        for r in 0..R {
+            if k % 2 == 0 {
+                prefetch_ahead(&wc[r][k], STREAM_PREFETCH);
+            }
+            let p = _mm256_cvtepi32_ps(dot_i8(load32(&wc[r][k].qs), qa));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d[r][k]), p, acc[r]);
+        }
+    }
 }
 
 /// Q8_0 matrix · Q8_0 activation row: `out.len()` rows of `row_bytes` bytes,
