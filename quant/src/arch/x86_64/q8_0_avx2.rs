@@ -34,11 +34,18 @@
 //! Those eight scales are combined in general registers ([`f16_lanes`])
 //! rather than inserted word by word into a vector, and each is then
 //! broadcast from memory ([`in_memory`]) rather than picked out of a
-//! register: the vector ports, which the dot products keep busy, get about
-//! 3.5 uops per block and row fewer. On the Zen 4 VM, SmolLM2 Q8_0 tg64
-//! -t 1 (`ember bench -r 3`, alternated): 155-160 → 165-168 t/s; in cache
-//! (`kernel-table --hot`, 576×576) about +15%. With no scale conversion at
-//! all (wrong results, an upper bound) it ran at 168-179 t/s.
+//! register: per row and eight blocks, the compiled loop lost eight
+//! `vpinsrw` from memory and seven unpacks, and per block a lane shuffle,
+//! all on the vector ports the dot products keep busy (the shifts and ors
+//! that replace them run on the integer ALUs). The blocks past the last
+//! multiple of eight go in chunks of four, two and one the same way
+//! instead of one scalar conversion per block. On the Zen 4 VM, SmolLM2
+//! Q8_0 tg64 -t 1 (`ember bench -r 3`, alternated): 155-160 → 165-168 t/s
+//! for the general registers and the broadcasts, then 163-167 → 170-171 for
+//! the short chunks (Gemma 3, whose 262k × 640 Q8_0 output is half its
+//! decode step: 88-90 → 90.5-91); in cache (`kernel-table --hot`, 576×576)
+//! about +15%. With no scale conversion at all (wrong results, an upper
+//! bound) it ran at 168-179 t/s.
 
 use super::avx2::*;
 use super::x8_avx2::{act_rows, rows_n, store_lanes};
