@@ -36,7 +36,9 @@
 //!   same bits), Q6_K batches of 8+ rows the AVX2 tiled order;
 //! - AVX-512 with VNNI, 256-bit: the Q5_0 gemv and the Q5_0 and Q8_0 prompt
 //!   gemms are the AVX2 kernels' layouts with one `vpdpbusd` per 4 values
-//!   (`q5_0_avx512`, `q8_0_avx512`; the same bits).
+//!   (`q5_0_avx512`, `q8_0_avx512`; the same bits);
+//! - AVX-512 F, 512-bit: attention's value accumulation in f16 arithmetic
+//!   with embedded rounding (`floats_avx512`; the same bits).
 //!
 //! On AVX-512 one row (`vec_dot`) stays on the AVX2 kernel (`avx512_entry!`,
 //! `x8_entry!`). `scripts/test-x86-avx512.sh` runs the AVX-512 kernels under
@@ -45,7 +47,8 @@
 //!
 //! **The AVX-512 table is opt-in** ([`crate::Kernels::best`] takes the AVX2
 //! table on AVX-512 CPUs, plus the three 256-bit VNNI kernels above where
-//! the CPU has VNNI; `EMBER_KERNELS=avx512` selects the whole table): on the one
+//! the CPU has VNNI and the 512-bit attention accumulation;
+//! `EMBER_KERNELS=avx512` selects the whole table): on the one
 //! AVX-512 CPU measured, a Zen 4 VM, it lost to the AVX2 table end to end
 //! (figures in `quant/README.md`, "AVX-512 on Zen 4").
 
@@ -74,6 +77,7 @@ mod q8_1_avx2;
 mod q8_k_avx2;
 mod x8_avx2;
 
+mod floats_avx512;
 mod q4_1_avx512;
 mod q5_0_avx512;
 mod q6_k_avx512;
@@ -304,12 +308,15 @@ macro_rules! avx512_entry {
 /// rounds: SmolLM2 Q8_0 pp512 -t 1 307/312 → 395/395 t/s, -t 2 570/607 →
 /// 762/740; Gemma 3 pp512 -t 1 403/393 → 464/463, -t 2 722/775 → 879/863;
 /// Gemma 3 tg64 -t 1, Q5_0 gemv added, 80.1/77.9/79.8 → 85.7/82.1/84.2,
-/// -t 2 within the noise); without VNNI, nothing. The whole AVX-512 table
+/// -t 2 within the noise); without VNNI, none of those. With AVX-512 F
+/// alone, attention's f16 value accumulation ([`floats_avx512`]; Gemma 3
+/// tg128 -t 1 87.0/88.6 → 89.7/89.7 t/s). The whole AVX-512 table
 /// ([`plug_avx512`]) takes them too.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW and VL (and AVX2, FMA, F16C).
 pub(crate) unsafe fn plug_avx512_measured(k: &mut Kernels) {
+    k.attn.mads_f16 = floats_avx512::attn_mads_f16_avx512;
     if has_avx512_vnni() {
         k.tier = Tier::Avx512;
         k.q8_0.gemm_tier = Tier::Avx512;
