@@ -4,7 +4,7 @@
 //! cargo build --release -p ember-cli -p ember-benches
 //! target/release/compare [-m MODEL.gguf]... [-p 128,512] [-n 64] [-t 1,2] [-r 5]
 //!     [--llama-bench PATH] [--llama-simple PATH] [--ember PATH] [--derived DIR]
-//!     [--no-cold-start] [--contention] [--contention-only]
+//!     [--no-cold-start] [--contention] [--contention-only] [--fresh-pages]
 //! ```
 //! (`benches/compare ARGS` builds and runs it.)
 //!
@@ -22,6 +22,13 @@
 //!   the same read as four interleaved streams per thread (the order of
 //!   ember's decode gemvs, which gets more bandwidth on some machines),
 //!   measured at the end of the run (after the child processes).
+//! - `--fresh-pages`: before anything is timed, each file is dropped from
+//!   the page cache (`posix_fadvise(DONTNEED)`) and read once by `ember run
+//!   -n 1`, so that both tools map the file as ember's own first load leaves
+//!   it: in 2 MiB pages where the kernel makes them (ember's map asks for
+//!   them). Which pages the cache holds moves decode speed by several
+//!   percent (the report gives the share at the end); without the flag the
+//!   run takes the cache as it finds it.
 //! - `--contention`: a busy loop (`sh -c 'while :; do :; done'`, pinned to
 //!   CPU 1 with `taskset` when there is one) runs while tg64 with `-t 2` is
 //!   measured for both, interleaved.
@@ -47,7 +54,7 @@ type Result<T> = std::result::Result<T, String>;
 
 const USAGE: &str = "usage: compare [-m MODEL.gguf]... [-p 128,512] [-n 64] [-t 1,2] [-r 5] \
 [--llama-bench PATH] [--llama-simple PATH] [--ember PATH] [--derived DIR] [--prompt TEXT] \
-[--no-cold-start] [--contention] [--contention-only]";
+[--no-cold-start] [--contention] [--contention-only] [--fresh-pages]";
 
 const DEFAULT_LLAMA_BENCH: &str = "/root/.cache/llama-cpp-ref/src/build/bin/llama-bench";
 
@@ -67,6 +74,7 @@ struct Opts {
     cold_start: bool,
     speed: bool,
     contention: bool,
+    fresh_pages: bool,
 }
 
 fn ember_home() -> PathBuf {
@@ -93,6 +101,7 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
         cold_start: true,
         speed: true,
         contention: false,
+        fresh_pages: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -116,6 +125,7 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
             "--prompt" => o.prompt = val(a)?,
             "--no-cold-start" => o.cold_start = false,
             "--contention" => o.contention = true,
+            "--fresh-pages" => o.fresh_pages = true,
             "--contention-only" => {
                 o.contention = true;
                 o.speed = false;
@@ -495,6 +505,18 @@ fn loadavg() -> String {
         .unwrap_or_default()
 }
 
+/// Drops `path`'s clean pages from the page cache (`posix_fadvise` with
+/// `POSIX_FADV_DONTNEED`): its next reader reads it from the disk again.
+fn evict(path: &Path) -> Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // SAFETY: a plain system call on an open descriptor; it touches no memory of ours.
+    let rc = unsafe { libc::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(&file), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    if rc != 0 {
+        return Err(format!("{}: posix_fadvise(DONTNEED) failed ({rc})", path.display()));
+    }
+    Ok(())
+}
+
 /// The share of `path`'s bytes that the page cache holds in 2 MiB folios, as
 /// a map of the whole file shows them (`FilePmdMapped` in
 /// `/proc/self/smaps` after touching every page): a condition of the run
@@ -588,6 +610,15 @@ fn run(o: &Opts, args: &[String]) -> Result<String> {
     let threads: Vec<usize> = o.threads.split(',').filter_map(|x| x.trim().parse().ok()).collect();
     let simple = o.llama_simple.clone().unwrap_or_else(|| o.llama_bench.with_file_name("llama-simple"));
 
+    if o.fresh_pages {
+        for m in &models {
+            eprintln!("compare: dropping {} from the page cache, then `ember run -n 1`", name_of(m));
+            evict(m)?;
+            let mut c = Command::new(&o.ember);
+            c.arg("run").arg("-m").arg(m).args(["-p", &o.prompt, "-n", "1", "--temp", "0"]);
+            run_measured(&mut c)?;
+        }
+    }
     let mut r = Runner { o, tier: String::new(), llama_build: String::new() };
     let started = Instant::now();
     let load_start = loadavg();
@@ -655,7 +686,8 @@ fn run(o: &Opts, args: &[String]) -> Result<String> {
     let shares: Vec<String> =
         models.iter().filter_map(|m| huge_page_share(m).map(|f| format!("{} {:.0}%", name_of(m), 100.0 * f))).collect();
     if !shares.is_empty() {
-        let _ = writeln!(s, "- page cache: share of each file in 2 MiB pages at the end: {}", shares.join(", "));
+        let fresh = if o.fresh_pages { " (each file dropped from it and read once by `ember run` first)" } else { "" };
+        let _ = writeln!(s, "- page cache{fresh}: share of each file in 2 MiB pages at the end: {}", shares.join(", "));
     }
     if let Some(t) = &speed {
         let _ = writeln!(s, "\n### Speed (tokens/s, mean ± sd over rounds)\n\n{}", speed_table(t));
@@ -763,7 +795,8 @@ mod tests {
     fn options() {
         let a = |v: &[&str]| parse_opts(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         let o = a(&["-m", "x.gguf", "-r", "3", "--contention"]).unwrap();
-        assert_eq!((o.rounds, o.contention, o.models.len()), (3, true, 1));
+        assert_eq!((o.rounds, o.contention, o.models.len(), o.fresh_pages), (3, true, 1, false));
+        assert!(a(&["--fresh-pages"]).unwrap().fresh_pages);
         assert!(a(&["-r", "0"]).unwrap_err().contains("at least 1"));
         assert!(a(&["-p", "1,,2"]).unwrap_err().contains("-p"));
         assert!(a(&["--bogus"]).unwrap_err().contains("unknown argument"));
