@@ -147,12 +147,9 @@ fn dot_rows_pre<const R: usize>(w: [&[BlockQ5_0]; R], a: GemvAct) -> [f32; R] {
     let (w, qo, da) = (trim(w, n), &a.qo[..n], &a.d[..n]);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); R];
-    const { assert!(R <= 4) };
     let mut d = [0.0f32; 4];
     for i in 0..n {
-        let dw = _mm256_castps256_ps128(f16_insert_lanes(scales(&w, i).map(half::f16::to_bits)));
-        // SAFETY: `d` is 4 writable f32; `storeu` needs no alignment.
-        unsafe { _mm_storeu_ps(d.as_mut_ptr(), _mm_mul_ps(dw, _mm_set1_ps(da[i]))) };
+        scale_products(&w, i, da[i], &mut d);
         for r in 0..R {
             let wb = &w[r][i];
             prefetch_ahead(wb, PREFETCH);
@@ -164,6 +161,40 @@ fn dot_rows_pre<const R: usize>(w: [&[BlockQ5_0]; R], a: GemvAct) -> [f32; R] {
         }
     }
     hsum_rows(acc)
+}
+
+/// The products `d_w * d_a` of block `i` of the `R` (at most 4) rows with
+/// the activation scale `da`, lane `r` row `r`, stored into `d` so that the
+/// gemvs broadcast each from memory (a load, not a lane permute).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn scale_products<const R: usize>(w: &[&[BlockQ5_0]; R], i: usize, da: f32, d: &mut [f32; 4]) {
+    const { assert!(R <= 4) };
+    let dw = _mm256_castps256_ps128(f16_insert_lanes(scales(w, i).map(half::f16::to_bits)));
+    // SAFETY: `d` is 4 writable f32; `storeu` needs no alignment.
+    unsafe { _mm_storeu_ps(d.as_mut_ptr(), _mm_mul_ps(dw, _mm_set1_ps(da))) };
+}
+
+/// The Q5_0 gemvs' passes over the `out.len()` rows of `per_row` blocks in
+/// `w`: [`GEMV_ROWS`] adjacent rows at a time in address order (`four`),
+/// then the rows left over one at a time (`one`).
+#[inline(always)]
+pub(super) fn adjacent_passes<'w>(
+    w: &'w [BlockQ5_0],
+    per_row: usize,
+    out: &mut [f32],
+    four: impl Fn([&'w [BlockQ5_0]; GEMV_ROWS]) -> [f32; GEMV_ROWS],
+    one: impl Fn([&'w [BlockQ5_0]; 1]) -> [f32; 1],
+) {
+    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
+    let mut r = 0;
+    while r + GEMV_ROWS <= out.len() {
+        out[r..r + GEMV_ROWS].copy_from_slice(&four([row(r), row(r + 1), row(r + 2), row(r + 3)]));
+        r += GEMV_ROWS;
+    }
+    for (k, o) in out[r..].iter_mut().enumerate() {
+        *o = one([row(r + k)])[0];
+    }
 }
 
 /// Q5_0 matrix · Q8_0 activation row ([`crate::kernels::GemvFn`]):
@@ -187,7 +218,6 @@ pub(crate) unsafe fn gemv_q5_0_q8_0_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
     let a = ab;
     let w: &[BlockQ5_0] = bytemuck::cast_slice(w);
     let per_row = row_bytes / core::mem::size_of::<BlockQ5_0>();
-    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
     let sixteen = _mm256_set1_epi8(16);
     let mut qo = [const { MaybeUninit::<[__m256i; 2]>::uninit() }; GEMV_CAP];
     let mut da = [const { MaybeUninit::<f32>::uninit() }; GEMV_CAP];
@@ -201,15 +231,7 @@ pub(crate) unsafe fn gemv_q5_0_q8_0_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
         ),
         d: fill_front(&mut da, a.iter().map(|ab| f16_to_f32(ab.d))),
     };
-    let mut r = 0;
-    while r + GEMV_ROWS <= out.len() {
-        let v = dot_rows_pre([row(r), row(r + 1), row(r + 2), row(r + 3)], act);
-        out[r..r + GEMV_ROWS].copy_from_slice(&v);
-        r += GEMV_ROWS;
-    }
-    for (k, o) in out[r..].iter_mut().enumerate() {
-        *o = dot_rows_pre([row(r + k)], act)[0];
-    }
+    adjacent_passes(w, per_row, out, |rows| dot_rows_pre(rows, act), |rows| dot_rows_pre(rows, act));
 }
 
 /// [`dot_rows`] for two activation rows at once: `out[c][r]` is

@@ -20,10 +20,10 @@
 use super::avx2::{
     bit4_from_bits32, f16_lanes, f16_to_f32, nibbles32, tile8_gemm, transpose8_epi32, trim, Tile8Format, PREFETCH,
 };
-use super::avx2::{f16_insert_lanes, fill_front, hsum_rows, load32};
+use super::avx2::{fill_front, hsum_rows, load32};
 use super::avx512::*;
+use super::q5_0_avx2::{adjacent_passes, scale_products, GEMV_CAP};
 use super::q5_0_avx2::{gemm_q5_0_q8_0_pairs_avx2, gemv_q5_0_q8_0_rows4_avx2, scales, ActU, TILE_BLOCKS};
-use super::q5_0_avx2::{GEMV_CAP, GEMV_ROWS};
 use crate::q5_0::BlockQ5_0;
 use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
@@ -149,12 +149,9 @@ fn dot_rows_v256<const R: usize>(w: [&[BlockQ5_0]; R], qa: &[__m256i], off: &[__
     let (w, qa, off, da) = (trim(w, n), &qa[..n], &off[..n], &da[..n]);
     let bit4 = _mm256_set1_epi8(0x10);
     let mut acc = [_mm256_setzero_ps(); R];
-    const { assert!(R <= 4) };
     let mut d = [0.0f32; 4];
     for i in 0..n {
-        let dw = _mm256_castps256_ps128(f16_insert_lanes(scales(&w, i).map(half::f16::to_bits)));
-        // SAFETY: `d` is 4 writable f32; `storeu` needs no alignment.
-        unsafe { _mm_storeu_ps(d.as_mut_ptr(), _mm_mul_ps(dw, _mm_set1_ps(da[i]))) };
+        scale_products(&w, i, da[i], &mut d);
         for r in 0..R {
             let wb = &w[r][i];
             prefetch_ahead(wb, PREFETCH);
@@ -193,7 +190,6 @@ pub(crate) unsafe fn gemv_q5_0_q8_0_vnni256(w: &[u8], row_bytes: usize, a: &[u8]
     }
     let w: &[BlockQ5_0] = bytemuck::cast_slice(w);
     let per_row = row_bytes / core::mem::size_of::<BlockQ5_0>();
-    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
     let mut qa = [const { MaybeUninit::<__m256i>::uninit() }; GEMV_CAP];
     let mut off = [const { MaybeUninit::<__m256i>::uninit() }; GEMV_CAP];
     let mut da = [const { MaybeUninit::<f32>::uninit() }; GEMV_CAP];
@@ -207,13 +203,5 @@ pub(crate) unsafe fn gemv_q5_0_q8_0_vnni256(w: &[u8], row_bytes: usize, a: &[u8]
             .map(|b| _mm256_sub_epi32(zero, _mm256_slli_epi32::<4>(_mm256_dpbusd_epi32(zero, ones, load32(&b.qs))))),
     );
     let da = fill_front(&mut da, ab.iter().map(|b| f16_to_f32(b.d)));
-    let mut r = 0;
-    while r + GEMV_ROWS <= out.len() {
-        let v = dot_rows_v256([row(r), row(r + 1), row(r + 2), row(r + 3)], qa, off, da);
-        out[r..r + GEMV_ROWS].copy_from_slice(&v);
-        r += GEMV_ROWS;
-    }
-    for (k, o) in out[r..].iter_mut().enumerate() {
-        *o = dot_rows_v256([row(r + k)], qa, off, da)[0];
-    }
+    adjacent_passes(w, per_row, out, |rows| dot_rows_v256(rows, qa, off, da), |rows| dot_rows_v256(rows, qa, off, da));
 }
