@@ -377,7 +377,8 @@ pub(crate) unsafe fn plug_avx512(k: &mut Kernels) {
     k.q5_0.gemm = q5_0_avx2::gemm_q5_0_q8_0_avx2;
     k.q8_0.gemm_tier = Tier::Avx2;
     k.q8_0.gemm = q8_0_avx2::gemm_q8_0_q8_0_avx2;
-    // With VNNI, the kernels the default table takes from this tier: Q8_0's
+    // The kernels the default table takes from this tier: attention's f16
+    // value accumulation (512-bit embedded rounding) and, with VNNI, Q8_0's
     // and Q5_0's gemms (the AVX2 tiled order with 256-bit `vpdpbusd`) and
     // Q5_0's gemv.
     // SAFETY: this function's contract is that one's.
