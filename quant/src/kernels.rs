@@ -280,7 +280,8 @@ impl Kernels {
     /// set, [`Kernels::with_tier`] of the tier it names (on an x86 CPU with
     /// AVX-512 VNNI, `best()` and `with_tier(Avx512)` are both of tier
     /// `avx512` but differ: the first is the AVX2 table with three VNNI
-    /// kernels, the second the whole AVX-512 table). Fails if
+    /// kernels and the 512-bit attention accumulation, the second the whole
+    /// AVX-512 table). Fails if
     /// `EMBER_KERNELS` names an unknown tier or one this CPU lacks.
     #[cfg(feature = "std")]
     pub fn detect() -> Result<Kernels, Error> {
@@ -299,9 +300,9 @@ impl Kernels {
     ///
     /// With `std` on x86_64 that is the AVX2 table even where the CPU has
     /// AVX-512, plus only the AVX-512 kernels that measured faster than their
-    /// AVX2 twins (so far the Q8_0 and Q5_0 prompt gemms and the Q5_0 gemv,
-    /// with 256-bit VNNI, where the CPU has VNNI; the table's tier is then
-    /// `avx512`). On the one AVX-512
+    /// AVX2 twins: attention's f16 value accumulation (512-bit) and, where
+    /// the CPU has VNNI, the Q8_0 and Q5_0 prompt gemms and the Q5_0 gemv
+    /// with 256-bit VNNI (the table's tier is then `avx512`). On the one AVX-512
     /// CPU measured (a Zen 4 VM, which runs
     /// 512-bit instructions as two 256-bit halves) the AVX-512 table lost
     /// to the AVX2 one on every file of the performance issue (`ember

@@ -316,6 +316,8 @@ macro_rules! avx512_entry {
 /// # Safety
 /// The CPU must support AVX-512 F, BW and VL (and AVX2, FMA, F16C).
 pub(crate) unsafe fn plug_avx512_measured(k: &mut Kernels) {
+    // The entry's tier is what its functions need: now AVX-512 F for one.
+    k.attn.tier = Tier::Avx512;
     k.attn.mads_f16 = floats_avx512::attn_mads_f16_avx512;
     if has_avx512_vnni() {
         k.tier = Tier::Avx512;
