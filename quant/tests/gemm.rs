@@ -5,28 +5,15 @@
 //! left untouched; and the errors on bad buffers.
 
 use ember_quant::matmul::act_row_bytes;
-use ember_quant::{GgmlType, Kernels, Tier};
+use ember_quant::{GgmlType, Kernels};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 /// Relative bound against generic (see `kernels_vs_generic.rs`).
 const REL: f64 = 2e-5;
 
-fn tiers() -> Vec<Tier> {
-    [Tier::Generic, Tier::Avx2, Tier::Avx512, Tier::Neon, Tier::Dotprod]
-        .into_iter()
-        .filter(|t| t.is_available())
-        .collect()
-}
-
-/// Every available tier's table, and the default table (`Kernels::best`,
-/// which on x86 mixes tiers), each with its name.
-fn tables() -> Vec<(String, Kernels)> {
-    let mut v: Vec<(String, Kernels)> =
-        tiers().into_iter().map(|t| (t.to_string(), Kernels::with_tier(t).unwrap())).collect();
-    v.push(("best".to_string(), Kernels::best()));
-    v
-}
+mod common;
+use common::tables;
 
 /// `n` bytes, 8-aligned.
 fn buf(n: usize) -> Vec<u64> {

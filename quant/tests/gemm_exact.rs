@@ -15,21 +15,8 @@ use ember_quant::{GgmlType, Kernels, Tier};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-fn tiers() -> Vec<Tier> {
-    [Tier::Generic, Tier::Avx2, Tier::Avx512, Tier::Neon, Tier::Dotprod]
-        .into_iter()
-        .filter(|t| t.is_available())
-        .collect()
-}
-
-/// Every available tier's table, and the default table (`Kernels::best`,
-/// which on x86 mixes tiers), each with its name.
-fn tables() -> Vec<(String, Kernels)> {
-    let mut v: Vec<(String, Kernels)> =
-        tiers().into_iter().map(|t| (t.to_string(), Kernels::with_tier(t).unwrap())).collect();
-    v.push(("best".to_string(), Kernels::best()));
-    v
-}
+mod common;
+use common::tables;
 
 /// Turns every quant byte of -128 (0x80) in blocks of `block` bytes into
 /// -127: ember's activation quantizers never write -128, and the Q8_0 VNNI
