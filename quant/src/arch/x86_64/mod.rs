@@ -30,13 +30,14 @@
 //!   and four (BW-only);
 //! - AVX-512, other formats: one block of two rows per 512-bit vector (each
 //!   256-bit half keeps its row's AVX2 float order), four rows per pass for
-//!   Q4_1 and Q5_0 (BW-only builds), two for Q8_0 and Q6_K (BW-only for
-//!   Q6_K: its scales multiply i16 pair sums, where VNNI gains nothing);
+//!   Q4_1 and Q5_0 (BW-only builds), two for Q8_0 and Q6_K (BW-only builds;
+//!   for Q6_K, whose scales multiply i16 pair sums, VNNI gains nothing);
 //!   Q4_1's gemm stays the AVX2 one (two activation rows per weight load,
 //!   same bits), Q6_K batches of 8+ rows the AVX2 tiled order;
-//! - AVX-512 with VNNI, 256-bit: the Q5_0 gemv and the Q5_0 and Q8_0 prompt
-//!   gemms are the AVX2 kernels' layouts with one `vpdpbusd` per 4 values
-//!   (`q5_0_avx512`, `q8_0_avx512`; the same bits);
+//! - AVX-512 with VNNI, 256-bit: the Q5_0 and Q8_0 gemvs and prompt gemms
+//!   are the AVX2 kernels' layouts with one `vpdpbusd` per 4 values
+//!   (`q5_0_avx512`, `q8_0_avx512`; the same bits), in the AVX-512 table
+//!   too;
 //! - AVX-512 F, 512-bit: attention's value accumulation in f16 arithmetic
 //!   with embedded rounding (`floats_avx512`; the same bits).
 //!
@@ -46,7 +47,7 @@
 //! them natively where the CPU has AVX-512.
 //!
 //! **The AVX-512 table is opt-in** ([`crate::Kernels::best`] takes the AVX2
-//! table on AVX-512 CPUs, plus the three 256-bit VNNI kernels above where
+//! table on AVX-512 CPUs, plus the four 256-bit VNNI kernels above where
 //! the CPU has VNNI and the 512-bit attention accumulation;
 //! `EMBER_KERNELS=avx512` selects the whole table): on the one
 //! AVX-512 CPU measured, a Zen 4 VM, it lost to the AVX2 table end to end
@@ -303,12 +304,14 @@ macro_rules! avx512_entry {
 /// The default table's share of the AVX-512 tier ([`crate::Kernels::best`]):
 /// only the kernels that measured faster than their AVX2 twins on the one
 /// AVX-512 CPU at hand (a Zen 4 VM), on top of the AVX2 table. So far
-/// those are the Q8_0 and Q5_0 prompt gemms and the Q5_0 gemv, with 256-bit
-/// VNNI (`ember bench -r 3`, AVX2 table → default table, two or three
-/// rounds: SmolLM2 Q8_0 pp512 -t 1 307/312 → 395/395 t/s, -t 2 570/607 →
-/// 762/740; Gemma 3 pp512 -t 1 403/393 → 464/463, -t 2 722/775 → 879/863;
-/// Gemma 3 tg64 -t 1, Q5_0 gemv added, 80.1/77.9/79.8 → 85.7/82.1/84.2,
-/// -t 2 within the noise); without VNNI, none of those. With AVX-512 F
+/// those are the Q8_0 and Q5_0 prompt gemms and gemvs, with 256-bit VNNI
+/// (`ember bench -r 3`, AVX2 table → default table, two or three rounds:
+/// SmolLM2 Q8_0 pp512 -t 1 307/312 → 395/395 t/s, -t 2 570/607 → 762/740;
+/// Gemma 3 pp512 -t 1 403/393 → 464/463, -t 2 722/775 → 879/863; Gemma 3
+/// tg64 -t 1, Q5_0 gemv added, 80.1/77.9/79.8 → 85.7/82.1/84.2, -t 2
+/// within the noise; the Q8_0 gemv added, 4 rounds in rotated order, means:
+/// SmolLM2 Q8_0 tg64 -t 1 169.6 → 173.8, -t 2 249.2 → 249.0, Gemma 3 -t 1
+/// 90.0 → 92.8, -t 2 143.7 → 148.0); without VNNI, none of those. With AVX-512 F
 /// alone, attention's f16 value accumulation ([`floats_avx512`]; Gemma 3
 /// tg128 -t 1 87.0/88.6 → 89.7/89.7 t/s). The whole AVX-512 table
 /// ([`plug_avx512`]) takes them too.
@@ -327,6 +330,8 @@ pub(crate) unsafe fn plug_avx512_measured(k: &mut Kernels) {
         k.q5_0.gemm = q5_0_avx512::gemm_q5_0_q8_0_vnni256;
         k.q5_0.gemv_tier = Tier::Avx512;
         k.q5_0.gemv = q5_0_avx512::gemv_q5_0_q8_0_vnni256;
+        k.q8_0.gemv_tier = Tier::Avx512;
+        k.q8_0.gemv = q8_0_avx512::gemv_q8_0_q8_0_vnni256;
     }
 }
 
@@ -354,8 +359,8 @@ pub(crate) unsafe fn plug_avx512(k: &mut Kernels) {
             x8_avx512::gemm_q4_0_q8_0_x8_avx512vnni
         );
         k.q4_1 = avx512_entry!(q4_1::BlockQ4_1, q8_1::BlockQ8_1, q4_1_one, q4_1_avx512::gemv_q4_1_q8_1_avx512vnni);
-        // Q5_0: the AVX2 entry with the 256-bit VNNI gemv and gemm (plug_avx512_measured, below).
-        k.q8_0 = avx512_entry!(q8_0::BlockQ8_0, q8_0::BlockQ8_0, q8_0_one, q8_0_avx512::gemv_q8_0_q8_0_avx512vnni);
+        // Q5_0 and Q8_0: the AVX2 entries with the 256-bit VNNI gemvs and
+        // gemms (plug_avx512_measured, below).
     } else {
         k.q4_0 = x8_entry!(
             T,

@@ -49,14 +49,13 @@
 
 use super::avx2::*;
 use super::x8_avx2::{act_rows, rows_n, store_lanes};
-use crate::arch::streams::{pass_rows, row_passes};
 use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
 use half::f16;
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_rows<const R: usize>(w: [&[BlockQ8_0]; R], a: &[BlockQ8_0]) -> [f32; R] {
+pub(super) fn dot_rows<const R: usize>(w: [&[BlockQ8_0]; R], a: &[BlockQ8_0]) -> [f32; R] {
     let n = a.len();
     let w = w.map(|r| &r[..n]);
     let mut acc = [_mm256_setzero_ps(); R];
@@ -100,130 +99,153 @@ pub(crate) unsafe fn vec_dot_q8_0_q8_0_avx2(w: &[BlockQ8_0], a: &[BlockQ8_0]) ->
 
 /// Activation blocks whose scales [`gemv_q8_0_q8_0_avx2`] converts once per
 /// call (2 KiB of stack); longer rows take [`dot_rows`] per row.
-const DA_CAP: usize = 512;
+pub(super) const DA_CAP: usize = 512;
 
 /// Rows per pass of [`gemv_q8_0_q8_0_avx2`], one from each stream in turn.
-const GEMV_ROWS: usize = 4;
+pub(super) const GEMV_ROWS: usize = 4;
 
-/// `R` Q8_0 rows · the activation `a` whose block scales are `da` (f32), each
-/// row in [`dot_rows`]'s order (per block `acc = fma(d_w * d_a, f32(dot),
-/// acc)`, then [`hsum_rows`]), bit for bit. The rows advance together, so
-/// each activation block is loaded once for all of them and their `R`
-/// accumulator chains overlap. The blocks go in chunks of eight
-/// ([`chunk_rows`]), the rest in one chunk each of four, two and one.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn dot_rows_pre<const R: usize>(w: [&[BlockQ8_0]; R], a: &[BlockQ8_0], da: &[f32]) -> [f32; R] {
-    let mut n = a.len().min(da.len());
-    for r in &w {
-        n = n.min(r.len());
-    }
-    let mut acc = [_mm256_setzero_ps(); R];
-    let mut c = 0;
-    while c + 8 <= n {
-        chunk_rows::<R, 8>(&w, a, da, c, &mut acc);
-        c += 8;
-    }
-    if c + 4 <= n {
-        chunk_rows::<R, 4>(&w, a, da, c, &mut acc);
-        c += 4;
-    }
-    if c + 2 <= n {
-        chunk_rows::<R, 2>(&w, a, da, c, &mut acc);
-        c += 2;
-    }
-    if c < n {
-        chunk_rows::<R, 1>(&w, a, da, c, &mut acc);
-    }
-    hsum_rows(acc)
-}
-
-/// Blocks `c..c + K` (`K <= 8`) of [`dot_rows_pre`]'s rows, continuing
-/// their chains in `acc`. The `K` weight scales of each row are converted
-/// and multiplied by the activation's at once and stored, so that each
-/// block's scale is a broadcast from memory ([`in_memory`]).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-#[allow(clippy::needless_range_loop)]
-fn chunk_rows<const R: usize, const K: usize>(
-    w: &[&[BlockQ8_0]; R],
-    a: &[BlockQ8_0],
-    da: &[f32],
-    c: usize,
-    acc: &mut [__m256; R],
-) {
-    // Plain loops rather than `array::map` here: `map` and its closure were
-    // left out of line (a call per pass and per 8 blocks, 3% of a Gemma 3
-    // decode step in `perf`).
-    let ac: &[BlockQ8_0; K] = a[c..c + K].try_into().unwrap();
-    let mut wc: [&[BlockQ8_0; K]; R] = [ac; R];
-    for (x, r) in wc.iter_mut().zip(w) {
-        *x = r[c..c + K].try_into().unwrap();
-    }
-    let mut dac = [0.0f32; 8];
-    dac[..K].copy_from_slice(&da[c..c + K]);
-    let mut d = [[0.0f32; 8]; R];
-    for r in 0..R {
-        let mut dw = [f16::ZERO; K];
-        for (x, blk) in dw.iter_mut().zip(wc[r]) {
-            *x = blk.d;
-        }
-        // SAFETY: `dac` and `d[r]` are 8 f32; loadu/storeu need no alignment.
-        unsafe { _mm256_storeu_ps(d[r].as_mut_ptr(), _mm256_mul_ps(f16_lanes(dw), _mm256_loadu_ps(dac.as_ptr()))) };
-    }
-    in_memory(&mut d);
-    for k in 0..K {
-        let qa = load32(&ac[k].qs);
-        for r in 0..R {
-            if k % 2 == 0 {
-                prefetch_ahead(&wc[r][k], STREAM_PREFETCH);
+/// Defines a Q8_0 gemv of [`gemv_q8_0_q8_0_avx2`]'s layout for the target
+/// features `$feat`, whose 32-pair integer dot product is `$dot` (it must
+/// give [`dot_i8`]'s exact i32 per group of four values): the pass function
+/// `$rows`, its block-chunk step `$chunk` and the gemv `$gemv`.
+/// [`gemv_q8_0_q8_0_avx2`] is the AVX2 instance (`vpmaddubsw` +
+/// `vpmaddwd`); `q8_0_avx512::gemv_q8_0_q8_0_vnni256` the 256-bit VNNI one
+/// (`vpdpbusd`), with the same bits.
+macro_rules! q8_0_gemv {
+    ($feat:literal, $dot:path, $chunk:ident, $rows:ident, $gemv:ident) => {
+        /// `R` Q8_0 rows · the activation `a` whose block scales are `da`
+        /// (f32), each row in [`dot_rows`](super::q8_0_avx2)'s order (per
+        /// block `acc = fma(d_w * d_a, f32(dot), acc)`, then `hsum_rows`),
+        /// bit for bit. The rows advance together, so each activation block
+        /// is loaded once for all of them and their `R` accumulator chains
+        /// overlap. The blocks go in chunks of eight, the rest in one chunk
+        /// each of four, two and one.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn $rows<const R: usize>(w: [&[BlockQ8_0]; R], a: &[BlockQ8_0], da: &[f32]) -> [f32; R] {
+            let mut n = a.len().min(da.len());
+            for r in &w {
+                n = n.min(r.len());
             }
-            let p = _mm256_cvtepi32_ps(dot_i8(load32(&wc[r][k].qs), qa));
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d[r][k]), p, acc[r]);
-        }
-    }
-}
-
-/// Q8_0 matrix · Q8_0 activation row: `out.len()` rows of `row_bytes` bytes,
-/// [`GEMV_ROWS`] rows per pass (each output is exactly
-/// [`vec_dot_q8_0_q8_0_avx2`]'s), with the row loop inside the AVX2 code so
-/// the kernel inlines into it. The activation's block scales are converted
-/// once per call ([`dot_rows_pre`]) for rows of up to [`DA_CAP`] blocks.
-///
-/// # Safety
-/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemvFn`]'s contract.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn gemv_q8_0_q8_0_avx2(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
-    let a: &[BlockQ8_0] = bytemuck::cast_slice(a);
-    let w: &[BlockQ8_0] = bytemuck::cast_slice(w);
-    let per_row = row_bytes / core::mem::size_of::<BlockQ8_0>();
-    if a.len() > DA_CAP {
-        for (r, o) in out.iter_mut().enumerate() {
-            *o = dot_rows([&w[r * per_row..(r + 1) * per_row]], a)[0];
-        }
-        return;
-    }
-    let mut da = [0.0f32; DA_CAP];
-    for (d, ab) in da.iter_mut().zip(a) {
-        *d = f16_to_f32(ab.d);
-    }
-    let da = &da[..a.len()];
-    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
-    for (pass, n) in row_passes::<GEMV_ROWS>(if per_row == 0 { 0 } else { out.len() }) {
-        if n == GEMV_ROWS {
-            for (&r, x) in pass.iter().zip(dot_rows_pre(pass_rows(w, per_row, &pass), a, da)) {
-                out[r] = x;
+            let mut acc = [_mm256_setzero_ps(); R];
+            let mut c = 0;
+            while c + 8 <= n {
+                $chunk::<R, 8>(&w, a, da, c, &mut acc);
+                c += 8;
             }
-        } else {
-            for &r in &pass[..n] {
-                out[r] = dot_rows_pre([row(r)], a, da)[0];
+            if c + 4 <= n {
+                $chunk::<R, 4>(&w, a, da, c, &mut acc);
+                c += 4;
+            }
+            if c + 2 <= n {
+                $chunk::<R, 2>(&w, a, da, c, &mut acc);
+                c += 2;
+            }
+            if c < n {
+                $chunk::<R, 1>(&w, a, da, c, &mut acc);
+            }
+            super::avx2::hsum_rows(acc)
+        }
+
+        /// Blocks `c..c + K` (`K <= 8`) of the pass's rows, continuing their
+        /// chains in `acc`. The `K` weight scales of each row are converted
+        /// and multiplied by the activation's at once and stored, so that
+        /// each block's scale is a broadcast from memory (`in_memory`).
+        #[inline]
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::needless_range_loop)]
+        fn $chunk<const R: usize, const K: usize>(
+            w: &[&[BlockQ8_0]; R],
+            a: &[BlockQ8_0],
+            da: &[f32],
+            c: usize,
+            acc: &mut [__m256; R],
+        ) {
+            use super::avx2::{f16_lanes, in_memory, load32, prefetch_ahead, STREAM_PREFETCH};
+            // Plain loops rather than `array::map` here: `map` and its closure were
+            // left out of line (a call per pass and per 8 blocks, 3% of a Gemma 3
+            // decode step in `perf`).
+            let ac: &[BlockQ8_0; K] = a[c..c + K].try_into().unwrap();
+            let mut wc: [&[BlockQ8_0; K]; R] = [ac; R];
+            for (x, r) in wc.iter_mut().zip(w) {
+                *x = r[c..c + K].try_into().unwrap();
+            }
+            let mut dac = [0.0f32; 8];
+            dac[..K].copy_from_slice(&da[c..c + K]);
+            let mut d = [[0.0f32; 8]; R];
+            for r in 0..R {
+                let mut dw = [half::f16::ZERO; K];
+                for (x, blk) in dw.iter_mut().zip(wc[r]) {
+                    *x = blk.d;
+                }
+                // SAFETY: `dac` and `d[r]` are 8 f32; loadu/storeu need no alignment.
+                unsafe {
+                    _mm256_storeu_ps(d[r].as_mut_ptr(), _mm256_mul_ps(f16_lanes(dw), _mm256_loadu_ps(dac.as_ptr())))
+                };
+            }
+            in_memory(&mut d);
+            for k in 0..K {
+                let qa = load32(&ac[k].qs);
+                for r in 0..R {
+                    if k % 2 == 0 {
+                        prefetch_ahead(&wc[r][k], STREAM_PREFETCH);
+                    }
+                    let p = _mm256_cvtepi32_ps($dot(load32(&wc[r][k].qs), qa));
+                    acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d[r][k]), p, acc[r]);
+                }
             }
         }
-    }
-    if per_row == 0 {
-        out.fill(0.0);
-    }
+
+        /// Q8_0 matrix · Q8_0 activation row: `out.len()` rows of `row_bytes`
+        /// bytes, `GEMV_ROWS` rows per pass, one from each of the
+        /// `RowStreams` in turn (each output is exactly
+        /// `vec_dot_q8_0_q8_0_avx2`'s), with the row loop inside the SIMD code
+        /// so the kernel inlines into it. The activation's block scales are
+        /// converted once per call for rows of up to `DA_CAP` blocks; longer
+        /// rows take `dot_rows` per row.
+        ///
+        /// # Safety
+        /// The CPU must support the target features above; the buffers
+        /// satisfy [`crate::kernels::GemvFn`]'s contract.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn $gemv(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
+            use super::q8_0_avx2::{dot_rows, DA_CAP, GEMV_ROWS};
+            use crate::arch::streams::{pass_rows, row_passes};
+            let a: &[BlockQ8_0] = bytemuck::cast_slice(a);
+            let w: &[BlockQ8_0] = bytemuck::cast_slice(w);
+            let per_row = row_bytes / core::mem::size_of::<BlockQ8_0>();
+            if a.len() > DA_CAP {
+                for (r, o) in out.iter_mut().enumerate() {
+                    *o = dot_rows([&w[r * per_row..(r + 1) * per_row]], a)[0];
+                }
+                return;
+            }
+            let mut da = [0.0f32; DA_CAP];
+            for (d, ab) in da.iter_mut().zip(a) {
+                *d = super::avx2::f16_to_f32(ab.d);
+            }
+            let da = &da[..a.len()];
+            let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
+            for (pass, n) in row_passes::<GEMV_ROWS>(if per_row == 0 { 0 } else { out.len() }) {
+                if n == GEMV_ROWS {
+                    for (&r, x) in pass.iter().zip($rows(pass_rows(w, per_row, &pass), a, da)) {
+                        out[r] = x;
+                    }
+                } else {
+                    for &r in &pass[..n] {
+                        out[r] = $rows([row(r)], a, da)[0];
+                    }
+                }
+            }
+            if per_row == 0 {
+                out.fill(0.0);
+            }
+        }
+    };
 }
+pub(super) use q8_0_gemv;
+
+q8_0_gemv!("avx2,fma,f16c", dot_i8, chunk_rows, dot_rows_pre, gemv_q8_0_q8_0_avx2);
 
 /// The largest |x| of 32 values.
 #[inline]

@@ -1,8 +1,9 @@
-//! Q8_0 with AVX-512: the Q8_0 · Q8_0 `gemv` (VNNI and BW-only builds), the
-//! prompt gemm with 256-bit VNNI ([`gemm_q8_0_q8_0_vnni256`], also in the
-//! default table) and the f32 → Q8_0 activation quantizer.
+//! Q8_0 with AVX-512: the Q8_0 · Q8_0 gemv and prompt gemm with 256-bit
+//! VNNI ([`gemv_q8_0_q8_0_vnni256`], [`gemm_q8_0_q8_0_vnni256`]: the AVX2
+//! kernels' layouts and bits, in the default table too), the 512-bit gemv
+//! of CPUs without VNNI (BW only) and the f32 → Q8_0 activation quantizer.
 //!
-//! The gemv:
+//! The 512-bit gemv:
 //! The dot product is in ggml's x86 float order, as llama.cpp's AVX-512
 //! builds compute it (ggml's AVX2 code): one block of two rows per 512-bit
 //! vector, each 256-bit half in ggml's lane layout with its row's per-lane
@@ -50,11 +51,25 @@ macro_rules! kernels {
 }
 
 kernels!("avx512f,avx512bw,avx512vl,avx2,fma,f16c", dpbusd_bw, dot_rows_bw, gemv_q8_0_q8_0_avx512);
-kernels!(
+
+/// [`dot_i8`](super::avx2::dot_i8) with 256-bit VNNI: the weights' signs
+/// move onto the activations and one `vpdpbusd` sums each group of four
+/// `|w| * ±a` into its i32 lane. `vpmaddubsw` cannot saturate on these
+/// operands (`|w| <= 128`, `±a` in -128..=127: a pair is at most 32 512
+/// and at least -32 768), so its pair sums, and `vpmaddwd`'s lanes, are the
+/// exact sums this computes: the same bits.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn dot_i8_vnni(w: __m256i, a: __m256i) -> __m256i {
+    _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w))
+}
+
+super::q8_0_avx2::q8_0_gemv!(
     "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c",
-    _mm512_dpbusd_epi32,
-    dot_rows_vnni,
-    gemv_q8_0_q8_0_avx512vnni
+    dot_i8_vnni,
+    chunk_rows_vnni256,
+    dot_rows_vnni256,
+    gemv_q8_0_q8_0_vnni256
 );
 
 /// Loads 32 f32 as two vectors.
