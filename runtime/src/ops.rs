@@ -1028,21 +1028,26 @@ fn matmul_then(
         let r1 = (r0 + block[j]).min(w.rows);
         let wt = &w.data[r0 * wrb..r1 * wrb];
         // The gemm entry writes a strided block; it goes through a local
-        // buffer so that no two threads hold overlapping output slices.
-        // Groups of GROUP input rows (a multiple of 4, so each row keeps the
-        // float order llama.cpp gives it for the whole batch), at most TILE
-        // weight rows at a time.
-        const GROUP: usize = 16;
+        // buffer so that no two threads hold overlapping output slices. At
+        // most TILE weight rows at a time, with as many input rows as `tmp`
+        // holds for them, up to GROUP_MAX, in a multiple of 16 (a multiple
+        // of 4 keeps each row in the float order llama.cpp gives it for the
+        // whole batch; the repacked Q4_0 gemm transposes its weights once
+        // for up to 16 rows): the gemms unpack each 8-row weight tile once
+        // per call and spread that over its input rows.
+        const TMP: usize = 4096;
         const TILE: usize = 256;
-        let mut tmp = [0.0f32; GROUP * TILE];
+        const GROUP_MAX: usize = 64;
+        let mut tmp = [0.0f32; TMP];
         let mut t0 = r0;
         while t0 < r1 {
             let t1 = (t0 + TILE).min(r1);
             let wt = &wt[(t0 - r0) * wrb..(t1 - r0) * wrb];
+            let width = t1 - t0;
+            let group = (TMP / width).min(GROUP_MAX) / 16 * 16;
             let mut i0 = 0;
             while i0 < n {
-                let i1 = (i0 + GROUP).min(n);
-                let width = t1 - t0;
+                let i1 = (i0 + group).min(n);
                 let tb = &mut tmp[..(i1 - i0) * width];
                 if let Err(e) = kernels.gemm_strided_batch(w.ty, cols, wt, &acts[i0 * rb..i1 * rb], tb, width, n) {
                     return err.set(e);
