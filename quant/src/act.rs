@@ -1,7 +1,8 @@
 //! Element-wise activations over f32 slices: e^x ([`expf_ggml`]), SiLU and
 //! SwiGLU, in the float order of ggml's `ggml_v_expf` / `ggml_v_silu` as an
 //! AVX-512 build of llama.cpp computes them (`ggml-cpu/vec.h`; the reference
-//! outputs in `../shared/reference` came from such a build).
+//! outputs in `../shared/reference` came from such a build); and GeGLU with
+//! ggml's f16 GELU table (`GGML_GELU_FP16`).
 //!
 //! The `*_generic` functions are the scalar reference; the SIMD versions
 //! (AVX2 + FMA, NEON) compute bit-identical results and are reached through
@@ -11,6 +12,9 @@
 pub type MapFn = unsafe fn(x: &mut [f32]);
 /// `gate[i] = silu(gate[i]) * up[i]`. `gate.len() == up.len()`.
 pub type SwigluFn = unsafe fn(gate: &mut [f32], up: &[f32]);
+/// `gate[i] = gelu(gate[i]) * up[i]` with GELU looked up in `table`
+/// ([`geglu_generic`]). `gate.len() == up.len()`, `table.len() == 65536`.
+pub type GegluFn = unsafe fn(gate: &mut [f32], up: &[f32], table: &[u16]);
 
 /// The activation kernels of one tier.
 ///
@@ -28,12 +32,20 @@ pub struct ActEntry {
     pub silu: MapFn,
     /// `gate[i] = silu(gate[i]) * up[i]`.
     pub swiglu: SwigluFn,
+    /// `gate[i] = gelu(gate[i]) * up[i]`, GELU from ggml's f16 table.
+    pub geglu: GegluFn,
 }
 
 impl ActEntry {
     /// The portable versions.
     pub const fn generic() -> ActEntry {
-        ActEntry { tier: crate::Tier::Generic, exp: exp_generic, silu: silu_generic, swiglu: swiglu_generic }
+        ActEntry {
+            tier: crate::Tier::Generic,
+            exp: exp_generic,
+            silu: silu_generic,
+            swiglu: swiglu_generic,
+            geglu: geglu_generic,
+        }
     }
 }
 
@@ -124,6 +136,25 @@ pub fn swiglu_generic(gate: &mut [f32], up: &[f32]) {
     }
 }
 
+/// GeGLU in place, as ggml computes it with `GGML_GELU_FP16`: `gate[i] =
+/// gelu(gate[i]) * up[i]`, GELU looked up in `table` (65536 entries: for
+/// every f16 bit pattern, the f16 bits of its GELU) at the f16 rounding
+/// (to nearest even, as F16C's) of the input, with ggml's cut-offs: 0 at
+/// or below -10, `gate[i] * up[i]` at or above 10.
+pub fn geglu_generic(gate: &mut [f32], up: &[f32], table: &[u16]) {
+    use half::f16;
+    for (g, &u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        *g = if x <= -10.0 {
+            0.0
+        } else if x >= 10.0 {
+            x * u
+        } else {
+            f16::from_bits(table[f16::from_f32(x).to_bits() as usize]).to_f32() * u
+        };
+    }
+}
+
 impl crate::Kernels {
     /// `x[i] = expf_ggml(x[i])` through the table.
     pub fn act_exp(&self, x: &mut [f32]) {
@@ -145,6 +176,21 @@ impl crate::Kernels {
         }
         // SAFETY: as in `act_exp`; lengths checked above.
         unsafe { (self.act.swiglu)(gate, up) };
+        Ok(())
+    }
+
+    /// `gate[i] = gelu(gate[i]) * up[i]` through the table, GELU looked up
+    /// in `table` ([`geglu_generic`]). `gate` and `up` must have the same
+    /// length, and `table` 65536 entries.
+    pub fn act_geglu(&self, gate: &mut [f32], up: &[f32], table: &[u16]) -> Result<(), crate::Error> {
+        if gate.len() != up.len() {
+            return Err(crate::Error::Length { what: "GeGLU up row", expected: gate.len(), got: up.len() });
+        }
+        if table.len() != 1 << 16 {
+            return Err(crate::Error::Length { what: "GELU table", expected: 1 << 16, got: table.len() });
+        }
+        // SAFETY: as in `act_exp`; lengths checked above.
+        unsafe { (self.act.geglu)(gate, up, table) };
         Ok(())
     }
 }

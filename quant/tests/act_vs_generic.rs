@@ -1,4 +1,4 @@
-//! The activation kernels (`ember_quant::act`: e^x, SiLU, SwiGLU) of the best
+//! The activation kernels (`ember_quant::act`: e^x, SiLU, SwiGLU, GeGLU) of the best
 //! tier this CPU runs against the portable ones, bit for bit: SiLU feeds the
 //! feed-forward of every SmolLM2 layer, and ember's greedy ids are compared
 //! with llama.cpp's.
@@ -119,6 +119,75 @@ fn simd_expf_and_silu_equal_generic_on_every_f32() {
             assert_eq!(got.to_bits(), act::silu(src).to_bits(), "silu of {:#010x}", src.to_bits());
         }
     }
+}
+
+/// A stand-in for ggml's GELU table that tells every f16 input apart: a
+/// scrambled finite f16 per pattern (so an input rounded to a different f16
+/// gives a different output), NaN for the NaN patterns (as GELU's table).
+fn scrambled_table() -> Vec<u16> {
+    (0..=u16::MAX)
+        .map(|h| {
+            if h & 0x7c00 == 0x7c00 && h & 0x03ff != 0 {
+                0x7e00
+            } else {
+                h.wrapping_mul(40503).wrapping_add(12345) & 0xfbff
+            }
+        })
+        .collect()
+}
+
+/// GeGLU of the best table against the generic one: bit for bit, except
+/// that NaN inputs only need NaN outputs (F16C and the software conversion
+/// may name different NaN patterns, which both map to NaN).
+fn check_geglu(k: &Kernels, g: &Kernels, x: &[f32], up: &[f32], table: &[u16], what: &str) {
+    let (mut a, mut b) = (x.to_vec(), x.to_vec());
+    k.act_geglu(&mut a, up, table).unwrap();
+    g.act_geglu(&mut b, up, table).unwrap();
+    for (i, ((&p, &q), &xi)) in a.iter().zip(&b).zip(x).enumerate() {
+        let same = p.to_bits() == q.to_bits() || (xi.is_nan() && p.is_nan() && q.is_nan());
+        assert!(same, "geglu {what} [{i}] x={xi:e} ({:#010x}): {p:e} vs {q:e}", xi.to_bits());
+    }
+}
+
+/// Every f16 value, the halfway points between neighbours (ties, which
+/// round to the even one) and the f32 next to them, the ±10 cut-offs and
+/// the edge values: each as a lane of every position of an 8-lane step and
+/// in the scalar tail, with random up values.
+#[test]
+fn simd_geglu_equals_generic() {
+    let Some(k) = best() else { return };
+    let mut g = Kernels::generic();
+    g.act = ActEntry::generic();
+    let table = scrambled_table();
+    let mut x = edge_values();
+    x.extend([-10.0f32, 10.0, -9.999999, 9.999999, -10.000001, 10.000001, 65504.0, 65520.0, -65520.0]);
+    for h in 0..=u16::MAX {
+        let v = half::f16::from_bits(h).to_f32();
+        let next = half::f16::from_bits(h.wrapping_add(1)).to_f32();
+        x.push(v);
+        if v.is_finite() && next.is_finite() && (h & 0x7fff) != 0x7bff {
+            let mid = (v + next) / 2.0;
+            x.extend([mid, f32::from_bits(mid.to_bits() - 1), f32::from_bits(mid.to_bits() + 1)]);
+        }
+    }
+    let mut r = SmallRng::seed_from_u64(12);
+    let up: Vec<f32> = (0..x.len()).map(|_| r.gen_range(-4.0f32..4.0)).collect();
+    for shift in 0..8 {
+        check_geglu(&k, &g, &x[shift..], &up[shift..], &table, &format!("shift {shift}"));
+    }
+    for n in (0..=17).chain([64, 67]) {
+        let x: Vec<f32> = (0..n).map(|_| r.gen_range(-12.0f32..12.0)).collect();
+        check_geglu(&k, &g, &x, &up[..n], &table, &format!("n={n}"));
+    }
+}
+
+#[test]
+fn geglu_rejects_mismatched_lengths_and_short_tables() {
+    let k = Kernels::best();
+    let mut g = [1.0f32; 9];
+    assert!(k.act_geglu(&mut g, &[1.0; 8], &scrambled_table()).is_err());
+    assert!(k.act_geglu(&mut g, &[1.0; 9], &[0u16; 65535]).is_err());
+    assert_eq!(g, [1.0; 9]);
 }
 
 #[test]

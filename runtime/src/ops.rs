@@ -268,18 +268,10 @@ pub fn gelu_table(table: &mut [u16]) {
 
 /// GeGLU in place, as ggml computes it with `GGML_GELU_FP16`: `gate[i] =
 /// gelu(gate[i]) * up[i]`, GELU looked up in `table` (from [`gelu_table`]) at
-/// the f16 rounding of the input, with ggml's ±10 cut-offs.
-pub fn geglu(gate: &mut [f32], up: &[f32], table: &[u16]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        let x = *g;
-        *g = if x <= -10.0 {
-            0.0
-        } else if x >= 10.0 {
-            x * u
-        } else {
-            f16_to_f32(table[f32_to_f16(x) as usize]) * u
-        };
-    }
+/// the f16 rounding of the input, with ggml's ±10 cut-offs
+/// (`ember_quant::act::geglu_generic`, through the kernel table).
+pub fn geglu(kernels: &Kernels, gate: &mut [f32], up: &[f32], table: &[u16]) -> Result<(), Error> {
+    Ok(kernels.act_geglu(gate, up, table)?)
 }
 
 /// One attention head's view of a layer's K or V cache: `cells` rows of
@@ -1461,7 +1453,7 @@ mod tests {
         let gate = [-11.0f32, -1.0, 0.3, 1.7, 12.0];
         let up = [2.0f32, 3.0, -1.0, 0.5, 2.0];
         let mut out = gate;
-        geglu(&mut out, &up, &table);
+        geglu(&Kernels::best(), &mut out, &up, &table).unwrap();
         assert_eq!(out[0], 0.0);
         assert_eq!(out[4], 24.0);
         for i in 1..4 {
@@ -1823,14 +1815,13 @@ mod tests {
                     for gelu in [false, true] {
                         let mut want = g0.clone();
                         if gelu {
-                            geglu(&mut want, &u0, &table);
+                            geglu(&kernels, &mut want, &u0, &table).unwrap();
                         } else {
                             swiglu(&kernels, &mut want, &u0).unwrap();
                         }
                         let glu = |g: &mut [f32], u: &[f32]| {
                             if gelu {
-                                geglu(g, u, &table);
-                                Ok(())
+                                geglu(&kernels, g, u, &table)
                             } else {
                                 swiglu(&kernels, g, u)
                             }

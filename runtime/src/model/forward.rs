@@ -157,10 +157,7 @@ pub fn forward(m: &Model<'_, '_>, bufs: &mut Buffers<'_>, tokens: &[u32], pos0: 
         let gelu: &[u16] = gelu;
         let glu = |g: &mut [f32], u: &[f32]| match cfg.activation {
             Activation::Silu => ops::swiglu(m.kernels, g, u),
-            Activation::GeluTanh => {
-                ops::geglu(g, u, gelu);
-                Ok(())
-            }
+            Activation::GeluTanh => ops::geglu(m.kernels, g, u, gelu),
         };
         if n == 1 {
             // One token: each chunk of rows applies the activation to its own

@@ -220,6 +220,8 @@ pub(crate) unsafe fn plug_neon(k: &mut Kernels) {
         exp: act_neon::exp_neon,
         silu: act_neon::silu_neon,
         swiglu: act_neon::swiglu_neon,
+        // GeGLU's table lookups and f16 conversions: the portable code.
+        geglu: crate::act::geglu_generic,
     };
     // Tiled attention: the NEON gemm, the generic tile softmax.
     k.tile.tier = N;

@@ -91,6 +91,36 @@ pub(crate) unsafe fn silu_avx2(x: &mut [f32]) {
     act::silu_generic(&mut x[body..]);
 }
 
+/// [`act::geglu_generic`], eight values at a time: F16C rounds them to f16
+/// (to nearest even, as `half` does), the table is read lane by lane (there
+/// is no 16-bit gather), and F16C widens the results.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `table` holds 65536 entries.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn geglu_avx2(gate: &mut [f32], up: &[f32], table: &[u16]) {
+    let n = gate.len().min(up.len());
+    let body = n / 8 * 8;
+    let (lo, hi) = (_mm256_set1_ps(-10.0), _mm256_set1_ps(10.0));
+    for (g, u) in gate[..body].chunks_exact_mut(8).zip(up[..body].chunks_exact(8)) {
+        // SAFETY: `g` and `u` hold 8 f32 each and `h`, `t` 8 u16; the
+        // unaligned loads and stores need no alignment.
+        unsafe {
+            let x = _mm256_loadu_ps(g.as_ptr());
+            let uv = _mm256_loadu_ps(u.as_ptr());
+            let mut h = [0u16; 8];
+            _mm_storeu_si128(h.as_mut_ptr().cast(), _mm256_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT }>(x));
+            let t: [u16; 8] = core::array::from_fn(|k| table[h[k] as usize]);
+            let gelu = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(t.as_ptr().cast())), uv);
+            // Ordered compares: a NaN takes the table's value, as in the generic code.
+            let v = _mm256_blendv_ps(gelu, _mm256_mul_ps(x, uv), _mm256_cmp_ps::<_CMP_GE_OQ>(x, hi));
+            let v = _mm256_andnot_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(x, lo), v);
+            _mm256_storeu_ps(g.as_mut_ptr(), v);
+        }
+    }
+    act::geglu_generic(&mut gate[body..n], &up[body..n], table);
+}
+
 /// [`act::swiglu_generic`].
 ///
 /// # Safety

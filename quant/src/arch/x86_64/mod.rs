@@ -257,6 +257,7 @@ pub(crate) unsafe fn plug_avx2(k: &mut Kernels) {
         exp: act_avx2::exp_avx2,
         silu: act_avx2::silu_avx2,
         swiglu: act_avx2::swiglu_avx2,
+        geglu: act_avx2::geglu_avx2,
     };
     k.tile = crate::attn_tile::TileEntry {
         tier: T,
