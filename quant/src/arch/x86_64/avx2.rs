@@ -153,30 +153,6 @@ pub(super) fn lane(v: __m256, k: usize) -> __m256 {
     _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k as i32))
 }
 
-/// Up to eight f16 values (as bits) as f32 lanes `0..R` (the rest 0),
-/// inserted word by word into one vector and converted once: fewer
-/// instructions and registers than [`f16_lanes`], but all of them on the
-/// vector ports (the Q8_0 gemv measured faster with `f16_lanes`).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn f16_insert_lanes<const R: usize>(bits: [u16; R]) -> __m256 {
-    const { assert!(R <= 8) };
-    let b = |k: usize| bits.get(k).map_or(0, |&x| x as i32);
-    let v = _mm_cvtsi32_si128(b(0));
-    let v = _mm_insert_epi16::<1>(v, b(1));
-    let v = _mm_insert_epi16::<2>(v, b(2));
-    let v = _mm_insert_epi16::<3>(v, b(3));
-    let v = if R > 4 {
-        let v = _mm_insert_epi16::<4>(v, b(4));
-        let v = _mm_insert_epi16::<5>(v, b(5));
-        let v = _mm_insert_epi16::<6>(v, b(6));
-        _mm_insert_epi16::<7>(v, b(7))
-    } else {
-        v
-    };
-    _mm256_cvtph_ps(v)
-}
-
 /// The f16 values `v[r]` of up to eight rows as one f32 vector (lane `r`).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
