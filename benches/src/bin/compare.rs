@@ -22,6 +22,11 @@
 //!   the same read as four interleaved streams per thread (the order of
 //!   ember's decode gemvs, which gets more bandwidth on some machines),
 //!   measured at the end of the run (after the child processes).
+//! - Generation round by round: each round's tg figures beside a plain read
+//!   of memory by as many threads, timed just before that round. On a
+//!   shared VM the bandwidth moves by half for minutes at a time, and
+//!   generation with two threads, which reads close to it, moves with it;
+//!   this table shows which rounds ran in which state.
 //! - `--fresh-pages`: before anything is timed, each file is dropped from
 //!   the page cache (`posix_fadvise(DONTNEED)`) and read once by `ember run
 //!   -n 1`, so that both tools map the file as ember's own first load leaves
@@ -287,6 +292,21 @@ struct Runner<'a> {
     llama_build: String,
 }
 
+/// The memory read rate measured just before one round of one model and
+/// thread count (see [`Runner::speed`]).
+#[derive(Clone, Debug, PartialEq)]
+struct Probe {
+    round: usize,
+    model: usize,
+    threads: usize,
+    read_gbs: f64,
+}
+
+/// Bytes of the buffer read before each round: four times the 32 MiB
+/// last-level cache of the EPYC this was tuned on, and a pass short enough
+/// (a few ms) to take before every round.
+const PROBE_BYTES: usize = 128 << 20;
+
 impl Runner<'_> {
     fn ember_bench(&mut self, model: &Path, p: &str, n: &str, t: usize) -> Result<Vec<Sample>> {
         let mut c = Command::new(&self.o.ember);
@@ -309,12 +329,30 @@ impl Runner<'_> {
     }
 
     /// Rounds of A B for each model and thread count; samples keyed by the model path.
-    fn speed(&mut self, models: &[PathBuf], p: &str, n: &str, threads: &[usize]) -> Result<Table> {
+    /// With `probe`, a plain read of a [`PROBE_BYTES`] buffer by as many
+    /// threads as the round uses (the median of three passes) is timed
+    /// before each round: the bandwidth the machine gives right then (on a
+    /// shared VM it moves by half for minutes at a time, and generation with
+    /// two threads moves with it).
+    fn speed(
+        &mut self,
+        models: &[PathBuf],
+        p: &str,
+        n: &str,
+        threads: &[usize],
+        probe: bool,
+    ) -> Result<(Table, Vec<Probe>)> {
         let mut table = Table::new();
+        let mut probes = Vec::new();
+        let buf: Vec<u64> = if probe { (0..PROBE_BYTES / 8).map(|i| i as u64 | 1).collect() } else { Vec::new() };
         for round in 0..self.o.rounds {
             for (mi, m) in models.iter().enumerate() {
                 for &t in threads {
                     eprintln!("compare: round {}/{} {} -t {t}", round + 1, self.o.rounds, name_of(m));
+                    if probe {
+                        let read_gbs = ember_benches::read_bandwidth_threads(&buf, t, 3);
+                        probes.push(Probe { round, model: mi, threads: t, read_gbs });
+                    }
                     let key = m.display().to_string();
                     for s in self.ember_bench(m, p, n, t)? {
                         table
@@ -333,7 +371,7 @@ impl Runner<'_> {
                 }
             }
         }
-        Ok(table)
+        Ok((table, probes))
     }
 }
 
@@ -473,6 +511,43 @@ fn traffic_table(t: &Table, reads: &[(usize, f64, f64)]) -> String {
             gbs(e),
             gbs(l),
             gbs(e) / plain.max(streamed)
+        );
+    }
+    s
+}
+
+/// Each round of generation on its own, beside the read rate measured just
+/// before it ([`Probe`]): whether a low ratio came with a low read rate.
+/// Round `r` of a test is sample `r` of each tool (one repetition per round).
+fn rounds_table(t: &Table, probes: &[Probe]) -> String {
+    let mut s = format!(
+        "\n### Generation round by round\n\nread GB/s = a plain read of a {} MiB buffer by as many threads, just \
+         before the round; ember / read = ember's t/s × file size against it.\n\n\
+         | round | model | threads | test | read GB/s | ember t/s | llama.cpp t/s | ember / llama.cpp | ember / read |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        PROBE_BYTES >> 20
+    );
+    let mut rows = Vec::new();
+    for ((mi, th, _, m, test), (e, l)) in t {
+        if !test.starts_with("tg") {
+            continue;
+        }
+        let mb = std::fs::metadata(m).map_or(0.0, |md| md.len() as f64 / 1e6);
+        for (round, (&e, &l)) in e.iter().zip(l).enumerate() {
+            let read = probes
+                .iter()
+                .find(|p| p.round == round && p.model == *mi && p.threads == *th)
+                .map_or(f64::NAN, |p| p.read_gbs);
+            rows.push((round, *mi, *th, name_of(Path::new(m)), test.clone(), read, e, l, e * mb / 1e3 / read));
+        }
+    }
+    rows.sort_by_key(|r| (r.0, r.1, r.2));
+    for (round, _, th, name, test, read, e, l, of_read) in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {name} | {th} | {test} | {read:.1} | {e:.2} | {l:.2} | {:.2} | {of_read:.2} |",
+            round + 1,
+            e / l
         );
     }
     s
@@ -622,7 +697,14 @@ fn run(o: &Opts, args: &[String]) -> Result<String> {
     let mut r = Runner { o, tier: String::new(), llama_build: String::new() };
     let started = Instant::now();
     let load_start = loadavg();
-    let speed = if o.speed { Some(r.speed(&models, &o.n_prompt, &o.n_gen, &threads)?) } else { None };
+    // The probe buffer lives only inside `speed`: a child's `ru_maxrss`
+    // includes this process's RSS at the fork (see the reads below).
+    let (speed, probes) = if o.speed {
+        let (t, p) = r.speed(&models, &o.n_prompt, &o.n_gen, &threads, true)?;
+        (Some(t), p)
+    } else {
+        (None, Vec::new())
+    };
     let mut colds = Vec::new();
     if o.cold_start {
         if !simple.exists() {
@@ -640,7 +722,7 @@ fn run(o: &Opts, args: &[String]) -> Result<String> {
     if o.contention {
         let (_spin, how) = Spinner::start()?;
         std::thread::sleep(Duration::from_millis(300));
-        let t = r.speed(&models, "0", "64", &[2])?;
+        let (t, _) = r.speed(&models, "0", "64", &[2], false)?;
         contention = Some((t, how));
     }
     // The memory ceiling generation runs against: every weight byte is read
@@ -692,6 +774,7 @@ fn run(o: &Opts, args: &[String]) -> Result<String> {
     if let Some(t) = &speed {
         let _ = writeln!(s, "\n### Speed (tokens/s, mean ± sd over rounds)\n\n{}", speed_table(t));
         let _ = writeln!(s, "{}", traffic_table(t, &reads));
+        let _ = writeln!(s, "{}", rounds_table(t, &probes));
     }
     if !colds.is_empty() {
         let _ = writeln!(
@@ -762,6 +845,32 @@ mod tests {
         // threads 4 and 5 GB/s, ember against the larger.
         assert!(md.contains("| m | 2 | tg64 | 2.0 | 0.20 | 0.10 | 4.00 | 5.00 | 0.04 |"), "{md}");
         assert!(!md.contains("pp512"), "prompt tests are not memory-bound: {md}");
+    }
+
+    #[test]
+    fn rounds_table_pairs_each_round_with_the_read_before_it() {
+        let dir = std::env::temp_dir().join(format!("compare-rounds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let m = dir.join("m.gguf");
+        std::fs::write(&m, vec![0u8; 2_000_000]).unwrap();
+        let key = |th: usize, test: &str| (0, th, test_order(test), m.display().to_string(), test.to_string());
+        let mut t = Table::new();
+        t.insert(key(2, "pp512"), (vec![100.0, 100.0], vec![50.0, 50.0]));
+        t.insert(key(2, "tg64"), (vec![150.0, 100.0], vec![100.0, 80.0]));
+        t.insert(key(1, "tg64"), (vec![60.0, 61.0], vec![40.0, 40.0]));
+        let probe = |round, threads, read_gbs| Probe { round, model: 0, threads, read_gbs };
+        let md = rounds_table(&t, &[probe(0, 1, 20.0), probe(0, 2, 60.0), probe(1, 1, 21.0), probe(1, 2, 30.0)]);
+        std::fs::remove_dir_all(&dir).unwrap();
+        // round 2, -t 2: 100 t/s x 2 MB = 0.2 GB/s against a 30 GB/s read
+        assert!(md.contains("| 1 | m | 2 | tg64 | 60.0 | 150.00 | 100.00 | 1.50 | 0.01 |"), "{md}");
+        assert!(md.contains("| 2 | m | 2 | tg64 | 30.0 | 100.00 | 80.00 | 1.25 | 0.01 |"), "{md}");
+        assert!(md.contains("| 2 | m | 1 | tg64 | 21.0 | 61.00 | 40.00 | 1.52 | 0.01 |"), "{md}");
+        assert!(!md.contains("pp512"), "{md}");
+        // rounds in order, -t 1 before -t 2 within a round
+        let r1 = md.find("| 1 | m | 1 |").unwrap();
+        let r1t2 = md.find("| 1 | m | 2 |").unwrap();
+        let r2 = md.find("| 2 | m | 1 |").unwrap();
+        assert!(r1 < r1t2 && r1t2 < r2, "{md}");
     }
 
     #[test]
