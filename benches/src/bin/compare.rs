@@ -25,8 +25,9 @@
 //! - Generation round by round: each round's tg figures beside a plain read
 //!   of memory by as many threads, timed just before that round. On a
 //!   shared VM the bandwidth moves by half for minutes at a time, and
-//!   generation with two threads, which reads close to it, moves with it;
-//!   this table shows which rounds ran in which state.
+//!   ember's generation with two threads, which in the slow state reads
+//!   about as fast as the read, moves with it; this table shows which
+//!   rounds ran in which state.
 //! - `--fresh-pages`: before anything is timed, each file is dropped from
 //!   the page cache (`posix_fadvise(DONTNEED)`) and read once by `ember run
 //!   -n 1`, so that both tools map the file as ember's own first load leaves
