@@ -39,8 +39,18 @@ use core::ops::Range;
 /// with `thread < threads()` naming the thread (for per-thread scratch).
 /// Returns when every chunk is done.
 pub trait Parallel: Sync {
-    /// Number of threads a job is spread over (at least 1).
+    /// Number of threads a job is spread over (at least 1): the bound on
+    /// the `thread` index a job sees, for sizing per-thread scratch.
     fn threads(&self) -> usize;
+    /// Number of threads the next job will most likely run on: what to cut
+    /// work for. [`ThreadPool`] says 1 while it runs jobs on the caller
+    /// alone (under contention, see `Solo`), so that the caller does not
+    /// run a job cut for two as many small pieces. Only a hint: a job may
+    /// still run on up to [`Parallel::threads`] threads, so results and
+    /// scratch must not depend on it.
+    fn active_threads(&self) -> usize {
+        self.threads()
+    }
     /// Runs `job(chunk, thread)` for each chunk, concurrently, and waits.
     fn run(&self, chunks: usize, job: &(dyn Fn(usize, usize) + Sync));
 }
@@ -525,6 +535,14 @@ mod pool {
             self.workers.len() + 1
         }
 
+        fn active_threads(&self) -> usize {
+            if self.workers.is_empty() || self.solo.take() {
+                1
+            } else {
+                self.threads()
+            }
+        }
+
         fn run(&self, chunks: usize, job: &(dyn Fn(usize, usize) + Sync)) {
             let s = &*self.shared;
             if self.workers.is_empty() || chunks <= 1 || self.solo.take() {
@@ -614,6 +632,7 @@ mod tests {
         for threads in 1..4 {
             let pool = ThreadPool::with_spin(threads, std::time::Duration::from_micros(50));
             assert_eq!(pool.threads(), threads);
+            assert_eq!(pool.active_threads(), threads, "no stall yet: every thread takes part");
             let hits: std::vec::Vec<AtomicUsize> = (0..threads).map(|_| AtomicUsize::new(0)).collect();
             for round in 0..2000 {
                 pool.run(7, &|c, t| {
@@ -717,6 +736,9 @@ mod tests {
         // over (the pool checks the clock before handing a job out).
         let end = pool.solo.deadline().expect("a stall was seen");
         assert!(end <= Instant::now() + pool::SOLO_MIN, "the first stall: the shortest time alone");
+        // Meanwhile work is cut for one thread.
+        let active = pool.active_threads();
+        assert!(active == 1 || Instant::now() >= end, "alone, yet work cut for {active} threads");
         while Instant::now() < end {
             let ran = AtomicUsize::new(0);
             pool.run(8, &|_, t| {
@@ -725,7 +747,9 @@ mod tests {
             });
             assert_eq!(ran.into_inner(), 8);
         }
-        // Then the workers are tried again (and take part once scheduled).
+        // Then the workers are tried again (and take part once scheduled),
+        // and work is cut for both threads.
+        assert_eq!(pool.active_threads(), 2);
         let start = Instant::now();
         let on_worker = AtomicUsize::new(0);
         while on_worker.load(Ordering::Relaxed) == 0 {

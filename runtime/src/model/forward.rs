@@ -246,9 +246,12 @@ fn attention(
     // One task is a (token, KV head, share of that KV head's query heads).
     // Sharing a KV head lets a task widen each cached row once for all its
     // query heads; a decode step with few KV heads splits the query heads
-    // so that every thread has work.
+    // so that every thread has work. The split is for the threads the job
+    // will likely run on (one, for a pool running jobs on the caller
+    // alone); the scratch is for every thread that may.
+    let active = m.par.active_threads().clamp(1, t);
     let n_kv = cfg.n_head_kv;
-    let sub = (2 * t).div_ceil(n * n_kv).clamp(1, group);
+    let sub = (2 * active).div_ceil(n * n_kv).clamp(1, group);
     let tasks = n * n_kv * sub;
     let per = plan.attn_per_thread;
     let (qb, accb) = (round64(group.next_multiple_of(4) * hdk * 4), round64(group * hdv * 4));
@@ -259,7 +262,7 @@ fn attention(
     // one-row path for batches under 64 tokens (GGML_FA_TILE_Q); larger
     // batches went to `attention_tiled` above.
     let params = AttnParams { scale: cfg.kq_scale, softcap: cfg.attn_softcap, half: true };
-    let per_chunk = tasks.div_ceil(4 * t).max(1);
+    let per_chunk = tasks.div_ceil(4 * active).max(1);
     m.par.run(tasks.div_ceil(per_chunk), &|c, ti| {
         if ti >= t {
             err.set(Error::BadOption("more threads than the memory plan has attention scratch for"));
