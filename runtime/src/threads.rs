@@ -24,7 +24,9 @@
 //! chunk, the caller waits for the rest of an OS time slice, far longer than
 //! a decode job; the pool then runs the next jobs on the caller alone for a
 //! while (see `Solo`), so that two threads under contention are not slower
-//! than one.
+//! than one. Meanwhile [`Parallel::active_threads`] says 1, and the decode
+//! step cuts its work as for one thread (one gemv call per matrix, not a
+//! region per thread in guided chunks).
 //!
 //! Why not rayon: a decode-time matrix product of SmolLM2 is 10–40 µs of
 //! work, so the hand-off must cost far less. `runtime/tests/model_threads.rs`
