@@ -521,6 +521,10 @@ fn traffic_table(t: &Table, reads: &[(usize, f64, f64)]) -> String {
 /// before it ([`Probe`]): whether a low ratio came with a low read rate.
 /// Round `r` of a test is sample `r` of each tool (one repetition per round).
 fn rounds_table(t: &Table, probes: &[Probe]) -> String {
+    if probes.is_empty() {
+        return "\n### Generation round by round\n\n(no read probes: the peak RSS could not be reset after them)\n"
+            .to_string();
+    }
     let mut s = format!(
         "\n### Generation round by round\n\nread GB/s = a plain read of a {} MiB buffer by as many threads, just \
          before the round; ember / read = ember's t/s × file size against it.\n\n\
@@ -552,6 +556,12 @@ fn rounds_table(t: &Table, probes: &[Probe]) -> String {
         );
     }
     s
+}
+
+/// Resets this process's peak RSS ("high water mark") to its current RSS
+/// (Linux: `5` written to `/proc/self/clear_refs`); whether that worked.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 fn sh(cmd: &str, args: &[&str]) -> String {
@@ -698,10 +708,16 @@ fn run(o: &Opts, args: &[String]) -> Result<String> {
     let mut r = Runner { o, tier: String::new(), llama_build: String::new() };
     let started = Instant::now();
     let load_start = loadavg();
-    // The probe buffer lives only inside `speed`: a child's `ru_maxrss`
-    // includes this process's RSS at the fork (see the reads below).
+    // A child inherits this process's peak RSS at the fork, and its
+    // `ru_maxrss` includes it (see the reads below): the probes' buffer
+    // would show in every cold-start figure. So the probes run only where
+    // the peak can be reset to the current RSS afterwards.
+    let probe = o.cold_start && reset_peak_rss();
     let (speed, probes) = if o.speed {
-        let (t, p) = r.speed(&models, &o.n_prompt, &o.n_gen, &threads, true)?;
+        let (t, p) = r.speed(&models, &o.n_prompt, &o.n_gen, &threads, probe || !o.cold_start)?;
+        if probe && !reset_peak_rss() {
+            return Err("could not reset the peak RSS after the read probes".into());
+        }
         (Some(t), p)
     } else {
         (None, Vec::new())
@@ -872,6 +888,23 @@ mod tests {
         let r1t2 = md.find("| 1 | m | 2 |").unwrap();
         let r2 = md.find("| 2 | m | 1 |").unwrap();
         assert!(r1 < r1t2 && r1t2 < r2, "{md}");
+    }
+
+    #[test]
+    fn reset_peak_rss_forgets_a_freed_buffer() {
+        let hwm_kib = || {
+            let st = std::fs::read_to_string("/proc/self/status").unwrap();
+            let line = st.lines().find(|l| l.starts_with("VmHWM:")).unwrap().to_string();
+            line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+        };
+        let buf: Vec<u64> = (0..(96 << 20) / 8).map(|i| i as u64 | 1).collect();
+        std::hint::black_box(&buf);
+        drop(buf);
+        let before = hwm_kib();
+        assert!(before >= 96 << 10, "the buffer raised the peak: {before} KiB");
+        assert!(reset_peak_rss());
+        let after = hwm_kib();
+        assert!(after + (64 << 10) < before, "peak {before} KiB -> {after} KiB");
     }
 
     #[test]
