@@ -846,12 +846,19 @@ mod tests {
         assert!(s.iter().all(|x| x.samples_ts.len() == 2 && x.samples_ts.iter().all(|&v| v > 0.0)));
     }
 
-    #[test]
-    fn traffic_table_is_tokens_per_second_times_file_size() {
-        let dir = std::env::temp_dir().join(format!("compare-traffic-{}", std::process::id()));
+    /// A 2 MB stand-in model file `m.gguf` in a fresh temporary directory
+    /// (the caller removes the directory).
+    fn two_mb_model(tag: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("compare-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let m = dir.join("m.gguf");
         std::fs::write(&m, vec![0u8; 2_000_000]).unwrap();
+        (dir, m)
+    }
+
+    #[test]
+    fn traffic_table_is_tokens_per_second_times_file_size() {
+        let (dir, m) = two_mb_model("traffic");
         let key = |test: &str| (0, 2, test_order(test), m.display().to_string(), test.to_string());
         let mut t = Table::new();
         t.insert(key("pp512"), (vec![100.0], vec![50.0]));
@@ -866,10 +873,7 @@ mod tests {
 
     #[test]
     fn rounds_table_pairs_each_round_with_the_read_before_it() {
-        let dir = std::env::temp_dir().join(format!("compare-rounds-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let m = dir.join("m.gguf");
-        std::fs::write(&m, vec![0u8; 2_000_000]).unwrap();
+        let (dir, m) = two_mb_model("rounds");
         let key = |th: usize, test: &str| (0, th, test_order(test), m.display().to_string(), test.to_string());
         let mut t = Table::new();
         t.insert(key(2, "pp512"), (vec![100.0, 100.0], vec![50.0, 50.0]));
