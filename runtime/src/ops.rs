@@ -1762,9 +1762,26 @@ mod tests {
     #[test]
     fn one_row_products_match_one_gemv_for_any_thread_count() {
         use crate::threads::{Serial, ThreadPool};
+        /// A pool whose `active_threads` hint is wrong: work cut for
+        /// `.1` threads runs on all of the pool's (as when a pool's time
+        /// alone ends between the cut and the run).
+        struct Hint<'a>(&'a ThreadPool, usize);
+        impl Parallel for Hint<'_> {
+            fn threads(&self) -> usize {
+                self.0.threads()
+            }
+            fn active_threads(&self) -> usize {
+                self.1
+            }
+            fn run(&self, chunks: usize, job: &(dyn Fn(usize, usize) + Sync)) {
+                self.0.run(chunks, job)
+            }
+        }
         let pools: Vec<ThreadPool> = (2..4).map(ThreadPool::new).collect();
+        let hints = [Hint(&pools[0], 1), Hint(&pools[1], 1), Hint(&pools[1], 2)];
         let mut pars: Vec<&dyn Parallel> = vec![&Serial];
         pars.extend(pools.iter().map(|p| p as &dyn Parallel));
+        pars.extend(hints.iter().map(|h| h as &dyn Parallel));
         let cols = 256;
         let mut r = rng(7);
         let x: Vec<f32> = (0..cols).map(|_| r()).collect();
@@ -1785,9 +1802,10 @@ mod tests {
                         let (mut oa, mut ob) = (vec![0.0f32; rows], vec![0.0f32; rows + 3]);
                         matmul(&kernels, *par, &x, 1, cols, &mut [(&ma, &mut oa), (&mb, &mut ob)], &mut scratch)
                             .unwrap();
-                        let t = par.threads();
-                        assert!(oa.iter().zip(&want_a).all(|(a, b)| a.to_bits() == b.to_bits()), "{ty:?} {rows} t={t}");
-                        assert!(ob.iter().zip(&want_b).all(|(a, b)| a.to_bits() == b.to_bits()), "{ty:?} {rows} t={t}");
+                        let (t, at) = (par.threads(), par.active_threads());
+                        let same = |o: &[f32], w: &[f32]| o.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(same(&oa, &want_a), "{ty:?} {rows} t={t}, cut for {at}");
+                        assert!(same(&ob, &want_b), "{ty:?} {rows} t={t}, cut for {at}");
                     }
                 }
             }

@@ -336,7 +336,8 @@ mod pool {
     /// their spin), then tries them again; a stall within [`CLEAN_RESET`] of
     /// the end of the last time alone doubles `backoff`, up to [`SOLO_MAX`].
     /// Results do not depend on this: chunks compute the same numbers on any
-    /// thread. Only the thread inside `run` touches these.
+    /// thread. Only the thread that hands out jobs touches these (inside
+    /// `run`, and in `active_threads`, whose `take` may end a time alone).
     ///
     /// The periods are measured in time, not jobs: a prompt batch's jobs
     /// take milliseconds, and a single short stall (a worker preempted for
@@ -750,8 +751,10 @@ mod tests {
             assert_eq!(ran.into_inner(), 8);
         }
         // Then the workers are tried again (and take part once scheduled),
-        // and work is cut for both threads.
-        assert_eq!(pool.active_threads(), 2);
+        // and work is cut for both threads, unless the last job above,
+        // started just before `end`, met a new stall on a loaded machine.
+        let active = pool.active_threads();
+        assert!(active == 2 || pool.solo.deadline().is_some_and(|d| d > end), "work cut for {active} threads");
         let start = Instant::now();
         let on_worker = AtomicUsize::new(0);
         while on_worker.load(Ordering::Relaxed) == 0 {

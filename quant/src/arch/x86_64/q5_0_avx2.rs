@@ -152,7 +152,8 @@ fn dot_rows_pre<const R: usize>(w: [&[BlockQ5_0]; R], a: GemvAct) -> [f32; R] {
     let mut acc = [_mm256_setzero_ps(); R];
     let mut ahead = [[0.0f32; 4]; 2];
     for i in 0..n {
-        let d = scale_products_ahead(&w, da, i, &mut ahead);
+        // SAFETY: this function's target features include AVX2, FMA and F16C.
+        let d = unsafe { scale_products_ahead(&w, da, i, &mut ahead) };
         for r in 0..R {
             let wb = &w[r][i];
             prefetch_ahead(wb, PREFETCH);
@@ -188,16 +189,19 @@ fn scale_products<const R: usize>(w: &[&[BlockQ5_0]; R], i: usize, da: f32, d: &
 /// one block ahead because loads right behind their store stalled: in the
 /// 256-bit VNNI gemv a fifth of the `perf` samples sat on the first
 /// broadcast, and 640×2048 in cache (`kernel-table --hot`, Zen 4 VM) went
-/// from 21.2 to 23.6 GB/s.
+/// from 21.2 to 23.0 GB/s (with the ternary logic there).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
 #[inline(always)]
-pub(super) fn scale_products_ahead<'d, const R: usize>(
+pub(super) unsafe fn scale_products_ahead<'d, const R: usize>(
     w: &[&[BlockQ5_0]; R],
     da: &[f32],
     i: usize,
     d: &'d mut [[f32; 4]; 2],
 ) -> &'d [f32; 4] {
     if i == 0 && !da.is_empty() {
-        // SAFETY: this inlines only into the gemvs, whose target features include AVX2, FMA and F16C.
+        // SAFETY: the CPU has AVX2, FMA and F16C (this function's contract).
         unsafe { scale_products(w, 0, da[0], &mut d[0]) };
     }
     if i + 1 < da.len() {

@@ -153,7 +153,8 @@ fn dot_rows_v256<const R: usize>(w: [&[BlockQ5_0]; R], qa: &[__m256i], off: &[__
     let mut acc = [_mm256_setzero_ps(); R];
     let mut ahead = [[0.0f32; 4]; 2];
     for i in 0..n {
-        let d = scale_products_ahead(&w, da, i, &mut ahead);
+        // SAFETY: this function's target features include AVX2, FMA and F16C.
+        let d = unsafe { scale_products_ahead(&w, da, i, &mut ahead) };
         for r in 0..R {
             let wb = &w[r][i];
             prefetch_ahead(wb, PREFETCH);
