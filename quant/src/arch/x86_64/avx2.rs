@@ -95,12 +95,19 @@ pub(super) fn load16<T: bytemuck::Pod>(q: &[T; 16]) -> __m128i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn nibbles32(qs: &[u8; 16]) -> __m256i {
-    // The 16 bytes in both halves (a broadcast load), the upper half's
-    // dwords shifted right by 4: each byte's high nibble comes down to its
-    // low nibble (one shift and one AND instead of a shift, an insert and an AND).
-    let both = _mm256_broadcastsi128_si256(load16(qs));
-    let shifted = _mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
-    _mm256_and_si256(shifted, _mm256_set1_epi8(0x0f))
+    // One shift and one AND instead of a shift, an insert and an AND.
+    _mm256_and_si256(nibbles32_unmasked(qs), _mm256_set1_epi8(0x0f))
+}
+
+/// [`nibbles32`] before its AND: the 16 bytes in both halves (a broadcast
+/// load), the upper half's dwords shifted right by 4, so that each byte's
+/// low nibble is the value of [`nibbles32`]'s lane and its high nibble
+/// holds bits of the next byte. For kernels that clear those bits in an op
+/// they need anyway.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn nibbles32_unmasked(qs: &[u8; 16]) -> __m256i {
+    _mm256_srlv_epi32(_mm256_broadcastsi128_si256(load16(qs)), _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4))
 }
 
 /// The 32 bits of `qh` (little-endian) spread to bytes: lane `j` is `0x10`

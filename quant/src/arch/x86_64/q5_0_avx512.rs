@@ -20,7 +20,7 @@
 use super::avx2::{
     bit4_from_bits32, f16_lanes, f16_to_f32, nibbles32, tile8_gemm, transpose8_epi32, trim, Tile8Format, PREFETCH,
 };
-use super::avx2::{fill_front, hsum_rows, load16, load32};
+use super::avx2::{fill_front, hsum_rows, load32, nibbles32_unmasked};
 use super::avx512::*;
 use super::q5_0_avx2::{adjacent_passes, scale_products_ahead, GEMV_CAP};
 use super::q5_0_avx2::{gemm_q5_0_q8_0_pairs_avx2, gemv_q5_0_q8_0_rows4_avx2, scales, ActU, TILE_BLOCKS};
@@ -149,7 +149,6 @@ fn dot_rows_v256<const R: usize>(w: [&[BlockQ5_0]; R], qa: &[__m256i], off: &[__
     let n = qa.len().min(off.len()).min(da.len()).min(w.iter().map(|r| r.len()).min().unwrap_or(0));
     let (w, qa, off, da) = (trim(w, n), &qa[..n], &off[..n], &da[..n]);
     let (bit4, low) = (_mm256_set1_epi8(0x10), _mm256_set1_epi8(0x0f));
-    let shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
     let mut acc = [_mm256_setzero_ps(); R];
     let mut ahead = [[0.0f32; 4]; 2];
     for i in 0..n {
@@ -158,10 +157,9 @@ fn dot_rows_v256<const R: usize>(w: [&[BlockQ5_0]; R], qa: &[__m256i], off: &[__
         for r in 0..R {
             let wb = &w[r][i];
             prefetch_ahead(wb, PREFETCH);
-            // The low nibbles in the lower half, the high ones in the upper
-            // ([`nibbles32`]'s broadcast and shift), bits 5-8 cleared and
-            // the fifth bits set in one ternary-logic op: `(x & 0x0f) | hi`.
-            let x = _mm256_srlv_epi32(_mm256_broadcastsi128_si256(load16(&wb.qs)), shift);
+            // [`nibbles32`] with its AND folded into the ternary-logic op
+            // that sets the fifth bits: `(x & 0x0f) | hi`.
+            let x = nibbles32_unmasked(&wb.qs);
             let hi = _mm256_maskz_mov_epi8(u32::from_le_bytes(wb.qh), bit4);
             let q = _mm256_ternarylogic_epi32::<0xEA>(x, low, hi);
             let s = _mm256_dpbusd_epi32(off[i], q, qa[i]);
