@@ -548,7 +548,7 @@ mod pool {
 
         fn run(&self, chunks: usize, job: &(dyn Fn(usize, usize) + Sync)) {
             let s = &*self.shared;
-            if self.workers.is_empty() || chunks <= 1 || self.solo.take() {
+            if chunks <= 1 || self.active_threads() == 1 {
                 return (0..chunks).for_each(|c| job(c, 0));
             }
             assert!(
