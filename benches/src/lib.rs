@@ -299,7 +299,12 @@ mod x86 {
 
 /// The read benchmark's buffer: [`POOL_BYTES`] of non-zero words, every page touched.
 pub fn read_buffer() -> Vec<u64> {
-    (0..POOL_BYTES / 8).map(|i| i as u64 | 1).collect()
+    read_buffer_of(POOL_BYTES)
+}
+
+/// [`read_buffer`] of `bytes` bytes (rounded down to whole words).
+pub fn read_buffer_of(bytes: usize) -> Vec<u64> {
+    (0..bytes / 8).map(|i| i as u64 | 1).collect()
 }
 
 /// Median of `v` (sorted in place).

@@ -345,7 +345,7 @@ impl Runner<'_> {
     ) -> Result<(Table, Vec<Probe>)> {
         let mut table = Table::new();
         let mut probes = Vec::new();
-        let buf: Vec<u64> = if probe { (0..PROBE_BYTES / 8).map(|i| i as u64 | 1).collect() } else { Vec::new() };
+        let buf = if probe { ember_benches::read_buffer_of(PROBE_BYTES) } else { Vec::new() };
         for round in 0..self.o.rounds {
             for (mi, m) in models.iter().enumerate() {
                 for &t in threads {
@@ -711,11 +711,12 @@ fn run(o: &Opts, args: &[String]) -> Result<String> {
     // A child inherits this process's peak RSS at the fork, and its
     // `ru_maxrss` includes it (see the reads below): the probes' buffer
     // would show in every cold-start figure. So the probes run only where
-    // the peak can be reset to the current RSS afterwards.
-    let probe = o.cold_start && reset_peak_rss();
+    // the peak can be reset to the current RSS afterwards, or where no cold
+    // start follows.
+    let probe = !o.cold_start || reset_peak_rss();
     let (speed, probes) = if o.speed {
-        let (t, p) = r.speed(&models, &o.n_prompt, &o.n_gen, &threads, probe || !o.cold_start)?;
-        if probe && !reset_peak_rss() {
+        let (t, p) = r.speed(&models, &o.n_prompt, &o.n_gen, &threads, probe)?;
+        if o.cold_start && probe && !reset_peak_rss() {
             return Err("could not reset the peak RSS after the read probes".into());
         }
         (Some(t), p)
@@ -906,9 +907,7 @@ mod tests {
             assert!(run.success);
             run.peak_rss.expect("wait4 gives ru_maxrss on Linux") >> 20
         };
-        let buf: Vec<u64> = (0..(96 << 20) / 8).map(|i| i as u64 | 1).collect();
-        std::hint::black_box(&buf);
-        drop(buf);
+        drop(std::hint::black_box(ember_benches::read_buffer_of(96 << 20)));
         let before = child_peak_mib();
         assert!(before >= 96, "a child after a 96 MiB buffer: {before} MiB");
         assert!(reset_peak_rss(), "writing /proc/self/clear_refs");
