@@ -301,8 +301,8 @@ impl Kernels {
     /// With `std` on x86_64 that is the AVX2 table even where the CPU has
     /// AVX-512, plus only the AVX-512 kernels that measured faster than their
     /// AVX2 twins: attention's f16 value accumulation (512-bit) and, where
-    /// the CPU has VNNI, the Q8_0 and Q5_0 prompt gemms and gemvs with
-    /// 256-bit VNNI (the table's tier is then `avx512`). On the one AVX-512
+    /// the CPU has VNNI, the Q8_0 and Q5_0 prompt gemms and gemvs and the
+    /// Q4_0 prompt gemm with 256-bit VNNI (the table's tier is then `avx512`). On the one AVX-512
     /// CPU measured (a Zen 4 VM, which runs
     /// 512-bit instructions as two 256-bit halves) the AVX-512 table lost
     /// to the AVX2 one on every file of the performance issue (`ember

@@ -35,9 +35,9 @@
 //!   Q4_1's gemm stays the AVX2 one (two activation rows per weight load,
 //!   same bits), Q6_K batches of 8+ rows the AVX2 tiled order;
 //! - AVX-512 with VNNI, 256-bit: the Q5_0 and Q8_0 gemvs and prompt gemms
-//!   are the AVX2 kernels' layouts with one `vpdpbusd` per 4 values
-//!   (`q5_0_avx512`, `q8_0_avx512`; the same bits), in the AVX-512 table
-//!   too;
+//!   and the Q4_0 prompt gemm are the AVX2 kernels' layouts with one
+//!   `vpdpbusd` per 4 values (`q5_0_avx512`, `q8_0_avx512`, `x8_avx512`;
+//!   the same bits), in the AVX-512 table too;
 //! - AVX-512 F, 512-bit: attention's value accumulation in f16 arithmetic
 //!   with embedded rounding (`floats_avx512`; the same bits).
 //!
@@ -305,14 +305,16 @@ macro_rules! avx512_entry {
 /// The default table's share of the AVX-512 tier ([`crate::Kernels::best`]):
 /// only the kernels that measured faster than their AVX2 twins on the one
 /// AVX-512 CPU at hand (a Zen 4 VM), on top of the AVX2 table. So far
-/// those are the Q8_0 and Q5_0 prompt gemms and gemvs, with 256-bit VNNI
-/// (`ember bench -r 3`, AVX2 table → default table, two or three rounds:
+/// those are the Q8_0 and Q5_0 prompt gemms and gemvs and the Q4_0 prompt
+/// gemm, with 256-bit VNNI (`ember bench -r 3`, AVX2 table → default table, two or three rounds:
 /// SmolLM2 Q8_0 pp512 -t 1 307/312 → 395/395 t/s, -t 2 570/607 → 762/740;
 /// Gemma 3 pp512 -t 1 403/393 → 464/463, -t 2 722/775 → 879/863; Gemma 3
 /// tg64 -t 1, Q5_0 gemv added, 80.1/77.9/79.8 → 85.7/82.1/84.2, -t 2
 /// within the noise; the Q8_0 gemv added, 4 rounds in rotated order, means:
 /// SmolLM2 Q8_0 tg64 -t 1 169.6 → 173.8, -t 2 249.2 → 249.0, Gemma 3 -t 1
-/// 90.0 → 92.8, -t 2 143.7 → 148.0); without VNNI, none of those. With AVX-512 F
+/// 90.0 → 92.8, -t 2 143.7 → 148.0; the Q4_0 gemm, three rounds: SmolLM2
+/// Q4_0 pp512 -t 1 600/593/590 → 700/695/705, -t 2 1138/1146/1132 →
+/// 1304/1346/1293); without VNNI, none of those. With AVX-512 F
 /// alone, attention's f16 value accumulation ([`floats_avx512`]; Gemma 3
 /// tg128 -t 1 87.0/88.6 → 89.7/89.7 t/s). The whole AVX-512 table
 /// ([`plug_avx512`]) takes them too.
@@ -333,6 +335,8 @@ pub(crate) unsafe fn plug_avx512_measured(k: &mut Kernels) {
         k.q5_0.gemv = q5_0_avx512::gemv_q5_0_q8_0_vnni256;
         k.q8_0.gemv_tier = Tier::Avx512;
         k.q8_0.gemv = q8_0_avx512::gemv_q8_0_q8_0_vnni256;
+        k.q4_0.gemm_tier = Tier::Avx512;
+        k.q4_0.gemm = x8_avx512::gemm_q4_0_q8_0_x8_vnni256;
     }
 }
 

@@ -133,7 +133,7 @@ pub(super) fn act_rows<const N: usize>(acts: &[u8], act_row_bytes: usize, i0: us
 /// Eight Q4_0 rows · one Q8_0 activation row, in the repacked order.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q4_0_rows8(w: [&[BlockQ4_0]; 8], a: &[BlockQ8_0]) -> __m256 {
+pub(super) fn q4_0_rows8(w: [&[BlockQ4_0]; 8], a: &[BlockQ8_0]) -> __m256 {
     let n = a.len();
     let w = trim(w, n);
     let ones = _mm256_set1_epi16(1);
@@ -575,7 +575,7 @@ pub(crate) unsafe fn gemv_q4_0_q8_0_x8_avx2(w: &[u8], row_bytes: usize, a: &[u8]
 
 /// Activation rows per pass of [`gemm_q4_0_q8_0_x8_avx2`] (each unpacked
 /// weight block serves all of them).
-const Q4_0_ACTS: usize = 16;
+pub(super) const Q4_0_ACTS: usize = 16;
 
 /// Block `b` of eight Q4_0 rows as its eight 4-value groups across the rows:
 /// dword `p` of `t[g]` holds row `p`'s values `4g..4g + 4` (unsigned, 0..=15).
@@ -584,7 +584,7 @@ const Q4_0_ACTS: usize = 16;
 /// its low nibbles and group `j + 4` in its high nibbles.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q4_0_groups8(w: &[&[BlockQ4_0]; 8], b: usize) -> [__m256i; 8] {
+pub(super) fn q4_0_groups8(w: &[&[BlockQ4_0]; 8], b: usize) -> [__m256i; 8] {
     let m4 = _mm256_set1_epi8(0x0f);
     let mut y = [_mm256_setzero_si256(); 4];
     for (k, yk) in y.iter_mut().enumerate() {
@@ -603,7 +603,7 @@ fn q4_0_groups8(w: &[&[BlockQ4_0]; 8], b: usize) -> [__m256i; 8] {
 /// Group `g` (values `4g..4g + 4`) of a Q8_0 block in every dword.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn act_group(qs: &[i8; 32], g: usize) -> __m256i {
+pub(super) fn act_group(qs: &[i8; 32], g: usize) -> __m256i {
     let q = &qs[4 * g..4 * g + 4];
     _mm256_set1_epi32(i32::from_le_bytes([q[0] as u8, q[1] as u8, q[2] as u8, q[3] as u8]))
 }
@@ -611,28 +611,33 @@ fn act_group(qs: &[i8; 32], g: usize) -> __m256i {
 /// Per-block terms of a group of activation rows that [`q4_0_rows8_acts`]
 /// would otherwise recompute for every eight weight rows: entry `i * nb + b`
 /// is activation row `i`'s block `b`. At most [`PRE_CAP`] entries.
-struct ActPre {
+pub(super) struct ActPre {
     /// The -8 offset's two i16 lanes (even, odd) of every dword: 8 × the
     /// sums of the activation's values at positions `4g, 4g + 1` (`4g + 2,
     /// 4g + 3`) over the eight groups `g`; each |.| <= 8 * 8 * 2 * 128 = 16384.
-    off: [i32; PRE_CAP],
+    pub(super) off: [i32; PRE_CAP],
+    /// The same offset whole, negated, for sums that start from it
+    /// (`vpdpbusd`): -8 × the sum of the block's 32 values.
+    pub(super) neg_off: [i32; PRE_CAP],
     /// The activation scale `f32(d_a)`.
-    d: [f32; PRE_CAP],
+    pub(super) d: [f32; PRE_CAP],
 }
 
-/// Entries of an [`ActPre`] (8 KiB of stack in all).
-const PRE_CAP: usize = 1024;
+/// Entries of an [`ActPre`] (12 KiB of stack in all).
+pub(super) const PRE_CAP: usize = 1024;
 
 impl ActPre {
     /// The terms of activation rows `acts` (each `nb` blocks, `acts.len() * nb <= PRE_CAP`).
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn new(acts: &[&[BlockQ8_0]], nb: usize) -> ActPre {
-        let mut pre = ActPre { off: [0; PRE_CAP], d: [0.0; PRE_CAP] };
+    pub(super) fn new(acts: &[&[BlockQ8_0]], nb: usize) -> ActPre {
+        let mut pre = ActPre { off: [0; PRE_CAP], neg_off: [0; PRE_CAP], d: [0.0; PRE_CAP] };
         let eight = _mm256_set1_epi8(8);
+        let ones = _mm256_set1_epi16(1);
         for (i, a) in acts.iter().enumerate() {
             for (b, ab) in a[..nb].iter().enumerate() {
                 let x = _mm256_maddubs_epi16(eight, load32(&ab.qs));
+                pre.neg_off[i * nb + b] = -hsum_epi32(_mm256_madd_epi16(x, ones));
                 let x = _mm256_add_epi16(x, _mm256_permute2x128_si256::<0x01>(x, x));
                 let x = _mm256_add_epi16(x, _mm256_shuffle_epi32::<0x4e>(x));
                 let x = _mm256_add_epi16(x, _mm256_shuffle_epi32::<0xb1>(x));
@@ -644,111 +649,139 @@ impl ActPre {
     }
 }
 
-/// Eight Q4_0 rows · up to [`Q4_0_ACTS`] Q8_0 activation rows (`pre`: their
-/// [`ActPre`]): `acc[i]` lane `r` is output (row `r`, activation `i`), in
-/// [`q4_0_rows8`]'s chain (`acc = fma(f32(isum_b), d_w * d_a, acc)` block
-/// after block, `isum_b` the exact integer dot product of the block with
-/// the -8 offset). Each weight block is unpacked and transposed
-/// ([`q4_0_groups8`]) once for all the activation rows; per activation row,
-/// the eight groups' `maddubs` land in the rows' own lanes, so no
-/// horizontal sum is needed.
+/// The exact integer sums of block `b` of eight Q4_0 rows (`t`: their
+/// groups, [`q4_0_groups8`]) with the Q8_0 block of values `qs`, whose
+/// [`ActPre`] terms are entry `k` of `pre`: lane `r` is row `r`'s
+/// `sum((q - 8) * a)`. Per group `g`, one `maddubs` lands each row's products
+/// at values `4g..4g + 4` in its dword's two i16 lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q4_0_rows8_acts(w: [&[BlockQ4_0]; 8], acts: &[&[BlockQ8_0]], pre: &ActPre, acc: &mut [__m256; Q4_0_ACTS]) {
-    let n = acts.first().map_or(0, |a| a.len());
-    let w = trim(w, n);
-    let acts = &acts[..acts.len().min(Q4_0_ACTS).min(PRE_CAP / n.max(1))];
-    let ones = _mm256_set1_epi16(1);
-    for x in acc.iter_mut() {
-        *x = _mm256_setzero_ps();
+fn q4_0_isum8(t: &[__m256i; 8], qs: &[i8; 32], pre: &ActPre, k: usize) -> __m256i {
+    // i16 lane 2p (2p + 1): row p's products at values 4g, 4g + 1
+    // (4g + 2, 4g + 3) summed over the eight groups g, each |.| <=
+    // 8 * 2 * 15 * 128 = 30720: exact.
+    let mut s = _mm256_maddubs_epi16(t[0], act_group(qs, 0));
+    for (g, tg) in t.iter().enumerate().skip(1) {
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(*tg, act_group(qs, g)));
     }
-    for b in 0..n {
-        if b % 2 == 0 {
-            for r in &w {
-                prefetch_ahead(&r[b], PREFETCH);
-            }
-        }
-        let t = q4_0_groups8(&w, b);
-        let dw = f16_lanes(q4_0_scales(&w, b));
-        for (i, (a, acc_i)) in acts.iter().zip(acc.iter_mut()).enumerate() {
-            let ab = &a[b];
-            // i16 lane 2p (2p + 1): row p's products at values 4g, 4g + 1
-            // (4g + 2, 4g + 3) summed over the eight groups g, each |.| <=
-            // 8 * 2 * 15 * 128 = 30720: exact.
-            let mut s = _mm256_maddubs_epi16(t[0], act_group(&ab.qs, 0));
-            for (g, tg) in t.iter().enumerate().skip(1) {
-                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(*tg, act_group(&ab.qs, g)));
-            }
-            // s - offset is, lane for lane, a sum of (q - 8) * a products,
-            // |.| <= 8 * 2 * 8 * 128 = 16384: exact in i16 (the wrapping
-            // arithmetic lands on it), so isum lane p is row p's exact block sum.
-            let x = _mm256_set1_epi32(pre.off[i * n + b]);
-            let isum = _mm256_madd_epi16(_mm256_sub_epi16(s, x), ones);
-            // col_scale * row_scale, as in q4_0_rows8.
-            let d = _mm256_mul_ps(dw, _mm256_set1_ps(pre.d[i * n + b]));
-            *acc_i = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, *acc_i);
-        }
-    }
+    // s - offset is, lane for lane, a sum of (q - 8) * a products,
+    // |.| <= 8 * 2 * 8 * 128 = 16384: exact in i16 (the wrapping
+    // arithmetic lands on it), so lane p is row p's exact block sum.
+    let x = _mm256_set1_epi32(pre.off[k]);
+    _mm256_madd_epi16(_mm256_sub_epi16(s, x), _mm256_set1_epi16(1))
 }
 
-/// Q4_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]):
-/// the repacked gemm and gemv orders are the same for Q4_0, so each
-/// activation row gets [`gemv_q4_0_q8_0_x8_avx2`]'s result. Groups of up to
-/// [`Q4_0_ACTS`] activation rows pass over the weights eight rows at a time
-/// ([`q4_0_rows8_acts`]); rows of more than [`PRE_CAP`] blocks run
-/// [`q4_0_rows8`] over the weights one activation row at a time.
-/// (`Kernels::gemm_strided` sends a single activation row, decode, to the gemv.)
-///
-/// # Safety
-/// The CPU must support AVX2, FMA and F16C; the buffers satisfy [`crate::kernels::GemmFn`]'s contract.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn gemm_q4_0_q8_0_x8_avx2(
-    w: &[u8],
-    row_bytes: usize,
-    acts: &[u8],
-    act_row_bytes: usize,
-    out: &mut [f32],
-    stride: usize,
-) {
-    let wb: &[BlockQ4_0] = bytemuck::cast_slice(w);
-    let per_row = row_bytes / core::mem::size_of::<BlockQ4_0>();
-    let rows = w.len() / row_bytes;
-    let m = acts.len() / act_row_bytes;
-    let nb = act_row_bytes / core::mem::size_of::<BlockQ8_0>();
-    if nb > PRE_CAP || nb == 0 {
-        for i in 0..m {
-            let a: &[BlockQ8_0] = bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]);
-            let mut r = 0;
-            while r < rows {
-                let end = (r + 8).min(rows);
-                let v = q4_0_rows8(rows_n::<_, 8>(wb, per_row, r, rows), a);
-                store_lanes(v, &mut out[i * stride + r..i * stride + end]);
-                r += 8;
+/// The Q4_0 prompt gemm of one build (AVX2, or 256-bit VNNI in
+/// [`super::x8_avx512`]): `$isum` is the integer block sums of eight rows
+/// with one activation block ([`q4_0_isum8`] or its `vpdpbusd` twin);
+/// everything else, and so every bit of the output, is shared.
+macro_rules! q4_0_gemm {
+    ($feat:literal, $isum:path, $rows8_acts:ident, $gemm:ident) => {
+        /// Eight Q4_0 rows · up to `Q4_0_ACTS` Q8_0 activation rows (`pre`:
+        /// their `ActPre` terms): `acc[i]` lane `r` is output (row `r`,
+        /// activation `i`), in `q4_0_rows8`'s chain (`acc = fma(f32(isum_b),
+        /// d_w * d_a, acc)` block after block, `isum_b` the exact integer dot
+        /// product of the block with the -8 offset). Each weight block is
+        /// unpacked and transposed (`q4_0_groups8`) once for all the
+        /// activation rows; per activation row, `$isum` lands the eight
+        /// groups' products in the rows' own lanes, so no horizontal sum is
+        /// needed.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn $rows8_acts(
+            w: [&[BlockQ4_0]; 8],
+            acts: &[&[BlockQ8_0]],
+            pre: &super::x8_avx2::ActPre,
+            acc: &mut [__m256; super::x8_avx2::Q4_0_ACTS],
+        ) {
+            let n = acts.first().map_or(0, |a| a.len());
+            let w = super::avx2::trim(w, n);
+            let acts = &acts[..acts.len().min(super::x8_avx2::Q4_0_ACTS).min(super::x8_avx2::PRE_CAP / n.max(1))];
+            for x in acc.iter_mut() {
+                *x = _mm256_setzero_ps();
+            }
+            for b in 0..n {
+                if b % 2 == 0 {
+                    for r in &w {
+                        super::avx2::prefetch_ahead(&r[b], super::avx2::PREFETCH);
+                    }
+                }
+                let t = super::x8_avx2::q4_0_groups8(&w, b);
+                let dw = super::avx2::f16_lanes(super::x8_avx2::q4_0_scales(&w, b));
+                for (i, (a, acc_i)) in acts.iter().zip(acc.iter_mut()).enumerate() {
+                    let ab = &a[b];
+                    let isum = $isum(&t, &ab.qs, pre, i * n + b);
+                    // col_scale * row_scale, as in q4_0_rows8.
+                    let d = _mm256_mul_ps(dw, _mm256_set1_ps(pre.d[i * n + b]));
+                    *acc_i = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, *acc_i);
+                }
             }
         }
-        return;
-    }
-    let group = Q4_0_ACTS.min(PRE_CAP / nb);
-    let mut acc = [_mm256_setzero_ps(); Q4_0_ACTS];
-    let mut i0 = 0;
-    while i0 < m {
-        let i1 = (i0 + group).min(m);
-        let a = act_rows::<Q4_0_ACTS>(acts, act_row_bytes, i0, i1);
-        let a = &a[..i1 - i0];
-        let pre = ActPre::new(a, nb);
-        let mut r = 0;
-        while r < rows {
-            let end = (r + 8).min(rows);
-            q4_0_rows8_acts(rows_n::<_, 8>(wb, per_row, r, rows), a, &pre, &mut acc);
-            for (k, v) in acc[..i1 - i0].iter().enumerate() {
-                let i = i0 + k;
-                store_lanes(*v, &mut out[i * stride + r..i * stride + end]);
+
+        /// Q4_0 matrix · several Q8_0 activation rows ([`crate::kernels::GemmFn`]):
+        /// the repacked gemm and gemv orders are the same for Q4_0, so each
+        /// activation row gets the gemv's result. Groups of up to `Q4_0_ACTS`
+        /// activation rows pass over the weights eight rows at a time; rows
+        /// of more than `PRE_CAP` blocks run `q4_0_rows8` over the weights
+        /// one activation row at a time. (`Kernels::gemm_strided` sends a
+        /// single activation row, decode, to the gemv.)
+        ///
+        /// # Safety
+        /// The CPU must support the features this function is compiled for; the
+        /// buffers satisfy [`crate::kernels::GemmFn`]'s contract.
+        #[target_feature(enable = $feat)]
+        pub(crate) unsafe fn $gemm(
+            w: &[u8],
+            row_bytes: usize,
+            acts: &[u8],
+            act_row_bytes: usize,
+            out: &mut [f32],
+            stride: usize,
+        ) {
+            let wb: &[BlockQ4_0] = bytemuck::cast_slice(w);
+            let per_row = row_bytes / core::mem::size_of::<BlockQ4_0>();
+            let rows = w.len() / row_bytes;
+            let m = acts.len() / act_row_bytes;
+            let nb = act_row_bytes / core::mem::size_of::<BlockQ8_0>();
+            if nb > super::x8_avx2::PRE_CAP || nb == 0 {
+                for i in 0..m {
+                    let a: &[BlockQ8_0] = bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]);
+                    let mut r = 0;
+                    while r < rows {
+                        let end = (r + 8).min(rows);
+                        let v = super::x8_avx2::q4_0_rows8(super::x8_avx2::rows_n::<_, 8>(wb, per_row, r, rows), a);
+                        super::x8_avx2::store_lanes(v, &mut out[i * stride + r..i * stride + end]);
+                        r += 8;
+                    }
+                }
+                return;
             }
-            r += 8;
+            let group = super::x8_avx2::Q4_0_ACTS.min(super::x8_avx2::PRE_CAP / nb);
+            let mut acc = [_mm256_setzero_ps(); super::x8_avx2::Q4_0_ACTS];
+            let mut i0 = 0;
+            while i0 < m {
+                let i1 = (i0 + group).min(m);
+                let a = super::x8_avx2::act_rows::<{ super::x8_avx2::Q4_0_ACTS }>(acts, act_row_bytes, i0, i1);
+                let a = &a[..i1 - i0];
+                let pre = super::x8_avx2::ActPre::new(a, nb);
+                let mut r = 0;
+                while r < rows {
+                    let end = (r + 8).min(rows);
+                    $rows8_acts(super::x8_avx2::rows_n::<_, 8>(wb, per_row, r, rows), a, &pre, &mut acc);
+                    for (k, v) in acc[..i1 - i0].iter().enumerate() {
+                        let i = i0 + k;
+                        super::x8_avx2::store_lanes(*v, &mut out[i * stride + r..i * stride + end]);
+                    }
+                    r += 8;
+                }
+                i0 = i1;
+            }
         }
-        i0 = i1;
-    }
+    };
 }
+pub(super) use q4_0_gemm;
+
+q4_0_gemm!("avx2,fma,f16c", q4_0_isum8, q4_0_rows8_acts, gemm_q4_0_q8_0_x8_avx2);
 
 // ---------------------------------------------------------------- Q4_K ----
 

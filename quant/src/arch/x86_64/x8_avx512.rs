@@ -14,6 +14,10 @@
 //!   eight, as llama.cpp's `__AVX512F__` gemm takes 16 columns); VNNI
 //!   (`vpdpbusd`) and BW-only (`vpmaddubsw` + `vpmaddwd`) builds. The -8
 //!   offset of Q4_0 is the starting value of every row's sums.
+//! - Q4_0, 256-bit VNNI: the AVX2 prompt gemm's layout and passes
+//!   ([`super::x8_avx2`]'s `q4_0_gemm!`) with one `vpdpbusd` per 4-value
+//!   group ([`gemm_q4_0_q8_0_x8_vnni256`]); unlike the 512-bit kernels it
+//!   is in the default table where the CPU has VNNI.
 //! - Q4_K: two rows per gemv pass (as AVX2: each row is a memory stream),
 //!   four per gemm pass. BW-only: the 6-bit scales multiply i16 pair sums
 //!   (`vpmaddwd`), which VNNI's `vpdpbusd` could only replace with an extra
@@ -27,7 +31,7 @@
 use super::avx2::trim;
 use super::avx2::{f16_lanes, f16_to_f32, hsum_epi32, i16_pick, k4_scales_mins, load8, PREFETCH};
 use super::avx512::{act_both, dpbusd_bw, join256, load32_at, nibbles_rows, prefetch_ahead};
-use super::x8_avx2::{load_i32x8, q4_0_scales, rows_n, store_lanes, store_rows};
+use super::x8_avx2::{act_group, load_i32x8, q4_0_scales, rows_n, store_lanes, store_rows, ActPre};
 use crate::arch::streams::{pass_rows, row_passes};
 use crate::q4_0::BlockQ4_0;
 use crate::q4_k::BlockQ4K;
@@ -170,6 +174,30 @@ q4_0_kernels!(
     q4_0_rows_vnni,
     gemv_q4_0_q8_0_x8_avx512vnni,
     gemm_q4_0_q8_0_x8_avx512vnni
+);
+
+/// [`super::x8_avx2`]'s Q4_0 gemm integer sums with 256-bit `vpdpbusd`:
+/// each row's sum starts from the -8 offset (`neg_off`) and one `vpdpbusd`
+/// per group adds its four products (`q` unsigned, `a` signed) to the row's
+/// dword, so lane `r` is row `r`'s exact `sum((q - 8) * a)` (|.| <= 32 *
+/// 15 * 128 + 8 * 32 * 128), the i32 the AVX2 twin's `maddubs` chain gives.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn q4_0_isum8_vnni(t: &[__m256i; 8], qs: &[i8; 32], pre: &ActPre, k: usize) -> __m256i {
+    let mut s = _mm256_set1_epi32(pre.neg_off[k]);
+    for (g, tg) in t.iter().enumerate() {
+        s = _mm256_dpbusd_epi32(s, *tg, act_group(qs, g));
+    }
+    s
+}
+
+// The AVX2 prompt gemm's layout with `vpdpbusd`: in the default table where
+// the CPU has VNNI (see `plug_avx512_measured`).
+super::x8_avx2::q4_0_gemm!(
+    "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c",
+    q4_0_isum8_vnni,
+    q4_0_rows8_acts_vnni256,
+    gemm_q4_0_q8_0_x8_vnni256
 );
 
 // ---------------------------------------------------------------- Q4_K ----
