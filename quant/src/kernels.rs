@@ -279,7 +279,7 @@ impl Kernels {
     /// The table ember runs: [`Kernels::best`], or, if `EMBER_KERNELS` is
     /// set, [`Kernels::with_tier`] of the tier it names (on an x86 CPU with
     /// AVX-512 VNNI, `best()` and `with_tier(Avx512)` are both of tier
-    /// `avx512` but differ: the first is the AVX2 table with four VNNI
+    /// `avx512` but differ: the first is the AVX2 table with five VNNI
     /// kernels and the 512-bit attention accumulation, the second the whole
     /// AVX-512 table). Fails if
     /// `EMBER_KERNELS` names an unknown tier or one this CPU lacks.

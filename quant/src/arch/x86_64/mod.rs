@@ -47,7 +47,7 @@
 //! them natively where the CPU has AVX-512.
 //!
 //! **The AVX-512 table is opt-in** ([`crate::Kernels::best`] takes the AVX2
-//! table on AVX-512 CPUs, plus the four 256-bit VNNI kernels above where
+//! table on AVX-512 CPUs, plus the five 256-bit VNNI kernels above where
 //! the CPU has VNNI and the 512-bit attention accumulation;
 //! `EMBER_KERNELS=avx512` selects the whole table): on the one
 //! AVX-512 CPU measured, a Zen 4 VM, it lost to the AVX2 table end to end
