@@ -694,20 +694,22 @@ macro_rules! q4_0_gemm {
             pre: &super::x8_avx2::ActPre,
             acc: &mut [__m256; super::x8_avx2::Q4_0_ACTS],
         ) {
+            use super::avx2::{f16_lanes, prefetch_ahead, trim, PREFETCH};
+            use super::x8_avx2::{q4_0_groups8, q4_0_scales, PRE_CAP, Q4_0_ACTS};
             let n = acts.first().map_or(0, |a| a.len());
-            let w = super::avx2::trim(w, n);
-            let acts = &acts[..acts.len().min(super::x8_avx2::Q4_0_ACTS).min(super::x8_avx2::PRE_CAP / n.max(1))];
+            let w = trim(w, n);
+            let acts = &acts[..acts.len().min(Q4_0_ACTS).min(PRE_CAP / n.max(1))];
             for x in acc.iter_mut() {
                 *x = _mm256_setzero_ps();
             }
             for b in 0..n {
                 if b % 2 == 0 {
                     for r in &w {
-                        super::avx2::prefetch_ahead(&r[b], super::avx2::PREFETCH);
+                        prefetch_ahead(&r[b], PREFETCH);
                     }
                 }
-                let t = super::x8_avx2::q4_0_groups8(&w, b);
-                let dw = super::avx2::f16_lanes(super::x8_avx2::q4_0_scales(&w, b));
+                let t = q4_0_groups8(&w, b);
+                let dw = f16_lanes(q4_0_scales(&w, b));
                 for (i, (a, acc_i)) in acts.iter().zip(acc.iter_mut()).enumerate() {
                     let ab = &a[b];
                     let isum = $isum(&t, &ab.qs, pre, i * n + b);
@@ -738,39 +740,40 @@ macro_rules! q4_0_gemm {
             out: &mut [f32],
             stride: usize,
         ) {
+            use super::x8_avx2::{act_rows, q4_0_rows8, rows_n, store_lanes, ActPre, PRE_CAP, Q4_0_ACTS};
             let wb: &[BlockQ4_0] = bytemuck::cast_slice(w);
             let per_row = row_bytes / core::mem::size_of::<BlockQ4_0>();
             let rows = w.len() / row_bytes;
             let m = acts.len() / act_row_bytes;
             let nb = act_row_bytes / core::mem::size_of::<BlockQ8_0>();
-            if nb > super::x8_avx2::PRE_CAP || nb == 0 {
+            if nb > PRE_CAP || nb == 0 {
                 for i in 0..m {
                     let a: &[BlockQ8_0] = bytemuck::cast_slice(&acts[i * act_row_bytes..(i + 1) * act_row_bytes]);
                     let mut r = 0;
                     while r < rows {
                         let end = (r + 8).min(rows);
-                        let v = super::x8_avx2::q4_0_rows8(super::x8_avx2::rows_n::<_, 8>(wb, per_row, r, rows), a);
-                        super::x8_avx2::store_lanes(v, &mut out[i * stride + r..i * stride + end]);
+                        let v = q4_0_rows8(rows_n::<_, 8>(wb, per_row, r, rows), a);
+                        store_lanes(v, &mut out[i * stride + r..i * stride + end]);
                         r += 8;
                     }
                 }
                 return;
             }
-            let group = super::x8_avx2::Q4_0_ACTS.min(super::x8_avx2::PRE_CAP / nb);
-            let mut acc = [_mm256_setzero_ps(); super::x8_avx2::Q4_0_ACTS];
+            let group = Q4_0_ACTS.min(PRE_CAP / nb);
+            let mut acc = [_mm256_setzero_ps(); Q4_0_ACTS];
             let mut i0 = 0;
             while i0 < m {
                 let i1 = (i0 + group).min(m);
-                let a = super::x8_avx2::act_rows::<{ super::x8_avx2::Q4_0_ACTS }>(acts, act_row_bytes, i0, i1);
+                let a = act_rows::<Q4_0_ACTS>(acts, act_row_bytes, i0, i1);
                 let a = &a[..i1 - i0];
-                let pre = super::x8_avx2::ActPre::new(a, nb);
+                let pre = ActPre::new(a, nb);
                 let mut r = 0;
                 while r < rows {
                     let end = (r + 8).min(rows);
-                    $rows8_acts(super::x8_avx2::rows_n::<_, 8>(wb, per_row, r, rows), a, &pre, &mut acc);
+                    $rows8_acts(rows_n::<_, 8>(wb, per_row, r, rows), a, &pre, &mut acc);
                     for (k, v) in acc[..i1 - i0].iter().enumerate() {
                         let i = i0 + k;
-                        super::x8_avx2::store_lanes(*v, &mut out[i * stride + r..i * stride + end]);
+                        store_lanes(*v, &mut out[i * stride + r..i * stride + end]);
                     }
                     r += 8;
                 }
