@@ -1070,6 +1070,23 @@ const ROW_ALIGN: usize = 8;
 /// on a line the other threads write too.
 const MIN_CHUNK_BYTES: usize = 16 * 1024;
 
+/// A chunk takes the rest of its region when it would leave fewer weight
+/// bytes than this behind (a few microseconds of work at one thread's
+/// bandwidth): so a region under about 8 × this (every SmolLM2 and Gemma 3
+/// layer matrix, at 2 threads) is one chunk, one gemv call, and only long
+/// products (the output head) keep guided chunks for a thread that is done
+/// early to take from. Small tail chunks had cost more than they balanced:
+/// each gemv call starts its four streams cold, and the matrices of a layer
+/// are 0.2-1 MB per thread. On the 2-vCPU Zen 4 VM, `ember bench` tg64 -t 2
+/// in rotated order against tails down to [`MIN_CHUNK_BYTES`], means of 5
+/// rounds (mostly the VM's fast state) and of 6 (its slow state): SmolLM2
+/// Q4_0 325 → 345 and 348 → 369 t/s, Q4_1 312 → 332 and 332 → 351, Q8_0
+/// 243 → 265 and 239 → 244, Gemma 3 154 → 155 and 132 → 134 (faster in 22
+/// of the 24 pairs of the second run). A replay of a SmolLM2 Q8_0 decode step's products
+/// alone (one gemv per thread and matrix, a spin barrier after each job)
+/// had run 320-370 t/s in the VM's fast periods, where ember ran 250-265.
+const MIN_TAIL_BYTES: usize = 256 * 1024;
+
 /// The share of a region's rows still ahead that its next chunk takes
 /// (numerator, denominator; see [`RowPlan::new`]). Each chunk is a separate
 /// gemv call, which starts its streams and their prefetches afresh: on the
@@ -1132,10 +1149,11 @@ impl RowPlan {
     /// `row_bytes[j]` bytes each) for `threads` threads: one region per
     /// thread, each cut by guided self-scheduling into chunks of about
     /// [`CHUNK_SHARE`] of the region's bytes still ahead, so the first
-    /// chunks are large (few claims) and the last ones small (a thread that
-    /// helps in a region at its end takes little at a time), but at least
+    /// chunks are large (few claims) and the last ones smaller (a thread that
+    /// helps in a region at its end takes less at a time), but at least
     /// [`MIN_CHUNK_BYTES`] and a multiple of [`ROW_ALIGN`] rows (except at a
-    /// matrix's end). One thread: one chunk per matrix.
+    /// matrix's end), and the whole rest of the region when less than
+    /// [`MIN_TAIL_BYTES`] would be left. One thread: one chunk per matrix.
     fn new(rows: &[usize], row_bytes: &[usize], threads: usize) -> RowPlan {
         let regions = threads.clamp(1, MAX_REGIONS);
         let total: usize = rows.iter().zip(row_bytes).map(|(r, b)| r * b.max(&1)).sum();
@@ -1170,8 +1188,11 @@ impl RowPlan {
                         // Rows of this region still ahead (at least one), and
                         // the row (aligned up) where the region ends.
                         let left = region_end(region).saturating_sub(done).div_ceil(rb).max(1);
-                        let want =
+                        let mut want =
                             (left * CHUNK_SHARE.0).div_ceil(CHUNK_SHARE.1).max(min_rows).next_multiple_of(ROW_ALIGN);
+                        if left.saturating_sub(want) * rb < MIN_TAIL_BYTES {
+                            want = left.next_multiple_of(ROW_ALIGN);
+                        }
                         (r0 + want).min((r0 + left).next_multiple_of(ROW_ALIGN)).min(n)
                     };
                     plan.chunks[plan.count] = RowChunk { j, r0, r1 };
@@ -1679,14 +1700,36 @@ mod tests {
                         let b = region_bytes(r) as f64;
                         let want = total as f64 / threads as f64;
                         assert!((b - want).abs() <= (ROW_ALIGN * 680) as f64, "{case:?} t={threads} r={r}: {b} bytes");
-                        // each region ends on chunks of about MIN_CHUNK_BYTES
+                        // guided chunks: a long region is several, the last
+                        // of them under 8 × MIN_TAIL_BYTES (where 1/8 of the
+                        // rest falls under MIN_TAIL_BYTES)
                         let last = chunks[plan.bounds[r + 1] - 1];
                         let lb = (last.r1 - last.r0) * bytes[last.j];
-                        assert!(
-                            lb <= 2 * MIN_CHUNK_BYTES + ROW_ALIGN * bytes[last.j],
-                            "{case:?}: last chunk {lb} bytes"
-                        );
-                        assert!(plan.bounds[r + 1] - plan.bounds[r] >= 4, "{case:?}: region {r} has few chunks");
+                        assert!(lb < 8 * MIN_TAIL_BYTES + ROW_ALIGN * bytes[last.j], "{case:?}: last chunk {lb} bytes");
+                        if b >= (16 * MIN_TAIL_BYTES) as f64 {
+                            assert!(plan.bounds[r + 1] - plan.bounds[r] >= 2, "{case:?}: region {r} has one chunk");
+                        }
+                    }
+                }
+                // no chunk leaves less than MIN_TAIL_BYTES of its region
+                // behind it (a matrix's end may cut one short)
+                if threads > 1 {
+                    for r in 0..threads {
+                        let (b0, b1) = (plan.bounds[r], plan.bounds[r + 1]);
+                        for c in b0..b1 {
+                            let after: usize = chunks[c + 1..b1].iter().map(|x| (x.r1 - x.r0) * bytes[x.j]).sum();
+                            let cut_by_matrix = chunks[c].r1 == rows[chunks[c].j];
+                            assert!(
+                                after == 0 || after >= MIN_TAIL_BYTES || cut_by_matrix,
+                                "{case:?} t={threads} r={r}: {after} bytes after chunk {c}"
+                            );
+                        }
+                    }
+                }
+                // a region of a layer-sized product is one chunk per matrix
+                if threads == 2 && case.len() == 1 && total <= 2 * 1024 * 1024 {
+                    for r in 0..threads {
+                        assert!(plan.bounds[r + 1] - plan.bounds[r] <= 1, "{case:?} r={r}: {plan:?}", plan = &chunks);
                     }
                 }
             }
