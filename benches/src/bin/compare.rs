@@ -11,7 +11,10 @@
 //! - Speed: for each round (`-r`), model and thread count, one
 //!   `ember bench -r 1 --json` then one `llama-bench -r 1 -o json` with the
 //!   same `-p`/`-n`, so both see the same machine conditions (A B A B); each
-//!   figure is the mean ± sd over the rounds, and the ratio is ember / llama.cpp.
+//!   figure is the median over the rounds (with the mean ± sd beside it), and
+//!   the ratio is ember's median / llama.cpp's, the ratio of the means beside
+//!   it: on a shared machine one round in a different state of the VM moves
+//!   a mean, not a median of five.
 //! - Cold start: `ember run -n 1 --temp 0` against `llama-simple -n 1` (its
 //!   thread count is llama.cpp's default, 4: it has no flag), the same short
 //!   prompt, each in a child process whose wall time (spawn to exit) and
@@ -443,9 +446,18 @@ fn name_of(p: &Path) -> String {
     n.strip_suffix(".gguf").unwrap_or(&n).to_string()
 }
 
+/// The median of `v` (the upper one of an even count; NaN when empty).
+fn median_of(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = v.to_vec();
+    ember_benches::median(&mut v)
+}
+
 fn fmt_ms(v: &[f64]) -> String {
     let (m, s) = mean_sd(v);
-    format!("{m:.0} ± {s:.0}")
+    format!("{:.0} ({m:.0} ± {s:.0})", median_of(v))
 }
 
 fn fmt_ts(v: &[f64]) -> String {
@@ -453,11 +465,10 @@ fn fmt_ts(v: &[f64]) -> String {
         return "n/a".into();
     }
     let (m, s) = mean_sd(v);
-    format!("{m:.2} ± {s:.2}")
+    format!("{:.2} ({m:.2} ± {s:.2})", median_of(v))
 }
 
-fn ratio(a: &[f64], b: &[f64]) -> String {
-    let (a, b) = (mean_sd(a).0, mean_sd(b).0);
+fn quotient(a: f64, b: f64) -> String {
     if a.is_finite() && b.is_finite() && b > 0.0 {
         format!("{:.2}", a / b)
     } else {
@@ -465,18 +476,30 @@ fn ratio(a: &[f64], b: &[f64]) -> String {
     }
 }
 
+/// `a` / `b`: the ratio of the medians.
+fn ratio(a: &[f64], b: &[f64]) -> String {
+    quotient(median_of(a), median_of(b))
+}
+
+/// `a` / `b`: the ratio of the means.
+fn ratio_of_means(a: &[f64], b: &[f64]) -> String {
+    quotient(mean_sd(a).0, mean_sd(b).0)
+}
+
 fn speed_table(t: &Table) -> String {
     let mut s = String::from(
-        "| model | threads | test | ember t/s | llama.cpp t/s | ember / llama.cpp |\n|---|---:|---:|---:|---:|---:|\n",
+        "| model | threads | test | ember t/s | llama.cpp t/s | ember / llama.cpp | (means) |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
     );
     for ((_, th, _, m, test), (e, l)) in t {
         let _ = writeln!(
             s,
-            "| {} | {th} | {test} | {} | {} | {} |",
+            "| {} | {th} | {test} | {} | {} | {} | {} |",
             name_of(Path::new(m)),
             fmt_ts(e),
             fmt_ts(l),
-            ratio(e, l)
+            ratio(e, l),
+            ratio_of_means(e, l)
         );
     }
     s
@@ -488,7 +511,7 @@ fn speed_table(t: &Table) -> String {
 /// per thread (`reads`: threads, plain, streamed; measured in this run).
 fn traffic_table(t: &Table, reads: &[(usize, f64, f64)]) -> String {
     let mut s = format!(
-        "\n### Generation as memory traffic\n\nGB/s = mean tg t/s × model file size (every weight is read once per \
+        "\n### Generation as memory traffic\n\nGB/s = median tg t/s × model file size (every weight is read once per \
          token); plain read = a {} MiB buffer summed by that many threads; 4-stream read = the same buffer, each \
          thread reading four parts of its share side by side ({} bytes of each in turn, as ember's decode gemvs \
          walk their rows); both measured at the end of this run. The last column sets ember against the larger \
@@ -503,7 +526,7 @@ fn traffic_table(t: &Table, reads: &[(usize, f64, f64)]) -> String {
             continue;
         }
         let mb = std::fs::metadata(m).map_or(0.0, |md| md.len() as f64 / 1e6);
-        let gbs = |v: &[f64]| mean_sd(v).0 * mb / 1e3;
+        let gbs = |v: &[f64]| median_of(v) * mb / 1e3;
         let (plain, streamed) = reads.iter().find(|r| r.0 == *th).map_or((f64::NAN, f64::NAN), |r| (r.1, r.2));
         let _ = writeln!(
             s,
@@ -790,7 +813,11 @@ fn run(o: &Opts, args: &[String]) -> Result<String> {
         let _ = writeln!(s, "- page cache{fresh}: share of each file in 2 MiB pages at the end: {}", shares.join(", "));
     }
     if let Some(t) = &speed {
-        let _ = writeln!(s, "\n### Speed (tokens/s, mean ± sd over rounds)\n\n{}", speed_table(t));
+        let _ = writeln!(
+            s,
+            "\n### Speed (tokens/s: median over rounds (mean ± sd); ratios of the medians (of the means))\n\n{}",
+            speed_table(t)
+        );
         let _ = writeln!(s, "{}", traffic_table(t, &reads));
         let _ = writeln!(s, "{}", rounds_table(t, &probes));
     }
@@ -799,7 +826,8 @@ fn run(o: &Opts, args: &[String]) -> Result<String> {
             s,
             "\n### Cold start to first token and peak RSS\n\n`ember run -n 1 --temp 0` (threads: one per core) vs \
              `llama-simple -n 1` (4 threads, its fixed default), prompt {:?}; wall time from spawn to exit of a \
-             child process, page cache warm; peak RSS = ru_maxrss.\n\n| model | ember ms | llama.cpp ms | ember / \
+             child process, page cache warm; times: median (mean ± sd), ratio of the medians; peak RSS = the \
+             largest ru_maxrss.\n\n| model | ember ms | llama.cpp ms | ember / \
              llama.cpp | ember peak RSS MiB | llama.cpp peak RSS MiB | ember / llama.cpp |\n|---|---:|---:|---:|---:|---:|---:|",
             o.prompt
         );
@@ -863,13 +891,30 @@ mod tests {
         let key = |test: &str| (0, 2, test_order(test), m.display().to_string(), test.to_string());
         let mut t = Table::new();
         t.insert(key("pp512"), (vec![100.0], vec![50.0]));
-        t.insert(key("tg64"), (vec![90.0, 110.0], vec![50.0]));
+        t.insert(key("tg64"), (vec![90.0, 100.0, 140.0], vec![50.0]));
         let md = traffic_table(&t, &[(1, 9.0, 9.5), (2, 4.0, 5.0)]);
         std::fs::remove_dir_all(&dir).unwrap();
-        // 2 MB x 100 t/s = 0.2 GB/s; 2 MB x 50 t/s = 0.1 GB/s; reads with 2
-        // threads 4 and 5 GB/s, ember against the larger.
+        // 2 MB x 100 t/s (the median; the mean is 110) = 0.2 GB/s; 2 MB x 50
+        // t/s = 0.1 GB/s; reads with 2 threads 4 and 5 GB/s, ember against
+        // the larger.
         assert!(md.contains("| m | 2 | tg64 | 2.0 | 0.20 | 0.10 | 4.00 | 5.00 | 0.04 |"), "{md}");
         assert!(!md.contains("pp512"), "prompt tests are not memory-bound: {md}");
+    }
+
+    #[test]
+    fn speed_table_gives_medians_and_their_ratio_beside_the_means() {
+        let mut t = Table::new();
+        let key = |th: usize, test: &str| (0, th, test_order(test), "/x/m.gguf".to_string(), test.to_string());
+        // ember: median 200, mean 170; llama.cpp: median 100, mean 200 (one
+        // round four times as fast as the others).
+        t.insert(key(2, "tg64"), (vec![100.0, 200.0, 210.0], vec![100.0, 100.0, 400.0]));
+        let md = speed_table(&t);
+        let row = md.lines().find(|l| l.starts_with("| m | 2 | tg64 |")).unwrap_or_else(|| panic!("{md}"));
+        let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+        assert_eq!(cells[3], "200.00 (170.00 ± 60.83)", "{row}");
+        assert_eq!(cells[4], "100.00 (200.00 ± 173.21)", "{row}");
+        assert_eq!((cells[5], cells[6]), ("2.00", "0.85"), "the ratio of the medians, then of the means: {row}");
+        assert!(md.starts_with("| model | threads | test | ember t/s | llama.cpp t/s | ember / llama.cpp | (means) |"));
     }
 
     #[test]
