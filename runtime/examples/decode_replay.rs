@@ -23,6 +23,7 @@
 //! (default 2 threads, 64 steps). `benches/RESULTS.md` (session 15) has
 //! what it measured beside `ember bench` on a 2-vCPU VM.
 
+use ember::model::{Config, Weights};
 use ember::ops::{self, ActScratch, Mat};
 use ember::quant::{GgmlType, Kernels};
 use ember::threads::{split_rows, Parallel, ThreadPool};
@@ -79,21 +80,19 @@ fn main() -> Result<(), Error> {
 
     let model = ember::Model::open(path)?;
     let g = model.gguf();
-    let arch = g.get_str("general.architecture").ok_or("no general.architecture")?;
-    let n_layer = g.get_u64(&format!("{arch}.block_count")).ok_or("no block count")? as usize;
-    let mat = |name: &str| -> Result<Mat<'_>, Error> {
-        let t = g.tensor(name).ok_or_else(|| format!("no tensor {name} (not a GPT-style decoder?)"))?;
-        Ok(Mat { ty: t.ty, cols: t.dims[0] as usize, rows: t.dims[1] as usize, data: t.data })
-    };
+    // The tensors the forward pass reads, found and checked as it finds them.
+    let cfg = Config::from_gguf(&g)?;
+    let weights = Weights::from_gguf(&g, &cfg)?;
+    let n_layer = weights.n_layer();
     let mut groups: Vec<Vec<Mat<'_>>> = Vec::new();
     for il in 0..n_layer {
-        let m = |s: &str| mat(&format!("blk.{il}.{s}.weight"));
-        groups.push(vec![m("attn_q")?, m("attn_k")?, m("attn_v")?]);
-        groups.push(vec![m("attn_output")?]);
-        groups.push(vec![m("ffn_gate")?, m("ffn_up")?]);
-        groups.push(vec![m("ffn_down")?]);
+        let l = weights.layer(il).ok_or("missing block weights")?;
+        groups.push(vec![l.wq, l.wk, l.wv]);
+        groups.push(vec![l.wo]);
+        groups.push(vec![l.w_gate, l.w_up]);
+        groups.push(vec![l.w_down]);
     }
-    groups.push(vec![mat("output.weight").or_else(|_| mat("token_embd.weight"))?]);
+    groups.push(vec![weights.output]);
     let bytes: usize = groups.iter().flatten().map(|m| m.data.len()).sum();
     let widest = groups.iter().flatten().map(|m| m.rows.max(m.cols)).max().unwrap_or(0);
 
