@@ -3,7 +3,8 @@
 //! - With VNNI, 256-bit vectors: the AVX2 kernels' layouts and float order
 //!   with one `vpdpbusd` per 4-value group in place of `vpmaddubsw`, the
 //!   offset and `vpmaddwd` (the same exact i32 sums), and in the gemv the
-//!   fifth bits added under a byte mask (`qh`). The gemv
+//!   fifth bits added under a byte mask (`qh`); the gemv reads its rows
+//!   as four streams (the AVX2 one in address order). The gemv
 //!   ([`gemv_q5_0_q8_0_vnni256`]) and the prompt gemm
 //!   ([`gemm_q5_0_q8_0_vnni256`]) are in the default table too
 //!   (`plug_avx512_measured`); on the Zen 4 VM they beat the AVX2 ones
@@ -20,10 +21,11 @@
 use super::avx2::{
     bit4_from_bits32, f16_lanes, f16_to_f32, nibbles32, tile8_gemm, transpose8_epi32, trim, Tile8Format, PREFETCH,
 };
-use super::avx2::{fill_front, hsum_rows, load32, nibbles32_unmasked};
+use super::avx2::{fill_front, hsum_rows, load32, nibbles32_unmasked, STREAM_PREFETCH};
 use super::avx512::*;
-use super::q5_0_avx2::{adjacent_passes, scale_products_ahead, GEMV_CAP};
 use super::q5_0_avx2::{gemm_q5_0_q8_0_pairs_avx2, gemv_q5_0_q8_0_rows4_avx2, scales, ActU, TILE_BLOCKS};
+use super::q5_0_avx2::{scale_products_ahead, GEMV_CAP, GEMV_ROWS};
+use crate::arch::streams::{pass_rows, row_passes};
 use crate::q5_0::BlockQ5_0;
 use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
@@ -142,7 +144,8 @@ pub(crate) unsafe fn gemm_q5_0_q8_0_vnni256(
 /// one ternary-logic op that also clears the nibbles' upper bits, and one
 /// `vpdpbusd` from `off` gives `sum (q - 16) * a` per group, the exact i32
 /// that `vpmaddubsw`, the i16 offset and `vpmaddwd` give there; the scales
-/// and FMA chains are the same.
+/// and FMA chains are the same. Each row is prefetched
+/// [`STREAM_PREFETCH`] ahead every other block, as the Q8_0 gemv's streams.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 fn dot_rows_v256<const R: usize>(w: [&[BlockQ5_0]; R], qa: &[__m256i], off: &[__m256i], da: &[f32]) -> [f32; R] {
@@ -156,7 +159,9 @@ fn dot_rows_v256<const R: usize>(w: [&[BlockQ5_0]; R], qa: &[__m256i], off: &[__
         let d = unsafe { scale_products_ahead(&w, da, i, &mut ahead) };
         for r in 0..R {
             let wb = &w[r][i];
-            prefetch_ahead(wb, PREFETCH);
+            if i % 2 == 0 {
+                prefetch_ahead(wb, STREAM_PREFETCH);
+            }
             // [`nibbles32`] with its AND folded into the ternary-logic op
             // that sets the fifth bits: `(x & 0x0f) | hi`.
             let x = nibbles32_unmasked(&wb.qs);
@@ -170,9 +175,30 @@ fn dot_rows_v256<const R: usize>(w: [&[BlockQ5_0]; R], qa: &[__m256i], off: &[__
 }
 
 /// Q5_0 matrix · Q8_0 activation row ([`crate::kernels::GemvFn`]) with 256-bit
-/// VNNI: the AVX2 gemv's passes (four adjacent rows, the activation prepared
-/// once per call, rows past [`GEMV_CAP`] blocks through the AVX2 path) with
-/// [`dot_rows_v256`]; every output is bit for bit the AVX2 gemv's.
+/// VNNI: four rows per pass, one from each of the four streams of
+/// [`row_passes`] (as the Q8_0 gemv), the activation prepared once per
+/// call, rows past [`GEMV_CAP`] blocks through the AVX2 path, each pass
+/// [`dot_rows_v256`]; every output is bit for bit the AVX2 gemv's (row
+/// order changes no result).
+///
+/// Streams, not the AVX2 gemv's four adjacent rows in address order with a
+/// 4 KiB prefetch (session 16): at two threads each reading its half of the
+/// rows, as a decode step does, address order read 23-28 GB/s from DRAM
+/// (`kernel-table --threads 2`, 640×2048 and 640×1024, five runs) and
+/// streams 28-31, where the Q8_0 gemv reads 42-48; at one thread both read
+/// 16-18. The address-order loop was bound by its access pattern, not its
+/// arithmetic: cutting the scale products, the fifth bits and the nibble
+/// shift out of it (wrong results, an upper bound) read no faster from
+/// DRAM at one or two threads, where the same cut in stream order read
+/// 21-23 GB/s at one thread and up to 46 at two. In cache (`--hot`, same
+/// copy) streams are slower, 18 against 22-23 GB/s; a decode step reads its
+/// weights from DRAM. Gemma 3's matrix products alone (`decode_replay 2 64
+/// matmul`), 14 alternated pairs in both orders: faster in 11, about +3%
+/// (136-142 → 141-147 t/s where memory was slow, 160-173 → 163-177 where
+/// it was fast). A pass of two rows per 512-bit vector (`vpdpbusd` on
+/// both, the 64-bit `qh` mask by `kunpckdq`) was slower still in cache, 16
+/// GB/s, and at two threads from DRAM (26-29): on Zen 4 a 512-bit
+/// operation takes a 256-bit unit for two cycles.
 ///
 /// `kernel-table`, Zen 4 VM, one thread, GB/s AVX2 gemv → this one, from
 /// DRAM / in cache: 640×2048 14.1 → 18.3 / 14.7 → 21.3, 640×1024 14.0 →
@@ -214,5 +240,19 @@ pub(crate) unsafe fn gemv_q5_0_q8_0_vnni256(w: &[u8], row_bytes: usize, a: &[u8]
             .map(|b| _mm256_sub_epi32(zero, _mm256_slli_epi32::<4>(_mm256_dpbusd_epi32(zero, ones, load32(&b.qs))))),
     );
     let da = fill_front(&mut da, ab.iter().map(|b| f16_to_f32(b.d)));
-    adjacent_passes(w, per_row, out, |rows| dot_rows_v256(rows, qa, off, da), |rows| dot_rows_v256(rows, qa, off, da));
+    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
+    for (pass, n) in row_passes::<GEMV_ROWS>(if per_row == 0 { 0 } else { out.len() }) {
+        if n == GEMV_ROWS {
+            for (&r, x) in pass.iter().zip(dot_rows_v256(pass_rows(w, per_row, &pass), qa, off, da)) {
+                out[r] = x;
+            }
+        } else {
+            for &r in &pass[..n] {
+                out[r] = dot_rows_v256([row(r)], qa, off, da)[0];
+            }
+        }
+    }
+    if per_row == 0 {
+        out.fill(0.0);
+    }
 }
