@@ -200,18 +200,18 @@ fn dot_rows_v256<const R: usize>(w: [&[BlockQ5_0]; R], qa: &[__m256i], off: &[__
 /// GB/s, and at two threads from DRAM (26-29): on Zen 4 a 512-bit
 /// operation takes a 256-bit unit for two cycles.
 ///
-/// `kernel-table`, Zen 4 VM, one thread, GB/s AVX2 gemv → this one, from
-/// DRAM / in cache: 640×2048 14.1 → 18.3 / 14.7 → 21.3, 640×1024 14.0 →
-/// 18.4 / 14.8 → 21.4, 49152×576 14.1 → 18.1 / 14.4 → 20.5; 2048×640 11.1 →
-/// 11.3 / 14.8 → 21.8. The 512-bit VNNI gemv it replaces read 11.9-12.4
-/// GB/s from DRAM at those shapes.
+/// Earlier, in address order: `kernel-table`, Zen 4 VM, one thread, GB/s
+/// AVX2 gemv → this one, from DRAM / in cache: 640×2048 14.1 → 18.3 / 14.7
+/// → 21.3, 640×1024 14.0 → 18.4 / 14.8 → 21.4, 49152×576 14.1 → 18.1 /
+/// 14.4 → 20.5; 2048×640 11.1 → 11.3 / 14.8 → 21.8. The 512-bit VNNI gemv
+/// it replaced read 11.9-12.4 GB/s from DRAM at those shapes.
 ///
 /// Then in cache 21.2 → 23.0 GB/s (640×2048 and 640×1024, two alternated
 /// runs) for [`super::q5_0_avx2::scale_products_ahead`] and the ternary
 /// logic, which replaced a masked add that LLVM had turned into an OR and
 /// a masked move. From DRAM, and Gemma 3 tg64 at 1 and 2 threads (`ember
-/// bench`, 4 rounds in rotated order), even: the layers' Q5_0 reads are
-/// bound by memory there, not by this loop.
+/// bench`, 4 rounds in rotated order), even: in address order the reads
+/// were bound by their access pattern, not by this loop (above).
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C; the
