@@ -87,7 +87,7 @@ fn main() -> Result<(), Error> {
     let mut groups: Vec<Vec<Mat<'_>>> = Vec::new();
     for il in 0..n_layer {
         let l = weights.layer(il).ok_or("missing block weights")?;
-        groups.push(vec![l.wq, l.wk, l.wv]);
+        groups.push(vec![l.wk, l.wq, l.wv]);
         groups.push(vec![l.wo]);
         groups.push(vec![l.w_gate, l.w_up]);
         groups.push(vec![l.w_down]);
