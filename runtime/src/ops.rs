@@ -1083,7 +1083,7 @@ const MIN_CHUNK_BYTES: usize = 16 * 1024;
 /// Q4_0 325 → 345 and 348 → 369 t/s, Q4_1 312 → 332 and 332 → 351, Q8_0
 /// 243 → 265 and 239 → 244, Gemma 3 154 → 155 and 132 → 134 (faster in 22
 /// of the 24 pairs of the second run). A replay of a SmolLM2 Q8_0 decode
-/// step's products alone (`examples/decode_replay.rs`: one gemv per thread
+/// step's products alone (`benches`' `decode-replay`: one gemv per thread
 /// and matrix, a spin barrier after each job) had run 320-370 t/s in the
 /// VM's fast periods, where ember ran 250-265.
 const MIN_TAIL_BYTES: usize = 256 * 1024;

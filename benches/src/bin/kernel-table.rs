@@ -18,7 +18,7 @@
 
 use ember_benches::{
     clock_name, median, read_bandwidth, read_bandwidth_streams, read_bandwidth_threads, read_buffer, shape_for, tiers,
-    Shape, WeightPool, FORMATS, POOL_BYTES, SHAPES,
+    Shape, SpinBarrier, WeightPool, FORMATS, POOL_BYTES, SHAPES,
 };
 use ember_quant::{GgmlType, Kernels, Tier};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -284,38 +284,4 @@ fn throughput_threads(
     one();
     let mut rates: Vec<f64> = (0..rounds.max(1)).map(|_| one()).collect();
     median(&mut rates)
-}
-
-/// A barrier whose waiters spin (then yield), as the runtime's thread pool
-/// waits between the products of a decode step: `std::sync::Barrier` parks,
-/// and its wake-up alone costs more than a small matrix's product.
-struct SpinBarrier {
-    arrived: AtomicUsize,
-    generation: AtomicUsize,
-    n: usize,
-}
-
-impl SpinBarrier {
-    fn new(n: usize) -> SpinBarrier {
-        SpinBarrier { arrived: AtomicUsize::new(0), generation: AtomicUsize::new(0), n }
-    }
-
-    /// Returns once all `n` threads have called it (for this generation).
-    fn wait(&self) {
-        let g = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
-            self.arrived.store(0, Ordering::Relaxed);
-            self.generation.store(g + 1, Ordering::Release);
-            return;
-        }
-        let mut spins = 0u32;
-        while self.generation.load(Ordering::Acquire) == g {
-            if spins < 1 << 16 {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-    }
 }

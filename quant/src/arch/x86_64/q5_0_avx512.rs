@@ -192,7 +192,7 @@ fn dot_rows_v256<const R: usize>(w: [&[BlockQ5_0]; R], qa: &[__m256i], off: &[__
 /// DRAM at one or two threads, where the same cut in stream order read
 /// 21-23 GB/s at one thread and up to 46 at two. In cache (`--hot`, same
 /// copy) streams are slower, 18 against 22-23 GB/s; a decode step reads its
-/// weights from DRAM. Gemma 3's matrix products alone (`decode_replay 2 64
+/// weights from DRAM. Gemma 3's matrix products alone (`decode-replay 2 64
 /// matmul`), 14 alternated pairs in both orders: faster in 11, about +3%
 /// (136-142 → 141-147 t/s where memory was slow, 160-173 → 163-177 where
 /// it was fast). A pass of two rows per 512-bit vector (`vpdpbusd` on

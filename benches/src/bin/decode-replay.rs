@@ -4,7 +4,7 @@
 //! bench`'s tg figures against on the same machine in the same minutes.
 //!
 //! ```text
-//! cargo run --release -p ember --example decode_replay -- MODEL.gguf [THREADS] [TOKENS] [barrier|pool|matmul]
+//! cargo run --release -p ember-benches --bin decode-replay -- MODEL.gguf [THREADS] [TOKENS] [barrier|pool|matmul]
 //! ```
 //!
 //! Each step multiplies every layer's matrices in the forward pass's groups
@@ -12,7 +12,8 @@
 //! each by a fixed activation row quantized once:
 //! - `barrier`: THREADS scoped threads, each running one gemv per matrix
 //!   on its share of the rows (`split_rows`, multiples of 8 rows), with a
-//!   spinning barrier after each group;
+//!   spinning barrier ([`SpinBarrier`], as `kernel-table --threads N`)
+//!   after each group;
 //! - `pool`: the same shares as the chunks of one [`ThreadPool`] job per
 //!   group (the hand-off a decode step pays);
 //! - `matmul` (default): one [`ops::matmul`] per group through a
@@ -27,31 +28,10 @@ use ember::model::{Config, Weights};
 use ember::ops::{self, ActScratch, Mat};
 use ember::quant::{GgmlType, Kernels};
 use ember::threads::{split_rows, Parallel, ThreadPool};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use ember_benches::SpinBarrier;
 use std::time::Instant;
 
 type Error = Box<dyn std::error::Error>;
-
-/// A barrier whose waiters spin, as the runtime's pool waits between jobs.
-struct SpinBarrier {
-    arrived: AtomicUsize,
-    generation: AtomicUsize,
-    n: usize,
-}
-
-impl SpinBarrier {
-    fn wait(&self) {
-        let g = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
-            self.arrived.store(0, Ordering::Relaxed);
-            self.generation.store(g + 1, Ordering::Release);
-            return;
-        }
-        while self.generation.load(Ordering::Acquire) == g {
-            std::hint::spin_loop();
-        }
-    }
-}
 
 /// Thread `t`'s share of the `rows` rows of `m` (of `threads`).
 fn share(m: &Mat<'_>, threads: usize, t: usize) -> std::ops::Range<usize> {
@@ -67,7 +47,7 @@ fn product(k: &Kernels, m: &Mat<'_>, r: std::ops::Range<usize>, a: &[u8], out: &
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let path = args.first().ok_or("usage: decode_replay MODEL.gguf [THREADS] [TOKENS] [barrier|pool|matmul]")?;
+    let path = args.first().ok_or("usage: decode-replay MODEL.gguf [THREADS] [TOKENS] [barrier|pool|matmul]")?;
     let threads: usize = args.get(1).map_or(Ok(2), |s| s.parse())?;
     let tokens: usize = args.get(2).map_or(Ok(64), |s| s.parse())?;
     let mode = args.get(3).map_or("matmul", |s| s.as_str());
@@ -115,7 +95,7 @@ fn main() -> Result<(), Error> {
         let t0 = Instant::now();
         match mode {
             "barrier" => {
-                let bar = SpinBarrier { arrived: AtomicUsize::new(0), generation: AtomicUsize::new(0), n: threads };
+                let bar = SpinBarrier::new(threads);
                 std::thread::scope(|s| -> Result<(), Error> {
                     let handles: Vec<_> = (0..threads)
                         .map(|t| {
