@@ -45,17 +45,31 @@ fn product(k: &Kernels, m: &Mat<'_>, r: std::ops::Range<usize>, a: &[u8], out: &
     Ok(())
 }
 
+/// What carries each group's products across the threads (the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Scoped threads with a spinning barrier after each group.
+    Barrier,
+    /// One `ThreadPool` job per group, fixed shares.
+    Pool,
+    /// One `ops::matmul` per group.
+    Matmul,
+}
+
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let path = args.first().ok_or("usage: decode-replay MODEL.gguf [THREADS] [TOKENS] [barrier|pool|matmul]")?;
     let threads: usize = args.get(1).map_or(Ok(2), |s| s.parse())?;
     let tokens: usize = args.get(2).map_or(Ok(64), |s| s.parse())?;
-    let mode = args.get(3).map_or("matmul", |s| s.as_str());
+    let name = args.get(3).map_or("matmul", |s| s.as_str());
+    let mode = match name {
+        "barrier" => Mode::Barrier,
+        "pool" => Mode::Pool,
+        "matmul" => Mode::Matmul,
+        other => return Err(format!("unknown mode {other}: barrier, pool or matmul").into()),
+    };
     if threads == 0 || tokens == 0 {
         return Err("THREADS and TOKENS must be at least 1".into());
-    }
-    if !["barrier", "pool", "matmul"].contains(&mode) {
-        return Err(format!("unknown mode {mode}: barrier, pool or matmul").into());
     }
 
     let model = ember::Model::open(path)?;
@@ -90,11 +104,11 @@ fn main() -> Result<(), Error> {
     }
     let act_of = |m: &Mat<'_>| acts.iter().find(|(key, _)| *key == (m.act_type(), m.cols)).map(|(_, a)| a.as_slice());
 
-    println!("{path}: {n_layer} blocks, {:.1} MB of weights per step, {threads} threads, {mode}", bytes as f64 / 1e6);
+    println!("{path}: {n_layer} blocks, {:.1} MB of weights per step, {threads} threads, {name}", bytes as f64 / 1e6);
     for round in 0..5 {
         let t0 = Instant::now();
         match mode {
-            "barrier" => {
+            Mode::Barrier => {
                 let bar = SpinBarrier::new(threads);
                 std::thread::scope(|s| -> Result<(), Error> {
                     let handles: Vec<_> = (0..threads)
@@ -122,7 +136,7 @@ fn main() -> Result<(), Error> {
                     Ok(())
                 })?;
             }
-            "pool" | "matmul" => {
+            Mode::Pool | Mode::Matmul => {
                 let pool = ThreadPool::new(threads);
                 let mut outs: Vec<Vec<f32>> = (0..ops::MAX_GROUP).map(|_| vec![0f32; widest]).collect();
                 let slot = acts.iter().map(|(_, a)| a.len()).max().unwrap_or(0).next_multiple_of(64);
@@ -131,7 +145,7 @@ fn main() -> Result<(), Error> {
                     (0..threads).map(|_| std::sync::Mutex::new(vec![0f32; widest])).collect();
                 for _ in 0..tokens {
                     for grp in &groups {
-                        if mode == "matmul" {
+                        if mode == Mode::Matmul {
                             let mut jobs: Vec<(&Mat<'_>, &mut [f32])> =
                                 grp.iter().zip(outs.iter_mut()).map(|(m, o)| (m, &mut o[..m.rows])).collect();
                             let mut sc = ActScratch { buf: &mut scratch, slot_bytes: slot };
@@ -156,7 +170,6 @@ fn main() -> Result<(), Error> {
                     }
                 }
             }
-            other => return Err(format!("unknown mode {other}: barrier, pool or matmul").into()),
         }
         let s = t0.elapsed().as_secs_f64();
         println!(
