@@ -91,6 +91,33 @@ impl<const R: usize> Iterator for RowPasses<R> {
     }
 }
 
+/// A gemv over the `out.len()` rows of `per_row` blocks in `w`, in the
+/// passes of [`row_passes`]: each full pass of `R` rows through `full`, the
+/// rows of a short last pass one at a time through `one`; each output is
+/// stored at its row. Marked `#[inline(always)]`, like the iterator, so
+/// that the kernels (closures inside the caller's `#[target_feature]`
+/// function, which share its features) inline into the loop.
+#[inline(always)]
+pub(crate) fn stream_passes<'w, T, const R: usize>(
+    w: &'w [T],
+    per_row: usize,
+    out: &mut [f32],
+    full: impl Fn([&'w [T]; R]) -> [f32; R],
+    one: impl Fn([&'w [T]; 1]) -> [f32; 1],
+) {
+    for (pass, n) in row_passes::<R>(out.len()) {
+        if n == R {
+            for (&r, x) in pass.iter().zip(full(pass_rows(w, per_row, &pass))) {
+                out[r] = x;
+            }
+        } else {
+            for &r in &pass[..n] {
+                out[r] = one([&w[r * per_row..(r + 1) * per_row]])[0];
+            }
+        }
+    }
+}
+
 /// The rows `pass` names (a pass of [`row_passes`]) of a matrix stored row
 /// after row, `per_row` blocks each. A plain loop, not `pass.map(..)`:
 /// `array::map` and its closure were left out of line in the gemvs (a call

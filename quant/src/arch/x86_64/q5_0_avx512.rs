@@ -25,7 +25,7 @@ use super::avx2::{fill_front, hsum_rows, load32, nibbles32_unmasked, STREAM_PREF
 use super::avx512::*;
 use super::q5_0_avx2::{gemm_q5_0_q8_0_pairs_avx2, gemv_q5_0_q8_0_rows4_avx2, scales, ActU, TILE_BLOCKS};
 use super::q5_0_avx2::{scale_products_ahead, GEMV_CAP, GEMV_ROWS};
-use crate::arch::streams::{pass_rows, row_passes};
+use crate::arch::streams::stream_passes;
 use crate::q5_0::BlockQ5_0;
 use crate::q8_0::BlockQ8_0;
 use core::arch::x86_64::*;
@@ -176,7 +176,7 @@ fn dot_rows_v256<const R: usize>(w: [&[BlockQ5_0]; R], qa: &[__m256i], off: &[__
 
 /// Q5_0 matrix · Q8_0 activation row ([`crate::kernels::GemvFn`]) with 256-bit
 /// VNNI: four rows per pass, one from each of the four streams of
-/// [`row_passes`] (as the Q8_0 gemv), the activation prepared once per
+/// [`stream_passes`] (as the Q8_0 gemv), the activation prepared once per
 /// call, rows past [`GEMV_CAP`] blocks through the AVX2 path, each pass
 /// [`dot_rows_v256`]; every output is bit for bit the AVX2 gemv's (row
 /// order changes no result).
@@ -240,19 +240,15 @@ pub(crate) unsafe fn gemv_q5_0_q8_0_vnni256(w: &[u8], row_bytes: usize, a: &[u8]
             .map(|b| _mm256_sub_epi32(zero, _mm256_slli_epi32::<4>(_mm256_dpbusd_epi32(zero, ones, load32(&b.qs))))),
     );
     let da = fill_front(&mut da, ab.iter().map(|b| f16_to_f32(b.d)));
-    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
-    for (pass, n) in row_passes::<GEMV_ROWS>(if per_row == 0 { 0 } else { out.len() }) {
-        if n == GEMV_ROWS {
-            for (&r, x) in pass.iter().zip(dot_rows_v256(pass_rows(w, per_row, &pass), qa, off, da)) {
-                out[r] = x;
-            }
-        } else {
-            for &r in &pass[..n] {
-                out[r] = dot_rows_v256([row(r)], qa, off, da)[0];
-            }
-        }
-    }
     if per_row == 0 {
         out.fill(0.0);
+        return;
     }
+    stream_passes::<_, GEMV_ROWS>(
+        w,
+        per_row,
+        out,
+        |rows| dot_rows_v256(rows, qa, off, da),
+        |row| dot_rows_v256(row, qa, off, da),
+    );
 }

@@ -23,7 +23,7 @@
 //! well below one row for Q4_K (~50% against ~90% of the plain read).
 
 use super::avx2::*;
-use crate::arch::streams::{pass_rows, row_passes};
+use crate::arch::streams::stream_passes;
 use crate::q6_k::BlockQ6K;
 use crate::q8_k::BlockQ8K;
 use core::arch::x86_64::*;
@@ -125,19 +125,13 @@ pub(crate) unsafe fn gemv_q6_k_q8_k_avx2(w: &[u8], row_bytes: usize, a: &[u8], o
     let a: &[BlockQ8K] = bytemuck::cast_slice(a);
     let w: &[BlockQ6K] = bytemuck::cast_slice(w);
     let per_row = row_bytes / core::mem::size_of::<BlockQ6K>();
-    let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
-    for (rs, n) in row_passes::<4>(out.len()) {
-        if n == 4 {
-            let v = dot_rows::<4, STREAM_PREFETCH>(pass_rows(w, per_row, &rs), a);
-            for (&r, v) in rs.iter().zip(v) {
-                out[r] = v;
-            }
-        } else {
-            for &r in &rs[..n] {
-                out[r] = dot_rows::<1, STREAM_PREFETCH>([row(r)], a)[0];
-            }
-        }
-    }
+    stream_passes::<_, 4>(
+        w,
+        per_row,
+        out,
+        |rows| dot_rows::<4, STREAM_PREFETCH>(rows, a),
+        |row| dot_rows::<1, STREAM_PREFETCH>(row, a),
+    );
 }
 
 /// [`crate::q6_k::gemm_tiled_order`] with AVX2: the same integer sum per

@@ -210,7 +210,7 @@ macro_rules! q8_0_gemv {
         #[target_feature(enable = $feat)]
         pub(crate) unsafe fn $gemv(w: &[u8], row_bytes: usize, a: &[u8], out: &mut [f32]) {
             use super::q8_0_avx2::{dot_rows, DA_CAP, GEMV_ROWS};
-            use crate::arch::streams::{pass_rows, row_passes};
+            use crate::arch::streams::stream_passes;
             let a: &[BlockQ8_0] = bytemuck::cast_slice(a);
             let w: &[BlockQ8_0] = bytemuck::cast_slice(w);
             let per_row = row_bytes / core::mem::size_of::<BlockQ8_0>();
@@ -225,21 +225,11 @@ macro_rules! q8_0_gemv {
                 *d = super::avx2::f16_to_f32(ab.d);
             }
             let da = &da[..a.len()];
-            let row = |r: usize| &w[r * per_row..(r + 1) * per_row];
-            for (pass, n) in row_passes::<GEMV_ROWS>(if per_row == 0 { 0 } else { out.len() }) {
-                if n == GEMV_ROWS {
-                    for (&r, x) in pass.iter().zip($rows(pass_rows(w, per_row, &pass), a, da)) {
-                        out[r] = x;
-                    }
-                } else {
-                    for &r in &pass[..n] {
-                        out[r] = $rows([row(r)], a, da)[0];
-                    }
-                }
-            }
             if per_row == 0 {
                 out.fill(0.0);
+                return;
             }
+            stream_passes::<_, GEMV_ROWS>(w, per_row, out, |rows| $rows(rows, a, da), |row| $rows(row, a, da));
         }
     };
 }
