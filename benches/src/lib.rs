@@ -17,6 +17,7 @@ pub mod child;
 
 use ember_quant::matmul::act_row_bytes;
 use ember_quant::{GgmlType, Kernels, Tier};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// A point in time for the benches: this thread's CPU time on Linux (so time
@@ -522,6 +523,41 @@ impl Lcg {
     }
 }
 
+/// A barrier whose waiters spin (then yield), as the runtime's thread pool
+/// waits between the products of a decode step: `std::sync::Barrier` parks,
+/// and its wake-up alone costs more than a small matrix's product.
+pub struct SpinBarrier {
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+    n: usize,
+}
+
+impl SpinBarrier {
+    /// A barrier for `n` threads.
+    pub fn new(n: usize) -> SpinBarrier {
+        SpinBarrier { arrived: AtomicUsize::new(0), generation: AtomicUsize::new(0), n }
+    }
+
+    /// Returns once all `n` threads have called it (for this generation).
+    pub fn wait(&self) {
+        let g = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation.store(g + 1, Ordering::Release);
+            return;
+        }
+        let mut spins = 0u32;
+        while self.generation.load(Ordering::Acquire) == g {
+            if spins < 1 << 16 {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,43 +573,6 @@ mod tests {
                 assert_eq!(sum_u64_streams(&buf, streams), want, "len {len} streams {streams}");
             }
             assert_eq!(sum_u64(&buf), want, "len {len}");
-        }
-    }
-}
-
-/// A barrier whose waiters spin (then yield), as the runtime's thread pool
-/// waits between the products of a decode step: `std::sync::Barrier` parks,
-/// and its wake-up alone costs more than a small matrix's product.
-pub struct SpinBarrier {
-    arrived: std::sync::atomic::AtomicUsize,
-    generation: std::sync::atomic::AtomicUsize,
-    n: usize,
-}
-
-impl SpinBarrier {
-    /// A barrier for `n` threads.
-    pub fn new(n: usize) -> SpinBarrier {
-        use std::sync::atomic::AtomicUsize;
-        SpinBarrier { arrived: AtomicUsize::new(0), generation: AtomicUsize::new(0), n }
-    }
-
-    /// Returns once all `n` threads have called it (for this generation).
-    pub fn wait(&self) {
-        use std::sync::atomic::Ordering;
-        let g = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
-            self.arrived.store(0, Ordering::Relaxed);
-            self.generation.store(g + 1, Ordering::Release);
-            return;
-        }
-        let mut spins = 0u32;
-        while self.generation.load(Ordering::Acquire) == g {
-            if spins < 1 << 16 {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
         }
     }
 }
