@@ -64,6 +64,13 @@ fn cargo_accepts_the_cross_build_arguments() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let target_dir = concat!(env!("CARGO_TARGET_TMPDIR"), "/cross-build");
+    // A build left by an earlier run would be fresh, and cargo prints no
+    // rustc line for a fresh crate: start from an empty target directory.
+    match std::fs::remove_dir_all(target_dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("remove {target_dir}: {e}"),
+    }
     for name in ["pi4", "n100"] {
         let b = Profile::by_name(name).unwrap().cross_build();
         let out = Command::new(&cargo)
