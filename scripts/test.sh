@@ -3,7 +3,7 @@
 # On a fresh Debian machine it installs everything it needs first: apt packages
 # (cross compilers, qemu), rustup targets, the Python oracle packages and the
 # real models (into <repo>/.models, never outside the repo). Then it runs:
-#   1. the workspace tests in debug mode;
+#   1. the workspace tests in debug mode, and the API docs (no warnings);
 #   2. the end-to-end model tests in release mode (feature `e2e`);
 #   3. the ember-quant tests cross-compiled for aarch64 under qemu
 #      (Cortex-A72 = NEON only, and `-cpu max` = dotprod);
@@ -40,6 +40,9 @@ scripts/fetch-models.sh
 
 step "workspace tests (debug)"
 cargo test --workspace
+
+step "API docs build without warnings (broken or private links)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q
 
 step "GGUF checks of the no-alloc build"
 cargo test -p ember --no-default-features --test gguf_noalloc

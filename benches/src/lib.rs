@@ -13,6 +13,8 @@
 //! `ember bench`'s cold start and for `compare`; [`SpinBarrier`] separates
 //! the products of `kernel-table --threads N` and `decode-replay`.
 
+#![warn(missing_docs)]
+
 pub mod child;
 
 use ember_quant::matmul::act_row_bytes;

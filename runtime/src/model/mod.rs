@@ -1,5 +1,5 @@
 //! Decoder-only transformer models: [`Config`] (hyperparameters and switches
-//! from GGUF metadata), [`Weights`] (views into the file), and [`forward`]
+//! from GGUF metadata), [`Weights`] (views into the file), and [`forward()`]
 //! (the one decoder forward pass every supported architecture runs).
 
 pub mod config;

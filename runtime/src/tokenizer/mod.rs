@@ -5,9 +5,9 @@
 //! `src/unicode.cpp`:
 //!
 //! - `tokenizer.ggml.model = "llama"`: SentencePiece BPE over scores, byte
-//!   fallback `<0xXX>`, `▁` for spaces, optional space prefix ([`spm`]).
+//!   fallback `<0xXX>`, `▁` for spaces, optional space prefix (`spm.rs`).
 //! - `tokenizer.ggml.model = "gpt2"`: byte-level BPE over ranked merges, with
-//!   the pre-tokenizer named by `tokenizer.ggml.pre` ([`bpe`], [`pretokenize`]):
+//!   the pre-tokenizer named by `tokenizer.ggml.pre` (`bpe.rs`, `pretokenize.rs`):
 //!   `default`; `gpt-2` (also `gpt2`), `mpt`, `olmo`, `phi-2`, `jais`,
 //!   `exaone4`, `trillion`, `granite-docling`, `roberta-bpe`, ...; `llama3`,
 //!   `llama-v3`, `llama-bpe`, `falcon3`, `dbrx`, `smaug-bpe`, `chatglm-bpe`,

@@ -23,7 +23,7 @@
 //!   streams (`RowStreams`);
 //! - the other k-quants and floats (AVX2): one row per pass ([`crate::dot_entry!`]);
 //! - Q4_0 and Q4_K (AVX2 and AVX-512): llama.cpp's repacked order
-//!   ([`x8_avx2`], [`x8_avx512`]): one f32 lane per output. On AVX-512 two
+//!   (`x8_avx2`, `x8_avx512`): one f32 lane per output. On AVX-512 two
 //!   rows' blocks share a 512-bit vector and four vectors reduce into one
 //!   lane per row, then the AVX2 f32 chain runs lane for lane: Q4_0 eight
 //!   rows per gemv pass, sixteen per gemm pass (VNNI or BW-only), Q4_K two
