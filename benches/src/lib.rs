@@ -365,6 +365,67 @@ fn threaded_read(buf: &[u64], threads: usize, rounds: usize, read: &(dyn Fn(&[u6
     median(&mut rates)
 }
 
+/// A counter on a cache line of its own (two lines, for the adjacent-line
+/// prefetcher), written by one thread of [`round_trip_ns`] and read by the
+/// other.
+#[repr(align(128))]
+struct Line(AtomicUsize);
+
+/// Nanoseconds for a cache line to go from this thread to a second one and
+/// an answer to come back: this thread writes `k` to one line, a second
+/// thread waits for it and writes `k` to another; the median of `rounds`
+/// passes of `trips` round trips, timed by the wall clock after as many
+/// untimed ones (at least 1000).
+///
+/// It tells where the OS and the hypervisor have put two threads: on the
+/// 2-vCPU Zen 4 VM the benches ran on, 90-105 ns when the two vCPUs share
+/// a core complex (and its link to memory), 360-420 ns when they do not
+/// (a C loop of session 15 with one trip timed from thread start had read
+/// 100-210 and 500-660).
+/// A waiting thread yields now and then, so that the passes end even when
+/// both threads share one CPU (they then take microseconds a trip).
+pub fn round_trip_ns(trips: usize, rounds: usize) -> f64 {
+    let (trips, rounds) = (trips.max(1), rounds.max(1));
+    // Untimed trips first: the second thread has started, and the scheduler
+    // has had time to move it off this thread's CPU.
+    let warm = trips.max(1000);
+    let wait_for = |line: &Line, v: usize| {
+        let mut spins = 0u32;
+        while line.0.load(Ordering::Acquire) != v {
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(1 << 10) {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    };
+    let (ping, pong) = (Line(AtomicUsize::new(0)), Line(AtomicUsize::new(0)));
+    let mut ns = std::thread::scope(|s| {
+        s.spawn(|| {
+            for k in 1..=warm + rounds * trips {
+                wait_for(&ping, k);
+                pong.0.store(k, Ordering::Release);
+            }
+        });
+        let mut k = 0;
+        let mut trip = || {
+            k += 1;
+            ping.0.store(k, Ordering::Release);
+            wait_for(&pong, k);
+        };
+        (0..warm).for_each(|_| trip());
+        (0..rounds)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                (0..trips).for_each(|_| trip());
+                t.elapsed().as_secs_f64() * 1e9 / trips as f64
+            })
+            .collect::<Vec<f64>>()
+    });
+    median(&mut ns)
+}
+
 /// A weight matrix of one format and shape, repeated in a pool of copies at
 /// least [`POOL_BYTES`] large, and an activation row to multiply it with.
 pub struct WeightPool {
@@ -563,6 +624,13 @@ impl SpinBarrier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A round trip takes some time, and a finite one (a pass ends).
+    #[test]
+    fn a_round_trip_is_measured() {
+        let ns = round_trip_ns(2000, 3);
+        assert!(ns.is_finite() && ns > 0.0, "{ns}");
+    }
 
     #[test]
     fn streamed_sum_reads_every_word_once() {

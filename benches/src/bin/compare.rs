@@ -304,12 +304,19 @@ struct Probe {
     model: usize,
     threads: usize,
     read_gbs: f64,
+    /// [`ember_benches::round_trip_ns`] before a round of two or more
+    /// threads (NaN for one).
+    round_trip_ns: f64,
 }
 
 /// Bytes of the buffer read before each round: four times the 32 MiB
 /// last-level cache of the EPYC this was tuned on, and a pass short enough
 /// (a few ms) to take before every round.
 const PROBE_BYTES: usize = 128 << 20;
+
+/// Round trips of a cache line between two threads timed before each round
+/// of two threads (a few ms; see [`ember_benches::round_trip_ns`]).
+const ROUND_TRIPS: usize = 5000;
 
 impl Runner<'_> {
     fn ember_bench(&mut self, model: &Path, p: &str, n: &str, t: usize) -> Result<Vec<Sample>> {
@@ -337,7 +344,9 @@ impl Runner<'_> {
     /// threads as the round uses (the median of three passes) is timed
     /// before each round: the bandwidth the machine gives right then (on a
     /// shared VM it moves by half for minutes at a time, and generation with
-    /// two threads moves with it).
+    /// two threads moves with it); before a round of two threads or more, so
+    /// is a cache line's round trip between two threads (where the VM has
+    /// put its vCPUs, which the bandwidth of two threads follows).
     fn speed(
         &mut self,
         models: &[PathBuf],
@@ -355,7 +364,8 @@ impl Runner<'_> {
                     eprintln!("compare: round {}/{} {} -t {t}", round + 1, self.o.rounds, name_of(m));
                     if probe {
                         let read_gbs = ember_benches::read_bandwidth_threads(&buf, t, 3);
-                        probes.push(Probe { round, model: mi, threads: t, read_gbs });
+                        let round_trip_ns = if t > 1 { ember_benches::round_trip_ns(ROUND_TRIPS, 3) } else { f64::NAN };
+                        probes.push(Probe { round, model: mi, threads: t, read_gbs, round_trip_ns });
                     }
                     let key = m.display().to_string();
                     for s in self.ember_bench(m, p, n, t)? {
@@ -550,9 +560,11 @@ fn rounds_table(t: &Table, probes: &[Probe]) -> String {
     }
     let mut s = format!(
         "\n### Generation round by round\n\nread GB/s = a plain read of a {} MiB buffer by as many threads, just \
-         before the round; ember / read = ember's t/s × file size against it.\n\n\
-         | round | model | threads | test | read GB/s | ember t/s | llama.cpp t/s | ember / llama.cpp | ember / read |\n\
-         |---:|---|---:|---:|---:|---:|---:|---:|---:|\n",
+         before the round; trip ns = a cache line's round trip between two threads, just before a round of two \
+         (on the 2-vCPU Zen 4 VM: about 100 ns when its vCPUs share a core complex, about 400 when they do not); \
+         ember / read = ember's t/s × file size against the read.\n\n\
+         | round | model | threads | test | read GB/s | trip ns | ember t/s | llama.cpp t/s | ember / llama.cpp | ember / read |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         PROBE_BYTES >> 20
     );
     let mut rows = Vec::new();
@@ -562,18 +574,18 @@ fn rounds_table(t: &Table, probes: &[Probe]) -> String {
         }
         let mb = std::fs::metadata(m).map_or(0.0, |md| md.len() as f64 / 1e6);
         for (round, (&e, &l)) in e.iter().zip(l).enumerate() {
-            let read = probes
-                .iter()
-                .find(|p| p.round == round && p.model == *mi && p.threads == *th)
-                .map_or(f64::NAN, |p| p.read_gbs);
-            rows.push((round, *mi, *th, name_of(Path::new(m)), test.clone(), read, e, l, e * mb / 1e3 / read));
+            let probe = probes.iter().find(|p| p.round == round && p.model == *mi && p.threads == *th);
+            let read = probe.map_or(f64::NAN, |p| p.read_gbs);
+            let trip = probe.map_or(f64::NAN, |p| p.round_trip_ns);
+            rows.push((round, *mi, *th, name_of(Path::new(m)), test.clone(), read, trip, e, l, e * mb / 1e3 / read));
         }
     }
     rows.sort_by_key(|r| (r.0, r.1, r.2));
-    for (round, _, th, name, test, read, e, l, of_read) in rows {
+    for (round, _, th, name, test, read, trip, e, l, of_read) in rows {
+        let trip = if trip.is_finite() { format!("{trip:.0}") } else { "-".to_string() };
         let _ = writeln!(
             s,
-            "| {} | {name} | {th} | {test} | {read:.1} | {e:.2} | {l:.2} | {:.2} | {of_read:.2} |",
+            "| {} | {name} | {th} | {test} | {read:.1} | {trip} | {e:.2} | {l:.2} | {:.2} | {of_read:.2} |",
             round + 1,
             e / l
         );
@@ -925,16 +937,21 @@ mod tests {
         t.insert(key(2, "pp512"), (vec![100.0, 100.0], vec![50.0, 50.0]));
         t.insert(key(2, "tg64"), (vec![150.0, 100.0], vec![100.0, 80.0]));
         t.insert(key(1, "tg64"), (vec![60.0, 61.0], vec![40.0, 40.0]));
-        let probe = |round, threads, read_gbs| Probe { round, model: 0, threads, read_gbs };
-        let md = rounds_table(&t, &[probe(0, 1, 0.12), probe(0, 2, 0.2), probe(1, 1, 0.1), probe(1, 2, 0.4)]);
+        let probe =
+            |round, threads, read_gbs, round_trip_ns| Probe { round, model: 0, threads, read_gbs, round_trip_ns };
+        let nan = f64::NAN;
+        let md = rounds_table(
+            &t,
+            &[probe(0, 1, 0.12, nan), probe(0, 2, 0.2, 120.4), probe(1, 1, 0.1, nan), probe(1, 2, 0.4, 530.0)],
+        );
         std::fs::remove_dir_all(&dir).unwrap();
         // 2 MB x 60 t/s = 0.12 GB/s against a read of 0.12; 2 MB x 150 t/s
         // = 0.3 against 0.2; 2 MB x 61 t/s = 0.122 against 0.1; 2 MB x 100
         // t/s = 0.2 against 0.4.
-        assert!(md.contains("| 1 | m | 1 | tg64 | 0.1 | 60.00 | 40.00 | 1.50 | 1.00 |"), "{md}");
-        assert!(md.contains("| 1 | m | 2 | tg64 | 0.2 | 150.00 | 100.00 | 1.50 | 1.50 |"), "{md}");
-        assert!(md.contains("| 2 | m | 1 | tg64 | 0.1 | 61.00 | 40.00 | 1.52 | 1.22 |"), "{md}");
-        assert!(md.contains("| 2 | m | 2 | tg64 | 0.4 | 100.00 | 80.00 | 1.25 | 0.50 |"), "{md}");
+        assert!(md.contains("| 1 | m | 1 | tg64 | 0.1 | - | 60.00 | 40.00 | 1.50 | 1.00 |"), "{md}");
+        assert!(md.contains("| 1 | m | 2 | tg64 | 0.2 | 120 | 150.00 | 100.00 | 1.50 | 1.50 |"), "{md}");
+        assert!(md.contains("| 2 | m | 1 | tg64 | 0.1 | - | 61.00 | 40.00 | 1.52 | 1.22 |"), "{md}");
+        assert!(md.contains("| 2 | m | 2 | tg64 | 0.4 | 530 | 100.00 | 80.00 | 1.25 | 0.50 |"), "{md}");
         assert!(!md.contains("pp512"), "{md}");
         // rounds in order, -t 1 before -t 2 within a round
         let r1 = md.find("| 1 | m | 1 |").unwrap();
