@@ -94,7 +94,8 @@ impl<const R: usize> Iterator for RowPasses<R> {
 /// A gemv over the `out.len()` rows of `per_row` blocks in `w`, in the
 /// passes of [`row_passes`]: each full pass of `R` rows through `full`, the
 /// rows of a short last pass one at a time through `one`; each output is
-/// stored at its row. Marked `#[inline(always)]`, like the iterator, so
+/// stored at its row; rows of no blocks (`per_row == 0`) are all 0.0
+/// without a kernel call. Marked `#[inline(always)]`, like the iterator, so
 /// that the kernels (closures inside the caller's `#[target_feature]`
 /// function, which share its features) inline into the loop.
 #[inline(always)]
@@ -105,6 +106,10 @@ pub(crate) fn stream_passes<'w, T, const R: usize>(
     full: impl Fn([&'w [T]; R]) -> [f32; R],
     one: impl Fn([&'w [T]; 1]) -> [f32; 1],
 ) {
+    if per_row == 0 {
+        out.fill(0.0);
+        return;
+    }
     for (pass, n) in row_passes::<R>(out.len()) {
         if n == R {
             for (&r, x) in pass.iter().zip(full(pass_rows(w, per_row, &pass))) {

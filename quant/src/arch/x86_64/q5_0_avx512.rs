@@ -240,10 +240,6 @@ pub(crate) unsafe fn gemv_q5_0_q8_0_vnni256(w: &[u8], row_bytes: usize, a: &[u8]
             .map(|b| _mm256_sub_epi32(zero, _mm256_slli_epi32::<4>(_mm256_dpbusd_epi32(zero, ones, load32(&b.qs))))),
     );
     let da = fill_front(&mut da, ab.iter().map(|b| f16_to_f32(b.d)));
-    if per_row == 0 {
-        out.fill(0.0);
-        return;
-    }
     stream_passes::<_, GEMV_ROWS>(
         w,
         per_row,

@@ -225,10 +225,6 @@ macro_rules! q8_0_gemv {
                 *d = super::avx2::f16_to_f32(ab.d);
             }
             let da = &da[..a.len()];
-            if per_row == 0 {
-                out.fill(0.0);
-                return;
-            }
             stream_passes::<_, GEMV_ROWS>(w, per_row, out, |rows| $rows(rows, a, da), |row| $rows(row, a, da));
         }
     };
