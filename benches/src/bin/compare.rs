@@ -31,6 +31,9 @@
 //!   ember's generation with two threads, which in the slow state reads
 //!   about as fast as the read, moves with it; this table shows which
 //!   rounds ran in which state.
+//! - Generation by the vCPUs' placement: the rounds of two threads grouped
+//!   by the round trip timed before each (close or apart), with the ratio
+//!   of the medians in each group.
 //! - `--fresh-pages`: before anything is timed, each file is dropped from
 //!   the page cache (`posix_fadvise(DONTNEED)`) and read once by `ember run
 //!   -n 1`, so that both tools map the file as ember's own first load leaves
@@ -593,6 +596,73 @@ fn rounds_table(t: &Table, probes: &[Probe]) -> String {
     s
 }
 
+/// The round trip (ns) that tells the VM's two placements of its vCPUs
+/// apart in [`states_table`]: `ember_benches::round_trip_ns` reads about 100
+/// ns on the 2-vCPU Zen 4 VM when they share a core complex and about 400
+/// when they do not (session 18's final runs: 50 rounds under 200 ns, 10 at
+/// 399-426).
+const CLOSE_BELOW_NS: f64 = 250.0;
+
+/// Generation with two threads or more, its rounds grouped by the round
+/// trip measured just before each ([`Probe`]): rounds under
+/// [`CLOSE_BELOW_NS`] ("close") and the others ("apart"), with the ratio of
+/// the two tools' medians over each group. On the shared VM the state
+/// flips within a run, and which state a run's rounds fall in moves its
+/// ratios more than anything else (see `RESULTS.md`); this table says which.
+fn states_table(t: &Table, probes: &[Probe]) -> String {
+    let mut s = format!(
+        "\n### Generation by the vCPUs' placement\n\nRounds of two threads or more, grouped by the round trip just \
+         before them: close = under {CLOSE_BELOW_NS:.0} ns (vCPUs sharing a core complex), apart = the others; \
+         medians over each group's rounds; ember / read = ember's t/s × file size against the round's plain read \
+         (median).\n\n\
+         | model | threads | test | state | rounds | trip ns | read GB/s | ember t/s | llama.cpp t/s | ember / llama.cpp | ember / read |\n\
+         |---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    let range = |v: &[f64], digits: usize| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        format!("{lo:.digits$}-{hi:.digits$}")
+    };
+    for ((mi, th, _, m, test), (e, l)) in t {
+        if !test.starts_with("tg") || *th < 2 {
+            continue;
+        }
+        let mb = std::fs::metadata(m).map_or(0.0, |md| md.len() as f64 / 1e6);
+        for (state, close) in [("close", true), ("apart", false)] {
+            let (mut trips, mut reads, mut es, mut ls, mut of_read) = (vec![], vec![], vec![], vec![], vec![]);
+            for (round, (&e, &l)) in e.iter().zip(l).enumerate() {
+                let Some(p) = probes.iter().find(|p| p.round == round && p.model == *mi && p.threads == *th) else {
+                    continue;
+                };
+                if !p.round_trip_ns.is_finite() || (p.round_trip_ns < CLOSE_BELOW_NS) != close {
+                    continue;
+                }
+                trips.push(p.round_trip_ns);
+                reads.push(p.read_gbs);
+                es.push(e);
+                ls.push(l);
+                of_read.push(e * mb / 1e3 / p.read_gbs);
+            }
+            if es.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "| {} | {th} | {test} | {state} | {} | {} | {} | {:.2} | {:.2} | {} | {:.2} |",
+                name_of(Path::new(m)),
+                es.len(),
+                range(&trips, 0),
+                range(&reads, 1),
+                median_of(&es),
+                median_of(&ls),
+                ratio(&es, &ls),
+                median_of(&of_read)
+            );
+        }
+    }
+    s
+}
+
 /// Resets this process's peak RSS ("high water mark") to its current RSS
 /// (Linux: `5` written to `/proc/self/clear_refs`); whether that worked.
 fn reset_peak_rss() -> bool {
@@ -832,6 +902,9 @@ fn run(o: &Opts, args: &[String]) -> Result<String> {
         );
         let _ = writeln!(s, "{}", traffic_table(t, &reads));
         let _ = writeln!(s, "{}", rounds_table(t, &probes));
+        if !probes.is_empty() {
+            let _ = writeln!(s, "{}", states_table(t, &probes));
+        }
     }
     if !colds.is_empty() {
         let _ = writeln!(
@@ -958,6 +1031,33 @@ mod tests {
         let r1t2 = md.find("| 1 | m | 2 |").unwrap();
         let r2 = md.find("| 2 | m | 1 |").unwrap();
         assert!(r1 < r1t2 && r1t2 < r2, "{md}");
+    }
+
+    #[test]
+    fn states_table_groups_two_thread_rounds_by_the_round_trip() {
+        let (dir, m) = two_mb_model("states");
+        let key = |th: usize, test: &str| (0, th, test_order(test), m.display().to_string(), test.to_string());
+        let mut t = Table::new();
+        t.insert(key(2, "pp512"), (vec![100.0; 4], vec![50.0; 4]));
+        t.insert(key(1, "tg64"), (vec![60.0; 4], vec![40.0; 4]));
+        // rounds 1, 3 and 4 close, round 2 apart
+        t.insert(key(2, "tg64"), (vec![150.0, 200.0, 140.0, 160.0], vec![100.0, 100.0, 100.0, 80.0]));
+        let probe =
+            |round, threads, read_gbs, round_trip_ns| Probe { round, model: 0, threads, read_gbs, round_trip_ns };
+        let nan = f64::NAN;
+        let mut probes = vec![];
+        for (round, (read, trip)) in [(0.3, 120.0), (0.5, 430.0), (0.28, 98.0), (0.32, 180.0)].into_iter().enumerate() {
+            probes.push(probe(round, 1, 0.2, nan));
+            probes.push(probe(round, 2, read, trip));
+        }
+        let md = states_table(&t, &probes);
+        std::fs::remove_dir_all(&dir).unwrap();
+        // close: ember 150, 140, 160 (median 150), llama.cpp 100, 100, 80
+        // (median 100); 2 MB x t/s against the read: 1.0, 1.0, 1.0.
+        assert!(md.contains("| m | 2 | tg64 | close | 3 | 98-180 | 0.3-0.3 | 150.00 | 100.00 | 1.50 | 1.00 |"), "{md}");
+        assert!(md.contains("| m | 2 | tg64 | apart | 1 | 430-430 | 0.5-0.5 | 200.00 | 100.00 | 2.00 | 0.80 |"), "{md}");
+        assert!(!md.contains("pp512") && !md.contains("| m | 1 |"), "only generation with two threads: {md}");
+        assert!(md.find("| close |").unwrap() < md.find("| apart |").unwrap(), "{md}");
     }
 
     #[test]
