@@ -1055,7 +1055,10 @@ mod tests {
         // close: ember 150, 140, 160 (median 150), llama.cpp 100, 100, 80
         // (median 100); 2 MB x t/s against the read: 1.0, 1.0, 1.0.
         assert!(md.contains("| m | 2 | tg64 | close | 3 | 98-180 | 0.3-0.3 | 150.00 | 100.00 | 1.50 | 1.00 |"), "{md}");
-        assert!(md.contains("| m | 2 | tg64 | apart | 1 | 430-430 | 0.5-0.5 | 200.00 | 100.00 | 2.00 | 0.80 |"), "{md}");
+        assert!(
+            md.contains("| m | 2 | tg64 | apart | 1 | 430-430 | 0.5-0.5 | 200.00 | 100.00 | 2.00 | 0.80 |"),
+            "{md}"
+        );
         assert!(!md.contains("pp512") && !md.contains("| m | 1 |"), "only generation with two threads: {md}");
         assert!(md.find("| close |").unwrap() < md.find("| apart |").unwrap(), "{md}");
     }
