@@ -502,6 +502,10 @@ impl<'m> Chat<'m> {
                 dropped += 1;
             }
         };
+        if ids.is_empty() {
+            // A template that renders nothing, with no BOS added: nothing to prefill, no logits to sample.
+            return Err(ChatError::Template("the conversation renders to no tokens".to_string()));
+        }
         if ids.len() >= ctx {
             return Err(ChatError::TooLong { tokens: ids.len(), ctx_len: ctx });
         }

@@ -49,9 +49,9 @@
 //!   strings; `add_bos_token` without a BOS or not a bool; an unknown
 //!   tokenizer model, `gpt2` without merges, with bad merges and with each
 //!   pre-tokenizer;
-//! - the chat template: not a string, empty, a syntax error, raising, an
-//!   unknown method, recursing, a huge string or loop, longer than the
-//!   context, control-token text;
+//! - the chat template: rendering nothing (with and without a BOS added), not
+//!   a string, empty, a syntax error, raising, an unknown method, recursing,
+//!   a huge string or loop, longer than the context, control-token text;
 //! - session options: `ctx_len` 0, 1, 2, 3 (prompt longer than the context),
 //!   the model's, twice the model's, 2^40 and `usize::MAX`; `batch` 0, 1 and
 //!   `usize::MAX`; `threads` 0, 1, 3 and 64; both KV types and
@@ -905,7 +905,9 @@ fn chat_template(r: &mut Report, base: &Spec) {
     let key = "tokenizer.chat_template";
     let any = || (Expect::Any, Expect::Any);
     let both = |e: Expect| (e.clone(), e);
-    let cases: [(&str, MetaValue, (Expect, Expect)); 10] = [
+    let cases: [(&str, MetaValue, (Expect, Expect)); 11] = [
+        // Without a BOS, nothing to prefill and no logits to sample: an error.
+        ("renders nothing", MetaValue::Str("{# nothing #}".into()), (Expect::Ok, err(&["renders to no tokens"]))),
         ("not a string", MetaValue::U32(7), any()),
         ("empty", MetaValue::Str(String::new()), any()),
         ("a syntax error", MetaValue::Str("{% for m in %}".into()), both(err(&["chat template", "syntax error"]))),
