@@ -20,7 +20,7 @@
 //!   `attention.head_count_kv`, `attention.key_length`,
 //!   `attention.value_length`, `rope.dimension_count`,
 //!   `attention.sliding_window`, `attention.sliding_window_pattern`) removed
-//!   or set to 0, 1, 3, 7, `u32::MAX`, 2^40 and `u64::MAX` (u64),
+//!   or set to 0, 1, 3, 7, 2^20, 2^24, `u32::MAX`, 2^40 and `u64::MAX` (u64),
 //!   -1 and `i64::MIN`, and to a string, an f32, a bool and arrays; head
 //!   counts changed together so that the tensors still fit (head sizes 8 to
 //!   1); `sliding_window_pattern` as bool arrays of every awkward length and
@@ -538,6 +538,8 @@ fn int_values() -> Vec<MetaValue> {
         U32(1),
         U32(3),
         U32(7),
+        U32(1 << 20),
+        U32(1 << 24),
         U32(u32::MAX),
         U64(1 << 40),
         U64(u64::MAX),

@@ -158,7 +158,12 @@ impl<'a> Weights<'a> {
     #[cfg(feature = "alloc")]
     pub fn from_gguf(file: &File<'a>, cfg: &Config) -> Result<Weights<'a>, Error> {
         let mut layers = alloc::vec::Vec::new();
-        layers.try_reserve_exact(cfg.n_layer).map_err(|_| Error::OutOfMemory { bytes: cfg.n_layer })?;
+        // Every block has tensors of its own, so a block count above the
+        // file's tensor count fails at the first missing one below: reserve
+        // no more than the file can fill (block_count = 2^24 asked for 7 GB).
+        let n = cfg.n_layer.min(file.tensor_count());
+        let bytes = n.saturating_mul(core::mem::size_of::<LayerWeights<'_>>());
+        layers.try_reserve_exact(n).map_err(|_| Error::OutOfMemory { bytes })?;
         for il in 0..cfg.n_layer {
             layers.push(LayerWeights::from_gguf(file, cfg, il)?);
         }
