@@ -440,6 +440,11 @@ impl Config {
                 c.kq_scale = 1.0;
                 c.attn_softcap = 0.0;
                 let window = m.opt_usize("attention.sliding_window")?.unwrap_or(0);
+                // Attention adds the window to positions (a window near
+                // usize::MAX overflowed there).
+                if window > MAX_DIM {
+                    return Err(Meta::bad(&Key::new(arch_name, "attention.sliding_window"), "is implausibly large"));
+                }
                 if window > 0 {
                     c.sliding_window = window;
                     c.swa_pattern = swa_pattern(&m, n_layer)?;
