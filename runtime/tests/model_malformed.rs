@@ -560,7 +560,7 @@ fn int_expect(suffix: &str, key: &str, v: &MetaValue) -> Expect {
     match v {
         MetaValue::U32(0) if suffix == "block_count" => err(&[key, "must be at least 1"]),
         MetaValue::U32(3) if suffix == "attention.head_count_kv" => err(&[key, "must divide"]),
-        MetaValue::U64(u64::MAX) if bounded.contains(&suffix) && suffix != "attention.head_count" => err(&[key]),
+        MetaValue::U64(u64::MAX) if bounded.contains(&suffix) => err(&[key]),
         MetaValue::U64(u64::MAX) if suffix == "attention.value_length" => err(&[key, "implausibly large"]),
         MetaValue::Str(_) if suffix == "embedding_length" => err(&[key, "non-negative integer"]),
         MetaValue::Array(ValueType::U32, _) if !sliding => err(&[key, "per-layer values"]),

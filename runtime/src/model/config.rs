@@ -316,8 +316,15 @@ impl Config {
         let n_head = m.positive("attention.head_count", m.usize("attention.head_count")?)?;
         let n_head_kv =
             m.positive("attention.head_count_kv", m.opt_usize("attention.head_count_kv")?.unwrap_or(n_head))?;
-        let head_dim_k =
-            m.positive("attention.key_length", m.opt_usize("attention.key_length")?.unwrap_or(n_embd / n_head))?;
+        let key_length = m.opt_usize("attention.key_length")?;
+        if key_length.is_none() && n_head > n_embd {
+            // The default head size, n_embd / n_head, would be 0 (and the error name an absent key).
+            return Err(Meta::bad(
+                &Key::new(arch_name, "attention.head_count"),
+                "exceeds embedding_length, and there is no attention.key_length",
+            ));
+        }
+        let head_dim_k = m.positive("attention.key_length", key_length.unwrap_or(n_embd / n_head))?;
         let head_dim_v =
             m.positive("attention.value_length", m.opt_usize("attention.value_length")?.unwrap_or(head_dim_k))?;
         let n_rot = m.opt_usize("rope.dimension_count")?.unwrap_or(head_dim_k);
