@@ -148,6 +148,9 @@ impl Plan {
         if opts.batch == 0 {
             return Err(Error::BadOption("the batch size must be at least 1"));
         }
+        if opts.threads > crate::threads::MAX_THREADS {
+            return Err(Error::BadOption("the thread count must be at most 512"));
+        }
         let mut opts = opts;
         opts.batch = opts.batch.min(opts.ctx_len);
         opts.threads = opts.threads.max(1);
@@ -577,6 +580,9 @@ mod tests {
         assert!(Plan::new(&c, 0, 1).is_err());
         assert!(Plan::new(&c, 16, 0).is_err());
         assert!(matches!(Plan::new(&c, usize::MAX / 2, 1), Err(Error::PlanTooLarge)));
+        let threads = |t| Plan::with_options(&c, PlanOptions { threads: t, ..PlanOptions::new(16, 1) });
+        assert!(threads(crate::threads::MAX_THREADS).is_ok());
+        assert!(threads(crate::threads::MAX_THREADS + 1).is_err());
     }
 
     #[test]

@@ -39,7 +39,8 @@ pub struct SessionOptions {
     pub batch: usize,
     /// KV cache element type (f16 by default, as llama.cpp).
     pub kv_type: KvType,
-    /// Threads for matrix work; 0 means the number of physical cores.
+    /// Threads for matrix work, at most [`MAX_THREADS`](crate::threads::MAX_THREADS);
+    /// 0 means the number of physical cores (capped there).
     pub threads: usize,
     /// Keep the logits of every prompt token of the last batch (for perplexity).
     pub logits_all: bool,
@@ -55,7 +56,11 @@ impl SessionOptions {
     fn resolve(&self, cfg: &Config) -> PlanOptions {
         let ctx_len = if self.ctx_len == 0 { cfg.ctx_train.clamp(1, 4096) } else { self.ctx_len };
         #[cfg(feature = "std")]
-        let threads = if self.threads == 0 { crate::threads::physical_cores() } else { self.threads };
+        let threads = if self.threads == 0 {
+            crate::threads::physical_cores().min(crate::threads::MAX_THREADS)
+        } else {
+            self.threads
+        };
         #[cfg(not(feature = "std"))]
         let threads = 1;
         PlanOptions { ctx_len, batch: self.batch, kv_type: self.kv_type, threads, logits_all: self.logits_all }
@@ -119,7 +124,7 @@ impl<'m> Session<'m> {
             }
         }
         #[cfg(feature = "std")]
-        let pool = crate::threads::ThreadPool::new(plan.opts.threads);
+        let pool = crate::threads::ThreadPool::try_new(plan.opts.threads).map_err(|e| Error::io("spawn", &e))?;
         #[cfg(not(feature = "std"))]
         let pool = crate::threads::Serial;
         Ok(Session { cfg, weights, kernels, plan, arena, pool, pos: 0, logit_rows: 0 })

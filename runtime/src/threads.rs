@@ -36,6 +36,10 @@
 use core::marker::PhantomData;
 use core::ops::Range;
 
+/// Most threads a session runs on (ggml's `GGML_MAX_N_THREADS`): a larger
+/// count is an option error, not thousands of spawned threads.
+pub const MAX_THREADS: usize = 512;
+
 /// Something that runs a job's chunks on `threads()` threads at once:
 /// `job(chunk, thread)` for every chunk in `0..chunks`, each exactly once,
 /// with `thread < threads()` naming the thread (for per-thread scratch).
@@ -442,6 +446,16 @@ mod pool {
         /// Like [`ThreadPool::new`] with a chosen spin time before an idle
         /// worker parks (zero: park at once).
         pub fn with_spin(threads: usize, spin: Duration) -> ThreadPool {
+            ThreadPool::try_with_spin(threads, spin).expect("spawning a worker thread")
+        }
+
+        /// Like [`ThreadPool::new`], but a worker the OS refuses to start is
+        /// an error (the workers already started are stopped), not a panic.
+        pub fn try_new(threads: usize) -> std::io::Result<ThreadPool> {
+            ThreadPool::try_with_spin(threads, Duration::from_micros(100))
+        }
+
+        fn try_with_spin(threads: usize, spin: Duration) -> std::io::Result<ThreadPool> {
             let n = threads.max(1);
             let shared = Arc::new(Shared {
                 next: Line(AtomicUsize::new(0)),
@@ -456,16 +470,15 @@ mod pool {
                 busy: AtomicBool::new(false),
                 spin,
             });
-            let workers = (1..n)
-                .map(|i| {
-                    let s = Arc::clone(&shared);
-                    std::thread::Builder::new()
-                        .name(std::format!("ember-worker-{i}"))
-                        .spawn(move || worker(&s, i))
-                        .expect("spawning a worker thread")
-                })
-                .collect();
-            ThreadPool { shared, workers, solo: Solo::new() }
+            let mut pool = ThreadPool { shared, workers: Vec::with_capacity(n - 1), solo: Solo::new() };
+            for i in 1..n {
+                let s = Arc::clone(&pool.shared);
+                // On an error, dropping `pool` stops and joins the workers started so far.
+                let w =
+                    std::thread::Builder::new().name(std::format!("ember-worker-{i}")).spawn(move || worker(&s, i))?;
+                pool.workers.push(w);
+            }
+            Ok(pool)
         }
     }
 

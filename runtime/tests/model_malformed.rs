@@ -54,7 +54,7 @@
 //!   a huge string or loop, longer than the context, control-token text;
 //! - session options: `ctx_len` 0, 1, 2, 3 (prompt longer than the context),
 //!   the model's, twice the model's, 2^40 and `usize::MAX`; `batch` 0, 1 and
-//!   `usize::MAX`; `threads` 0, 1, 3 and 64; both KV types and
+//!   `usize::MAX`; `threads` 0, 1, 3, 64 and 100,000; both KV types and
 //!   `logits_all`; empty, out-of-vocabulary and too long prompts.
 //!
 //! Representative cases also check that the error names the offending key or
@@ -978,6 +978,11 @@ fn malformed_models_are_errors_not_panics() {
         chat_template(&mut r, &base);
         weight_types(&mut r, arch);
     }
+    // Before it was refused, this spawned threads until the OS refused one,
+    // and the process aborted.
+    let base = Spec::new(Arch::Llama, TINY, 1);
+    let many = SessionOptions { threads: 100_000, ..opts() };
+    r.case_with("llama: threads 100000", &base.bytes(), many, None, err(&["thread count", "512"]), true);
     let _ = panic::take_hook();
     println!("{} cases in {:.1?}: {} ran, {} were errors", r.cases, t0.elapsed(), r.ok, r.err);
     for p in &r.panics {
