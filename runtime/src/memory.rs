@@ -148,6 +148,7 @@ impl Plan {
         if opts.batch == 0 {
             return Err(Error::BadOption("the batch size must be at least 1"));
         }
+        const { assert!(crate::threads::MAX_THREADS == 512, "the message below names the limit") };
         if opts.threads > crate::threads::MAX_THREADS {
             return Err(Error::BadOption("the thread count must be at most 512"));
         }
