@@ -65,6 +65,8 @@
 //! `MODEL_MALFORMED_TRACE=1 cargo test --test model_malformed -- --nocapture`
 //! prints every case's outcome.
 
+mod common;
+use common::{Arch, Rng, ARCHS};
 use ember::chat::{Chat, ChatTemplate};
 use ember::gguf::{File, MetaValue, ValueType, Writer};
 use ember::kv_cache::KvType;
@@ -123,38 +125,6 @@ static GLOBAL: Watch = Watch;
 
 /// Messages of the panics seen since the last case started (any thread).
 static PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Rng(u64);
-
-impl Rng {
-    fn f(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Arch {
-    Llama,
-    Mistral,
-    Qwen2,
-    Gemma3,
-}
-
-const ARCHS: [Arch; 4] = [Arch::Llama, Arch::Mistral, Arch::Qwen2, Arch::Gemma3];
-
-impl Arch {
-    fn name(self) -> &'static str {
-        match self {
-            Arch::Llama => "llama",
-            Arch::Mistral => "mistral",
-            Arch::Qwen2 => "qwen2",
-            Arch::Gemma3 => "gemma3",
-        }
-    }
-}
 
 /// Sizes of a tiny model.
 #[derive(Clone, Copy)]

@@ -11,23 +11,8 @@ use ember::quant::GgmlType;
 use ember::session::{Session, SessionOptions};
 use std::collections::HashMap;
 
-struct Rng(u64);
-impl Rng {
-    fn f(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Arch {
-    Llama,
-    Mistral,
-    Qwen2,
-    Gemma3,
-}
+mod common;
+use common::{Arch, Rng};
 
 struct Tiny {
     arch: Arch,
@@ -48,12 +33,7 @@ struct Tiny {
 
 impl Tiny {
     fn name(&self) -> &'static str {
-        match self.arch {
-            Arch::Llama => "llama",
-            Arch::Mistral => "mistral",
-            Arch::Qwen2 => "qwen2",
-            Arch::Gemma3 => "gemma3",
-        }
+        self.arch.name()
     }
 
     fn new(arch: Arch, seed: u64) -> Tiny {

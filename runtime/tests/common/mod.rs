@@ -32,3 +32,22 @@ pub fn gemma3() -> PathBuf {
 pub fn reference_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference"))
 }
+
+/// A xorshift generator of f32s in [-1, 1): the random weights of the tiny
+/// test models (`model_tiny.rs`, `model_malformed.rs`).
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next value.
+    pub fn f(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+pub use ember::model::Arch;
+
+/// Every architecture the tiny test models are written in.
+pub const ARCHS: [Arch; 4] = [Arch::Llama, Arch::Mistral, Arch::Qwen2, Arch::Gemma3];
