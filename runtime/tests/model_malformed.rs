@@ -58,7 +58,8 @@
 //!   `logits_all`; empty, out-of-vocabulary and too long prompts.
 //!
 //! Representative cases also check that the error names the offending key or
-//! tensor: every missing tensor, non-finite floats, a zero block count, a
+//! tensor: every missing tensor, non-finite floats, a negative RMS epsilon,
+//! RoPE bases of 0 or below (NaN rotation angles), a zero block count, a
 //! head count the KV heads do not divide, per-layer arrays, huge sizes,
 //! tokenizer arrays, template errors and option errors.
 //!
@@ -627,8 +628,13 @@ fn hyperparameters(r: &mut Report, base: &Spec) {
             }
             // Every architecture reads these but `rope.freq_base_swa` (Gemma 3 only).
             let read = suffix != "rope.freq_base_swa" || base.arch == Arch::Gemma3;
+            let base_key = suffix.starts_with("rope.freq_base");
             let expect = match v {
                 MetaValue::F32(x) if read && !x.is_finite() => err(&[&key, "must be a finite number"]),
+                MetaValue::F32(x) if read && base_key && x <= 0.0 => err(&[&key, "must be positive"]),
+                MetaValue::F32(x) if suffix == "attention.layer_norm_rms_epsilon" && x < 0.0 => {
+                    err(&[&key, "must not be negative"])
+                }
                 MetaValue::Str(_) if read => err(&[&key, "must be a finite number"]),
                 _ => Expect::Any,
             };

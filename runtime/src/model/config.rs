@@ -352,7 +352,14 @@ impl Config {
         let norm_eps = m.opt_f32("attention.layer_norm_rms_epsilon")?.ok_or(Error::MissingKey {
             key: ShortStr::new(Key::new(arch_name, "attention.layer_norm_rms_epsilon").as_str()),
         })?;
+        if norm_eps < 0.0 {
+            return Err(Meta::bad(&Key::new(arch_name, "attention.layer_norm_rms_epsilon"), "must not be negative"));
+        }
+        // A base of 0 or below gives infinite or NaN rotation angles.
         let rope_base = m.opt_f32("rope.freq_base")?.unwrap_or(10000.0);
+        if rope_base <= 0.0 {
+            return Err(Meta::bad(&Key::new(arch_name, "rope.freq_base"), "must be positive"));
+        }
         let ctx_train = m.opt_usize("context_length")?.unwrap_or(2048);
 
         let mut rope_freq_scale = 1.0f32;
@@ -456,6 +463,9 @@ impl Config {
                     c.sliding_window = window;
                     c.swa_pattern = swa_pattern(&m, n_layer)?;
                     c.rope_base_swa = m.opt_f32("rope.freq_base_swa")?.unwrap_or(10000.0);
+                    if c.rope_base_swa <= 0.0 {
+                        return Err(Meta::bad(&Key::new(arch_name, "rope.freq_base_swa"), "must be positive"));
+                    }
                 }
             }
         }
