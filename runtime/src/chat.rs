@@ -15,6 +15,12 @@
 //! markers, else ChatML), and [`TemplateSource`] says so, so the caller can
 //! report it.
 //!
+//! A template comes with the model file, so a render has a budget: at most
+//! [`TEMPLATE_FUEL`] units of work (instructions and bytes of strings built)
+//! and [`TEMPLATE_RECURSION`] levels of nesting. A template that loops,
+//! doubles a string or recurses without end fails with an error instead of
+//! hanging, exhausting memory or overflowing the stack.
+//!
 //! [`Chat`] drives a conversation: each user turn re-renders the whole
 //! conversation, tokenizes it, keeps the longest prefix already in the KV
 //! cache and prefills only the rest. When the conversation no longer fits in
@@ -203,6 +209,27 @@ impl fmt::Debug for ChatTemplate {
 
 const NAME: &str = "chat_template";
 
+/// The most work one render may do, in `minijinja` fuel: one unit per
+/// instruction, or per 64 bytes of the strings it builds (charged before
+/// they are built). A template comes with the model file, so a crafted one
+/// could otherwise loop for hours (`range` nested in `range`) or double a
+/// string until memory runs out; with this budget it fails with "engine ran
+/// out of fuel" after at most 2 million instructions or 128 MiB of strings.
+/// Real templates need far less: a conversation of 20 000 short messages
+/// renders within it through either built-in template (40 000 do not
+/// through the Gemma one), where a 32 768-token context holds a few
+/// thousand.
+pub const TEMPLATE_FUEL: u64 = 2_000_000;
+
+/// The deepest nesting a render may reach, in `minijinja`'s recursion
+/// levels (its own limit is 500; a macro calling itself takes about five a
+/// call, so this allows some 40 such calls in a row, against the handful a
+/// template's recursive macros need): a template that recurses without end
+/// fails with an error well before a thread's stack runs out (with the
+/// budget above, 500 overflowed the 2 MiB stack of a test thread in a
+/// debug build).
+pub const TEMPLATE_RECURSION: usize = 200;
+
 impl ChatTemplate {
     /// Compiles `text` (Jinja2). `bos_token`/`eos_token` are the texts the
     /// template sees under those names.
@@ -217,6 +244,8 @@ impl ChatTemplate {
         let syntax = minijinja::syntax::SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build();
         env.set_syntax(syntax.map_err(template_error)?);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_fuel(Some(TEMPLATE_FUEL));
+        env.set_recursion_limit(TEMPLATE_RECURSION);
         env.add_function("raise_exception", |msg: String| -> Result<Value, minijinja::Error> {
             Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("raise_exception: {msg}")))
         });
@@ -650,6 +679,46 @@ mod tests {
         let t = ChatTemplate::new("{{ raise_exception('no tools here') }}", TemplateSource::Gguf, "", "").unwrap();
         let e = t.render(&[], true).unwrap_err();
         assert!(e.to_string().contains("no tools here"), "{e}");
+    }
+
+    #[test]
+    fn runaway_templates_run_out_of_fuel() {
+        for src in [
+            // Hours of loops.
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            // A string doubled 40 times (a terabyte) by a namespace, 30 times
+            // (a gigabyte) by a macro calling itself.
+            "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+            "{% macro d(s, n) %}{% if n %}{{ d(s ~ s, n - 1) }}{% else %}{{ s }}{% endif %}{% endmacro %}{{ d('x', 30) }}",
+        ] {
+            let t = ChatTemplate::new(src, TemplateSource::Gguf, "", "").unwrap();
+            let e = t.render(&msgs(&[("user", "Hi")]), true).unwrap_err();
+            assert!(e.to_string().contains("fuel"), "{src}: {e}");
+        }
+    }
+
+    #[test]
+    fn endless_recursion_is_an_error() {
+        let t =
+            ChatTemplate::new("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", TemplateSource::Gguf, "", "").unwrap();
+        let e = t.render(&msgs(&[("user", "Hi")]), true).unwrap_err();
+        assert!(e.to_string().contains("recursion limit"), "{e}");
+        // Macros calling themselves a few dozen levels deep still render.
+        let src = "{% macro c(n) %}{% if n %}({{ c(n - 1) }}){% endif %}{% endmacro %}{{ c(30) }}";
+        let t = ChatTemplate::new(src, TemplateSource::Gguf, "", "").unwrap();
+        assert_eq!(t.render(&[], true).unwrap(), format!("{}{}", "(".repeat(30), ")".repeat(30)));
+    }
+
+    #[test]
+    fn long_conversations_render_within_the_fuel() {
+        let turns: Vec<(&str, &str)> =
+            (0..1000).flat_map(|_| [("user", "What is the capital of France?"), ("assistant", "Paris is.")]).collect();
+        let m = msgs(&turns);
+        for (name, text) in BUILTIN_TEMPLATES {
+            let t = ChatTemplate::new(text, TemplateSource::Given((*name).into()), "<bos>", "<eos>").unwrap();
+            let out = t.render(&m, true).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(out.matches("Paris is.").count(), 1000, "{name}");
+        }
     }
 
     #[test]

@@ -886,7 +886,7 @@ fn chat_template(r: &mut Report, base: &Spec) {
     let key = "tokenizer.chat_template";
     let any = || (Expect::Any, Expect::Any);
     let both = |e: Expect| (e.clone(), e);
-    let cases: [(&str, MetaValue, (Expect, Expect)); 11] = [
+    let cases: [(&str, MetaValue, (Expect, Expect)); 12] = [
         // Without a BOS, nothing to prefill and no logits to sample: an error.
         ("renders nothing", MetaValue::Str("{# nothing #}".into()), (Expect::Ok, err(&["renders to no tokens"]))),
         ("not a string", MetaValue::U32(7), any()),
@@ -894,9 +894,23 @@ fn chat_template(r: &mut Report, base: &Spec) {
         ("a syntax error", MetaValue::Str("{% for m in %}".into()), both(err(&["chat template", "syntax error"]))),
         ("raising", MetaValue::Str("{{ raise_exception('no') }}".into()), both(err(&["raise_exception: no"]))),
         ("an unknown method", MetaValue::Str("{{ messages.frobnicate() }}".into()), both(err(&["frobnicate"]))),
-        ("recursing", MetaValue::Str("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}".into()), any()),
+        // Stopped at chat::TEMPLATE_RECURSION, before the thread's stack runs out.
+        (
+            "recursing",
+            MetaValue::Str("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}".into()),
+            both(err(&["recursion limit"])),
+        ),
         ("a huge string", MetaValue::Str("{{ 'ab ' * 1000000000 }}".into()), any()),
         ("a huge loop", MetaValue::Str("{% for i in range(1000000000) %}a {% endfor %}".into()), any()),
+        // Stopped by the render's fuel (chat::TEMPLATE_FUEL).
+        (
+            "a string doubled 40 times",
+            MetaValue::Str(
+                "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}"
+                    .into(),
+            ),
+            both(err(&["fuel"])),
+        ),
         ("longer than the context", MetaValue::Str("{% for i in range(200) %}a {% endfor %}".into()), any()),
         ("control tokens", MetaValue::Str("<s></s><unk>{{ bos_token }}{{ eos_token }}".into()), any()),
     ];
