@@ -30,6 +30,14 @@ pub enum Error {
         /// The OS error code, if there is one.
         os_code: Option<i32>,
     },
+    /// The path names a folder, a FIFO or a device, not a regular file: such
+    /// a path cannot be mapped as a model (a FIFO would block the open until a
+    /// writer appears) (feature `std`).
+    #[cfg(feature = "std")]
+    NotAFile {
+        /// What it is instead: `"a folder"`, `"a FIFO"`, ...
+        what: &'static str,
+    },
     /// Tokenizer metadata in a GGUF file is missing, has the wrong type or is inconsistent.
     Tokenizer {
         /// The metadata key.
@@ -119,6 +127,8 @@ impl fmt::Display for Error {
             Error::Io { op, kind, os_code: Some(code) } => write!(f, "{op} failed: {kind} (os error {code})"),
             #[cfg(feature = "std")]
             Error::Io { op, kind, os_code: None } => write!(f, "{op} failed: {kind}"),
+            #[cfg(feature = "std")]
+            Error::NotAFile { what } => write!(f, "is {what}, not a regular file: a model is a GGUF file"),
             Error::Tokenizer { key, problem } => write!(f, "tokenizer metadata `{key}` {problem}"),
             Error::UnsupportedTokenizer { key, name } => {
                 write!(f, "`{key}` = `{name}` is not supported by ember's tokenizer")

@@ -36,6 +36,35 @@ impl core::fmt::Debug for Model {
     }
 }
 
+/// `Error::NotAFile` unless `meta` is a regular file's.
+#[cfg(feature = "std")]
+fn not_a_file(meta: &std::fs::Metadata) -> Result<(), Error> {
+    let t = meta.file_type();
+    if t.is_file() {
+        return Ok(());
+    }
+    let what = if t.is_dir() {
+        "a folder"
+    } else {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if t.is_fifo() {
+                "a FIFO"
+            } else if t.is_char_device() || t.is_block_device() {
+                "a device"
+            } else if t.is_socket() {
+                "a socket"
+            } else {
+                "a special file"
+            }
+        }
+        #[cfg(not(unix))]
+        "a special file"
+    };
+    Err(Error::NotAFile { what })
+}
+
 /// Asks Linux to back the map with 2 MiB pages where it can
 /// (`MADV_HUGEPAGE`), before anything in it is touched. Where the file is
 /// not yet in the page cache, the kernel then reads it in 2 MiB folios and
@@ -74,7 +103,14 @@ impl Model {
     #[cfg(feature = "std")]
     pub fn open(path: impl AsRef<std::path::Path>) -> Result<Model, Error> {
         let path = path.as_ref();
+        // Checked before opening: opening a FIFO blocks until a writer comes,
+        // and a folder or a device fails later, at mmap, with ENODEV. A
+        // missing file is reported as a failed open, as before this check.
+        let meta = std::fs::metadata(path).map_err(|e| Error::io("open", &e))?;
+        not_a_file(&meta)?;
         let file = std::fs::File::open(path).map_err(|e| Error::io("open", &e))?;
+        // Again on the open file, in case the path changed in between.
+        not_a_file(&file.metadata().map_err(|e| Error::io("stat", &e))?)?;
         // SAFETY: the map is read-only (so we never write through it) and
         // private to this `Model`. Soundness of the `&[u8]` views additionally
         // needs the file not to be changed by another process while mapped;

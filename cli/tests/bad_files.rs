@@ -1,0 +1,77 @@
+//! Every subcommand that opens a model refuses a path that is not a regular
+//! file (a folder, a FIFO, a device) with a clear message and a non-zero
+//! exit: no mmap error code, no hang. Cheap in debug builds: no real model.
+
+mod common;
+
+use common::{ember, stderr};
+use std::process::Output;
+
+/// Asserts exit 1, no panic, and a message on stderr containing every `needles`.
+fn fails_with(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "exit status {}; stderr:\n{err}", out.status);
+    assert!(!err.contains("panicked"), "panic:\n{err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
+    }
+}
+
+/// `ember CMD PATH ...` for each subcommand that opens a model file.
+fn each_command(path: &str, text: &str) -> Vec<(&'static str, Output)> {
+    let out = |args: &[&str]| ember(args);
+    vec![
+        ("info", out(&["info", path])),
+        ("run", out(&["run", path, "-p", "hi"])),
+        ("tokenize", out(&["tokenize", "-m", path, "hi"])),
+        ("dump", out(&["dump", path, "-t", "x"])),
+        ("perplexity", out(&["perplexity", path, "-f", text])),
+        ("bench", out(&["bench", "-m", path, "-p", "1", "-n", "0", "-r", "1", "--no-cold-start"])),
+    ]
+}
+
+/// `dump`, `perplexity` and `quantize` used to report a folder as
+/// "mmap failed: uncategorized error (os error 19)".
+#[test]
+fn a_folder_is_not_a_model() {
+    let dir = common::Scratch::new("bad-files-folder");
+    let folder = dir.path("m.gguf");
+    std::fs::create_dir(&folder).unwrap();
+    let text = dir.path("t.txt");
+    std::fs::write(&text, "some text").unwrap();
+    let (f, t) = (folder.to_str().unwrap(), text.to_str().unwrap());
+    for (cmd, out) in each_command(f, t) {
+        let err = stderr(&out);
+        assert!(!err.contains("os error 19"), "{cmd}: {err}");
+        fails_with(&out, &["folder"]);
+    }
+    let q = dir.path("q.gguf");
+    fails_with(&ember(&["quantize", f, q.to_str().unwrap(), "Q8_0"]), &["is a folder, not a regular file"]);
+    assert!(!q.exists());
+}
+
+/// Opening a FIFO blocked until a writer came: `ember info FIFO` hung.
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_not_a_model_and_does_not_hang() {
+    let dir = common::Scratch::new("bad-files-fifo");
+    let fifo = dir.path("m.gguf");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("run mkfifo");
+    assert!(made.success(), "mkfifo failed");
+    let text = dir.path("t.txt");
+    std::fs::write(&text, "some text").unwrap();
+    let (f, t) = (fifo.to_str().unwrap(), text.to_str().unwrap());
+    for (_, out) in each_command(f, t) {
+        fails_with(&out, &["is a FIFO, not a regular file"]);
+    }
+    let q = dir.path("q.gguf");
+    fails_with(&ember(&["quantize", f, q.to_str().unwrap(), "Q8_0"]), &["is a FIFO, not a regular file"]);
+}
+
+/// `/dev/null` was "mmap failed: uncategorized error (os error 19)".
+#[cfg(target_os = "linux")]
+#[test]
+fn a_device_is_not_a_model() {
+    fails_with(&ember(&["info", "/dev/null"]), &["/dev/null: is a device, not a regular file"]);
+    fails_with(&ember(&["dump", "/dev/null", "-t", "x"]), &["/dev/null: is a device, not a regular file"]);
+}
