@@ -75,3 +75,30 @@ fn a_device_is_not_a_model() {
     fails_with(&ember(&["info", "/dev/null"]), &["/dev/null: is a device, not a regular file"]);
     fails_with(&ember(&["dump", "/dev/null", "-t", "x"]), &["/dev/null: is a device, not a regular file"]);
 }
+
+/// `--repeat-last-n 99999999999` sized a 400 GB penalty window buffer and
+/// aborted the process ("memory allocation of 399999999996 bytes failed").
+/// The window is now capped at the context length.
+#[test]
+fn a_huge_penalty_window_is_capped_at_the_context() {
+    let dir = common::Scratch::new("bad-files-last-n");
+    let m = dir.path("tiny.gguf");
+    common::write_tiny_llama(&m);
+    let m = m.to_str().unwrap();
+    let out = ember(&["run", m, "-p", "ab", "-n", "2", "--temp", "0", "--repeat-last-n", "99999999999"]);
+    assert!(out.status.success(), "stderr:\n{}", stderr(&out));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(["chat", m, "-n", "2", "--temp", "0", "--repeat-last-n", "99999999999"])
+        .env("EMBER_HOME", common::ember_home())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"ab\n")?;
+            child.wait_with_output()
+        })
+        .expect("run ember chat");
+    assert!(out.status.success(), "stderr:\n{}", stderr(&out));
+}

@@ -72,11 +72,14 @@ fn read_turn(input: &mut impl BufRead, prompt: bool) -> anyhow::Result<Option<St
 
 /// Runs `ember chat`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let params = args.sampling.params()?;
+    let mut params = args.sampling.params()?;
     let opts = args.session.options()?;
     let loaded = run::load(&args.model)?;
     let session = Session::new(&loaded.model, opts).context("creating the session")?;
     let ctx = session.ctx_len();
+    // A penalty window longer than the context sees no more tokens; capped,
+    // so a huge --repeat-last-n does not size a huge buffer.
+    params.penalty_last_n = params.penalty_last_n.min(ctx);
     let template = match &args.chat_template {
         Some(t) if ember::chat::builtin(t).is_some() => {
             ChatTemplate::given(t, &format!("`{t}` (built-in, --chat-template)"), &loaded.tokenizer)

@@ -232,7 +232,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if prompt.is_empty() {
         bail!("the prompt is empty: give some text with -p PROMPT or -f FILE");
     }
-    let params = args.sampling.params()?;
+    let mut params = args.sampling.params()?;
     let opts = args.session.options()?;
 
     let t_load = Instant::now();
@@ -246,6 +246,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut session = Session::new(&loaded.model, opts).context("creating the session")?;
     let load_time = t_load.elapsed();
     let ctx = session.ctx_len();
+    // A penalty window longer than the context sees no more tokens; capped,
+    // so a huge --repeat-last-n does not size a huge buffer.
+    params.penalty_last_n = params.penalty_last_n.min(ctx);
     if prompt_ids.len() >= ctx {
         bail!(
             "the prompt is {} tokens but the context holds {ctx} (-c {ctx}), and generating needs at least one \

@@ -100,3 +100,64 @@ impl Drop for Scratch {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Writes a tiny llama model (1 layer, 8-wide, 2 heads, a 16-token gpt2
+/// vocabulary, f32 weights of small deterministic values) to `path`: enough
+/// to run every command in a debug build in milliseconds.
+pub fn write_tiny_llama(path: &Path) {
+    use ember::gguf::Writer;
+    use ember_quant::GgmlType;
+    let (n_embd, n_ff, n_vocab) = (8u64, 16u64, 16u64);
+    let mut w = Writer::new();
+    w.add_str("general.architecture", "llama").unwrap();
+    for (k, v) in [
+        ("llama.block_count", 1),
+        ("llama.embedding_length", n_embd as u32),
+        ("llama.feed_forward_length", n_ff as u32),
+        ("llama.attention.head_count", 2),
+        ("llama.attention.head_count_kv", 2),
+        ("llama.context_length", 64),
+    ] {
+        w.add_u32(k, v).unwrap();
+    }
+    w.add_f32("llama.attention.layer_norm_rms_epsilon", 1e-5).unwrap();
+    w.add_f32("llama.rope.freq_base", 10000.0).unwrap();
+    let tokens: Vec<String> = ["<s>", "</s>"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain((b'a'..).take(14).map(|c| (c as char).to_string()))
+        .collect();
+    w.add_str("tokenizer.ggml.model", "gpt2").unwrap();
+    w.add_str_array("tokenizer.ggml.tokens", &tokens).unwrap();
+    let types: Vec<i32> = (0..n_vocab).map(|i| if i < 2 { 3 } else { 1 }).collect();
+    w.add_i32_array("tokenizer.ggml.token_type", &types).unwrap();
+    w.add_str_array("tokenizer.ggml.merges", ["a b"]).unwrap();
+    w.add_u32("tokenizer.ggml.bos_token_id", 0).unwrap();
+    w.add_u32("tokenizer.ggml.eos_token_id", 1).unwrap();
+    let mut seed = 1u32;
+    let mut f32s = |n: u64| -> Vec<u8> {
+        (0..n)
+            .flat_map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((seed >> 8) as f32 / (1u32 << 24) as f32 * 0.2 - 0.1).to_le_bytes()
+            })
+            .collect()
+    };
+    let shapes: [(&str, &[u64]); 11] = [
+        ("token_embd.weight", &[n_embd, n_vocab]),
+        ("output_norm.weight", &[n_embd]),
+        ("blk.0.attn_norm.weight", &[n_embd]),
+        ("blk.0.attn_q.weight", &[n_embd, n_embd]),
+        ("blk.0.attn_k.weight", &[n_embd, n_embd]),
+        ("blk.0.attn_v.weight", &[n_embd, n_embd]),
+        ("blk.0.attn_output.weight", &[n_embd, n_embd]),
+        ("blk.0.ffn_norm.weight", &[n_embd]),
+        ("blk.0.ffn_gate.weight", &[n_embd, n_ff]),
+        ("blk.0.ffn_up.weight", &[n_embd, n_ff]),
+        ("blk.0.ffn_down.weight", &[n_ff, n_embd]),
+    ];
+    for (name, dims) in shapes {
+        w.add_tensor(name, GgmlType::F32, dims, f32s(dims.iter().product())).unwrap();
+    }
+    std::fs::write(path, w.to_bytes()).unwrap();
+}
