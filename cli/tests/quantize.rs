@@ -89,3 +89,36 @@ fn requantizing_needs_the_flag() {
     assert_eq!(File::parse(&bytes).unwrap().tensor("blk.0.attn_q.weight").unwrap().ty, GgmlType::Q8_0);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// `ember quantize in.gguf in.gguf Q8_0` succeeded and replaced the model
+/// with its quantized copy; an output folder failed only at the final rename,
+/// after all the work. Both are refused before anything is written.
+#[test]
+fn output_onto_the_input_or_a_folder_is_refused() {
+    let d = dir("onto-input");
+    let inp = d.join("in.gguf");
+    write_model(&inp, GgmlType::F32);
+    let before = std::fs::read(&inp).unwrap();
+    let same = d.join(".").join("in.gguf");
+    for out in [inp.to_str().unwrap(), same.to_str().unwrap()] {
+        let o = ember(&["quantize", inp.to_str().unwrap(), out, "q8_0"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("the output path is the input file"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert_eq!(std::fs::read(&inp).unwrap(), before, "the input is unchanged");
+    let folder = d.join("sub");
+    std::fs::create_dir(&folder).unwrap();
+    let o = ember(&["quantize", inp.to_str().unwrap(), folder.to_str().unwrap(), "q8_0"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("the output path is a folder") && !err.contains("[   1/"), "{err}");
+    // A hard link to the input is another name: replacing it keeps the input.
+    let link = d.join("link.gguf");
+    std::fs::hard_link(&inp, &link).unwrap();
+    let o = ember(&["quantize", inp.to_str().unwrap(), link.to_str().unwrap(), "q8_0"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(&inp).unwrap(), before, "the input is unchanged");
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -372,6 +372,14 @@ pub fn quantize_file(
     progress: impl FnMut(&Progress<'_>),
 ) -> Result<Summary, Error> {
     let model = crate::Model::open(input)?;
+    if output.is_dir() {
+        return Err(Error::BadOption("the output path is a folder: name the GGUF file to write"));
+    }
+    if writes_over(input, output) {
+        return Err(Error::BadOption(
+            "the output path is the input file: quantizing would replace the model; write to another path",
+        ));
+    }
     let file = model.gguf();
     let plan = Plan::new(&file, options)?;
     let mut tmp_name = output.file_name().unwrap_or_default().to_os_string();
@@ -390,6 +398,20 @@ pub fn quantize_file(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Whether renaming a file onto `output` would replace the file `input`: the
+/// same file once symlinks in the folders and in `input` are resolved. An
+/// `output` that is a symlink is not followed: the rename replaces the link.
+fn writes_over(input: &Path, output: &Path) -> bool {
+    let (Some(name), Ok(input)) = (output.file_name(), input.canonicalize()) else {
+        return false;
+    };
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    parent.canonicalize().is_ok_and(|p| p.join(name) == input)
 }
 
 /// Dequantizes a tensor's rows and quantizes them to the new type, on up to
