@@ -113,6 +113,7 @@ fn bad_flags_are_clear_errors() {
     let (a, _) = tiny_models(&dir);
     let m = a.to_str().unwrap();
     fails_with(&ember(&["bench", "-m", m, "-r", "0"]), &["--repetitions must be at least 1"]);
+    fails_with(&ember(&["bench", "-m", m, "-r", "99999999999999999"]), &["--repetitions must be at most 100000"]);
     fails_with(&ember(&["bench", "-m", m, "-p", "16,,32"]), &["-p/--n-prompt", "empty item"]);
     fails_with(&ember(&["bench", "-m", m, "-n", "sixty"]), &["-n/--n-gen", "\"sixty\" is not"]);
     fails_with(&ember(&["bench", "-m", m, "-t", "1,0"]), &["-t/--threads", "at least 1"]);

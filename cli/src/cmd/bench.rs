@@ -224,10 +224,17 @@ fn describe_model(path: &Path) -> anyhow::Result<(ember::Model, ModelInfo)> {
     Ok((model, ModelInfo { path: path.to_path_buf(), name, size, params }))
 }
 
+/// Most repetitions of a test: the samples are kept, and a larger count asked
+/// for memory up front (`-r 99999999999999999` aborted the process).
+const MAX_REPS: usize = 100_000;
+
 /// Runs `ember bench`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.reps == 0 {
         bail!("-r/--repetitions must be at least 1");
+    }
+    if args.reps > MAX_REPS {
+        bail!("-r/--repetitions must be at most {MAX_REPS}, got {}", args.reps);
     }
     if args.batch == 0 {
         bail!("-b/--batch-size must be at least 1");
