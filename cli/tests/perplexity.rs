@@ -66,3 +66,22 @@ fn smollm2_matches_llama_perplexity() {
     assert!((ppl / 17.7438 - 1.0).abs() <= 0.005, "PPL {ppl} vs llama.cpp 17.7438");
     assert!((unc / 1.657 - 1.0).abs() <= 0.02, "uncertainty {unc} vs llama.cpp 1.657");
 }
+
+/// `--chunks 1` failed on any text with "perplexity needs a text of at least
+/// 2 x ctx tokens" (the one-chunk prefix was checked against the rule for
+/// the whole text). A tiny model: fast in debug builds.
+#[test]
+fn one_chunk_is_scored() {
+    let scratch = Scratch::new("perplexity-one-chunk");
+    let model = scratch.path("tiny.gguf");
+    write_tiny_llama(&model);
+    let text = scratch.path("text.txt");
+    std::fs::write(&text, "abcdefghijklmn".repeat(4)).unwrap();
+    let (m, t) = (model.to_str().unwrap(), text.to_str().unwrap());
+    for chunks in ["1", "2"] {
+        let out = ember(&["perplexity", m, "-f", t, "-c", "8", "--chunks", chunks]);
+        let stdout = ok_stdout(&out);
+        assert!(stdout.contains("Final estimate: PPL = "), "--chunks {chunks}:\n{stdout}");
+        assert!(stdout.contains(&format!("[{chunks}]")), "--chunks {chunks}:\n{stdout}");
+    }
+}

@@ -212,8 +212,11 @@ pub struct Options {
 
 /// Runs llama-perplexity's method (module docs) over `tokens`, calling
 /// `on_chunk` after each chunk, and returns the final sums (see
-/// [`NllSum::estimate`]). `tokens` is the whole text, tokenized with the
-/// model's BOS (see [`tokenize`]).
+/// [`NllSum::estimate`]). `tokens` is the text tokenized with the model's BOS
+/// (see [`tokenize`]); every whole chunk of `ctx` tokens in it is scored, so
+/// a caller scoring fewer chunks passes a prefix. llama.cpp's rule that the
+/// whole text has at least `2 * ctx` tokens is [`chunk_count`]'s: a prefix of
+/// one chunk is accepted here (`ember perplexity --chunks 1`).
 #[cfg(feature = "alloc")]
 pub fn evaluate<E: Evaluator + ?Sized>(
     model: &mut E,
@@ -222,7 +225,15 @@ pub fn evaluate<E: Evaluator + ?Sized>(
     on_chunk: &mut dyn FnMut(&ChunkDone),
 ) -> Result<NllSum, Error> {
     let ctx = opts.ctx;
-    let n_chunks = chunk_count(tokens.len(), ctx)?;
+    if scored_per_chunk(ctx) == 0 {
+        return Err(Error::BadOption(
+            "perplexity needs a context of at least 3 tokens (the second half of each chunk is scored)",
+        ));
+    }
+    let n_chunks = tokens.len() / ctx;
+    if n_chunks == 0 {
+        return Err(Error::BadOption("perplexity needs at least one chunk of ctx tokens"));
+    }
     let n_vocab = model.n_vocab();
     if n_vocab == 0 {
         return Err(Error::BadOption("the model has an empty vocabulary"));
@@ -468,6 +479,11 @@ mod tests {
         assert!(e.is_err());
         let e = evaluate(&mut m, &[1; 8], &Options { ctx: 4, batch: 0, bos: None }, &mut |_| {});
         assert!(e.is_err());
+        let e = evaluate(&mut m, &[1; 8], &Options { ctx: 2, batch: 2, bos: None }, &mut |_| {});
+        assert!(e.is_err());
+        // One chunk is scored: the 2 x ctx rule is chunk_count's, for the whole text.
+        let one = evaluate(&mut m, &[1, 2, 3, 4], &Options { ctx: 4, batch: 4, bos: None }, &mut |_| {});
+        assert_eq!(one.unwrap().count, scored_per_chunk(4));
         // A target outside the vocabulary is an error, not a panic.
         let e = evaluate(&mut m, &[1, 2, 3, 99, 1, 2, 3, 4], &Options { ctx: 4, batch: 4, bos: None }, &mut |_| {});
         assert!(matches!(e, Err(Error::TokenOutOfRange { token: 99, .. })), "{e:?}");
