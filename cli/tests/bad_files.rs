@@ -102,3 +102,31 @@ fn a_huge_penalty_window_is_capped_at_the_context() {
         .expect("run ember chat");
     assert!(out.status.success(), "stderr:\n{}", stderr(&out));
 }
+
+/// A chat turn that is not UTF-8 was sent with U+FFFD in place of the bad
+/// bytes, silently. It is now a failed turn (exit 1 at the end); the turns
+/// around it are answered.
+#[test]
+fn a_chat_turn_that_is_not_utf8_is_refused() {
+    let dir = common::Scratch::new("bad-files-chat-utf8");
+    let m = dir.path("tiny.gguf");
+    common::write_tiny_llama(&m);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(["chat", m.to_str().unwrap(), "-n", "2", "--temp", "0"])
+        .env("EMBER_HOME", common::ember_home())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"ab\nc\xff\xfed\nab\n")?;
+            child.wait_with_output()
+        })
+        .expect("run ember chat");
+    fails_with(
+        &out,
+        &["turn 2: the input is not UTF-8 text (invalid byte at offset 1 of the turn)", "1 turn(s) failed"],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2, "turns 1 and 3 are answered");
+}

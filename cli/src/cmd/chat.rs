@@ -44,9 +44,10 @@ pub struct Args {
     verbose: bool,
 }
 
-/// Reads one user turn: a line, continued while it ends in `\`. `None` at end of input.
-fn read_turn(input: &mut impl BufRead, prompt: bool) -> anyhow::Result<Option<String>> {
-    let mut turn = String::new();
+/// Reads one user turn, as bytes: a line, continued while it ends in `\`.
+/// `None` at end of input. The caller checks that it is UTF-8.
+fn read_turn(input: &mut impl BufRead, prompt: bool) -> anyhow::Result<Option<Vec<u8>>> {
+    let mut turn = Vec::new();
     loop {
         if prompt {
             eprint!("{}", if turn.is_empty() { "> " } else { ". " });
@@ -55,15 +56,17 @@ fn read_turn(input: &mut impl BufRead, prompt: bool) -> anyhow::Result<Option<St
         if input.read_until(b'\n', &mut buf).context("reading stdin")? == 0 {
             return Ok((!turn.is_empty()).then_some(turn));
         }
-        let line = String::from_utf8_lossy(&buf);
-        let line = line.trim_end_matches(['\n', '\r']);
-        match line.strip_suffix('\\') {
+        let mut line = buf.as_slice();
+        while let [rest @ .., b'\n' | b'\r'] = line {
+            line = rest;
+        }
+        match line.strip_suffix(b"\\") {
             Some(head) => {
-                turn.push_str(head);
-                turn.push('\n');
+                turn.extend_from_slice(head);
+                turn.push(b'\n');
             }
             None => {
-                turn.push_str(line);
+                turn.extend_from_slice(line);
                 return Ok(Some(turn));
             }
         }
@@ -122,7 +125,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if interactive {
         eprintln!("ember: chatting with {}; /reset forgets, /exit or Ctrl-D ends", loaded.path.display());
     }
-    while let Some(line) = read_turn(&mut input, interactive)? {
+    while let Some(bytes) = read_turn(&mut input, interactive)? {
+        let line = match String::from_utf8(bytes) {
+            Ok(line) => line,
+            Err(e) => {
+                // Not sent with U+FFFD in place of the bad bytes: the turn is
+                // refused, the conversation so far is kept.
+                turn_no += 1;
+                eprintln!(
+                    "ember: error: turn {turn_no}: the input is not UTF-8 text (invalid byte at offset {} of the \
+                     turn); the turn is skipped",
+                    e.utf8_error().valid_up_to()
+                );
+                failed += 1;
+                continue;
+            }
+        };
         let text = line.trim();
         match text {
             "" => continue,
