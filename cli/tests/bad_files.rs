@@ -130,3 +130,32 @@ fn a_chat_turn_that_is_not_utf8_is_refused() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2, "turns 1 and 3 are answered");
 }
+
+/// `ember tokenize ... | head -1` exited 1 with "error: Broken pipe (os error
+/// 32)"; `dump`, `run` and `info` end quietly when the reader leaves, and so
+/// does `tokenize` now.
+#[test]
+fn tokenize_into_a_closed_pipe_is_not_an_error() {
+    use std::io::BufRead;
+    let dir = common::Scratch::new("bad-files-tokenize-pipe");
+    let m = dir.path("tiny.gguf");
+    common::write_tiny_llama(&m);
+    // One token per letter: some 3 MB of output, far more than a pipe holds.
+    let text = dir.path("text.txt");
+    std::fs::write(&text, "abcdefghijklmn".repeat(15_000)).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(["tokenize", "-m", m.to_str().unwrap(), "-f", text.to_str().unwrap()])
+        .env("EMBER_HOME", common::ember_home())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run ember tokenize");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.contains("-> 'a'"), "{first}");
+    // The reader is dropped here, closing the pipe.
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "exit status {}; stderr:\n{err}", out.status);
+    assert!(!err.contains("Broken pipe"), "{err}");
+}

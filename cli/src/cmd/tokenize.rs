@@ -72,15 +72,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let ids = tok.encode(&text, args.add_special, !args.no_parse_special).context("tokenizing")?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string(&ids)?)?;
-        return Ok(());
+    let written = if args.json {
+        writeln!(out, "{}", serde_json::to_string(&ids)?)
+    } else {
+        ids.iter().try_for_each(|&id| {
+            let piece = tok.token_to_piece(id).unwrap_or_default();
+            writeln!(out, "{id:>7} -> '{}'", show_piece(piece))
+        })
+    };
+    match written {
+        // `ember tokenize ... | head`: the reader left, which is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing to stdout"),
     }
-    for &id in &ids {
-        let piece = tok.token_to_piece(id).unwrap_or_default();
-        writeln!(out, "{id:>7} -> '{}'", show_piece(piece))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
