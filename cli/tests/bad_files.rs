@@ -159,3 +159,32 @@ fn tokenize_into_a_closed_pipe_is_not_an_error() {
     assert!(out.status.success(), "exit status {}; stderr:\n{err}", out.status);
     assert!(!err.contains("Broken pipe"), "{err}");
 }
+
+/// `info`, `bench` and `pull` printed with `print!`, which panics when stdout
+/// fails: `ember info M > /dev/full` exited 101 with "failed printing to
+/// stdout". Now an error (and a reader that left is still not one).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_on_stdout_is_an_error_not_a_panic() {
+    let dir = common::Scratch::new("bad-files-dev-full");
+    let m = dir.path("tiny.gguf");
+    common::write_tiny_llama(&m);
+    let m = m.to_str().unwrap();
+    let home = dir.path("home");
+    for args in [
+        &["info", m][..],
+        &["info", m, "--json"],
+        &["bench", "-m", m, "-p", "4", "-n", "1", "-r", "1", "--no-cold-start"],
+        &["pull", "--list"],
+    ] {
+        let full = std::fs::File::create("/dev/full").expect("open /dev/full");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
+            .args(args)
+            .env("EMBER_HOME", &home)
+            .stdout(full)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run ember");
+        fails_with(&out, &["writing to stdout", "No space left on device"]);
+    }
+}

@@ -311,9 +311,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tier = ember_quant::Kernels::detect().map(|k| k.tier().name().to_string()).unwrap_or_default();
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&infos, &rows, &colds, &tier, &args))?);
+        super::print_stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&to_json(&infos, &rows, &colds, &tier, &args))?
+        ))?;
     } else {
-        print!("{}", to_markdown(&infos, &rows, &colds, &tier));
+        super::print_stdout(&to_markdown(&infos, &rows, &colds, &tier))?;
     }
     Ok(())
 }

@@ -48,11 +48,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "table": p.to_string(),
             });
         }
-        println!("{}", serde_json::to_string_pretty(&j)?);
+        super::print_stdout(&format!("{}\n", serde_json::to_string_pretty(&j)?))?;
     } else {
-        print!("{}", info.to_text());
+        super::print_stdout(&info.to_text())?;
         if let Some(p) = &plan {
-            print!("\n{p}");
+            super::print_stdout(&format!("\n{p}"))?;
         }
     }
     Ok(())

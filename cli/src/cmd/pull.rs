@@ -28,11 +28,13 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cache = Cache::from_env()?;
     if args.list {
+        let mut list = String::new();
         for m in KNOWN_MODELS {
             let state = if cache.is_cached(m) { "cached" } else { "-" };
-            println!("{:<24} {:<7} {}", m.name, state, m.description);
+            list += &format!("{:<24} {:<7} {}\n", m.name, state, m.description);
         }
-        println!("cache: {}", cache.root().display());
+        list += &format!("cache: {}\n", cache.root().display());
+        super::print_stdout(&list)?;
         return Ok(());
     }
     let models: Vec<&KnownModel> = if args.all {
@@ -62,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Pulled::Downloaded => "pulled",
         };
         eprintln!("{}: {how} in {:.1} s: {}", m.name, start.elapsed().as_secs_f64(), path.display());
-        println!("{}", path.display());
+        super::print_stdout(&format!("{}\n", path.display()))?;
     }
     Ok(())
 }
