@@ -188,3 +188,34 @@ fn a_full_disk_on_stdout_is_an_error_not_a_panic() {
         fails_with(&out, &["writing to stdout", "No space left on device"]);
     }
 }
+
+/// `ember run M -p .. > /dev/full` and `ember chat` likewise exited 0: a
+/// failed write counted as a reader that left, so lost output looked like
+/// success. Now exit 1 with the cause.
+#[cfg(target_os = "linux")]
+#[test]
+fn run_and_chat_into_a_full_disk_fail() {
+    use std::io::Write;
+    let dir = common::Scratch::new("bad-files-run-dev-full");
+    let m = dir.path("tiny.gguf");
+    common::write_tiny_llama(&m);
+    let m = m.to_str().unwrap();
+    for args in [
+        &["run", m, "-p", "ab", "-n", "3", "--temp", "0"][..],
+        &["run", m, "-p", "ab", "-n", "3", "--temp", "0", "--json"],
+        &["chat", m, "-n", "3", "--temp", "0"],
+    ] {
+        let full = std::fs::File::create("/dev/full").expect("open /dev/full");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
+            .args(args)
+            .env("EMBER_HOME", common::ember_home())
+            .stdin(std::process::Stdio::piped())
+            .stdout(full)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run ember");
+        child.stdin.take().unwrap().write_all(b"ab\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        fails_with(&out, &["writing to stdout", "No space left on device"]);
+    }
+}

@@ -188,18 +188,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
         let t1 = Instant::now();
         let mut out = stdout.lock();
-        let mut closed = false;
+        let mut write_err = None;
         let end = chat
             .reply(&mut sampler, max_tokens, &mut |s| {
-                if !closed && run::write_flush(&mut out, s).is_err() {
-                    closed = true;
+                if write_err.is_none() {
+                    write_err = run::write_flush(&mut out, s).err();
                 }
             })
             .map_err(|e| anyhow::Error::msg(e.to_string()))
             .with_context(|| format!("turn {turn_no}"))?;
-        if closed || run::write_flush(&mut out, "\n").is_err() {
-            // stdout is gone: nobody reads the replies any more.
-            return Ok(());
+        if let Some(e) = write_err.or_else(|| run::write_flush(&mut out, "\n").err()) {
+            // stdout is gone (nobody reads the replies any more), or failed.
+            return run::closed_or_failed(e);
         }
         drop(out);
         let gen_time = t1.elapsed();

@@ -300,8 +300,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         let piece = decoder.push(tok, t).context("decoding")?;
         text.push_str(piece);
-        if !args.json && !piece.is_empty() && write_flush(&mut out, piece).is_err() {
-            break Stop::OutputClosed;
+        if !args.json && !piece.is_empty() {
+            if let Err(e) = write_flush(&mut out, piece) {
+                closed_or_failed(e)?;
+                break Stop::OutputClosed;
+            }
         }
         if n_predict.is_some_and(|n| ids.len() >= n) {
             break Stop::NPredict;
@@ -337,11 +340,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "generation_tokens_per_s": per_second(gen_steps, gen_time),
             },
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&obj)?)?;
+        if let Err(e) = writeln!(out, "{}", serde_json::to_string_pretty(&obj)?).and_then(|()| out.flush()) {
+            closed_or_failed(e)?;
+        }
         return Ok(());
     }
     if stop != Stop::OutputClosed {
-        let _ = write_flush(&mut out, &format!("{rest}\n"));
+        if let Err(e) = write_flush(&mut out, &format!("{rest}\n")) {
+            closed_or_failed(e)?;
+        }
     }
     drop(out);
     match stop {
@@ -367,6 +374,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// `N tokens/s`, or `n/a` when there was nothing to time.
 pub fn rate(r: Option<f64>) -> String {
     r.map_or_else(|| "n/a tokens/s".to_string(), |r| format!("{r:.1} tokens/s"))
+}
+
+/// `Ok` if stdout failed because its reader left (`ember run ... | head`):
+/// generation stops quietly. Any other failure (a full disk) is an error, so
+/// lost output never exits 0.
+pub fn closed_or_failed(e: std::io::Error) -> anyhow::Result<()> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return Ok(());
+    }
+    Err(anyhow::Error::new(e).context("writing to stdout"))
 }
 
 /// Writes and flushes, so text appears as it is made.
