@@ -5,7 +5,7 @@
 mod common;
 
 use common::{ember, stderr};
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
 
 /// Asserts exit 1, no panic, and a message on stderr containing every `needles`.
 fn fails_with(out: &Output, needles: &[&str]) {
@@ -15,6 +15,22 @@ fn fails_with(out: &Output, needles: &[&str]) {
     for n in needles {
         assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
     }
+}
+
+/// `ember ARGS` with `input` on its stdin and its stdout sent to `stdout`.
+fn ember_fed(args: &[&str], input: &[u8], stdout: Stdio) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(args)
+        .env("EMBER_HOME", common::ember_home())
+        .stdin(Stdio::piped())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ember");
+    // A command that does not read stdin may be gone already: what it did is in its output.
+    let _ = child.stdin.take().unwrap().write_all(input);
+    child.wait_with_output().expect("wait for ember")
 }
 
 /// `ember CMD PATH ...` for each subcommand that opens a model file.
@@ -87,19 +103,8 @@ fn a_huge_penalty_window_is_capped_at_the_context() {
     let m = m.to_str().unwrap();
     let out = ember(&["run", m, "-p", "ab", "-n", "2", "--temp", "0", "--repeat-last-n", "99999999999"]);
     assert!(out.status.success(), "stderr:\n{}", stderr(&out));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args(["chat", m, "-n", "2", "--temp", "0", "--repeat-last-n", "99999999999"])
-        .env("EMBER_HOME", common::ember_home())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(b"ab\n")?;
-            child.wait_with_output()
-        })
-        .expect("run ember chat");
+    let out =
+        ember_fed(&["chat", m, "-n", "2", "--temp", "0", "--repeat-last-n", "99999999999"], b"ab\n", Stdio::piped());
     assert!(out.status.success(), "stderr:\n{}", stderr(&out));
 }
 
@@ -111,19 +116,8 @@ fn a_chat_turn_that_is_not_utf8_is_refused() {
     let dir = common::Scratch::new("bad-files-chat-utf8");
     let m = dir.path("tiny.gguf");
     common::write_tiny_llama(&m);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args(["chat", m.to_str().unwrap(), "-n", "2", "--temp", "0"])
-        .env("EMBER_HOME", common::ember_home())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(b"ab\nc\xff\xfed\nab\n")?;
-            child.wait_with_output()
-        })
-        .expect("run ember chat");
+    let args = ["chat", m.to_str().unwrap(), "-n", "2", "--temp", "0"];
+    let out = ember_fed(&args, b"ab\nc\xff\xfed\nab\n", Stdio::piped());
     fails_with(
         &out,
         &["turn 2: the input is not UTF-8 text (invalid byte at offset 1 of the turn)", "1 turn(s) failed"],
@@ -195,7 +189,6 @@ fn a_full_disk_on_stdout_is_an_error_not_a_panic() {
 #[cfg(target_os = "linux")]
 #[test]
 fn run_and_chat_into_a_full_disk_fail() {
-    use std::io::Write;
     let dir = common::Scratch::new("bad-files-run-dev-full");
     let m = dir.path("tiny.gguf");
     common::write_tiny_llama(&m);
@@ -206,16 +199,7 @@ fn run_and_chat_into_a_full_disk_fail() {
         &["chat", m, "-n", "3", "--temp", "0"],
     ] {
         let full = std::fs::File::create("/dev/full").expect("open /dev/full");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
-            .args(args)
-            .env("EMBER_HOME", common::ember_home())
-            .stdin(std::process::Stdio::piped())
-            .stdout(full)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run ember");
-        child.stdin.take().unwrap().write_all(b"ab\n").unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = ember_fed(args, b"ab\n", Stdio::from(full));
         fails_with(&out, &["writing to stdout", "No space left on device"]);
     }
 }
