@@ -570,30 +570,73 @@ fn rounds_table(t: &Table, probes: &[Probe]) -> String {
          |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         PROBE_BYTES >> 20
     );
+    let mut rows = tg_rounds(t, probes);
+    rows.sort_by_key(|r| (r.round, r.model, r.threads));
+    for r in rows {
+        let trip = if r.trip.is_finite() { format!("{:.0}", r.trip) } else { "-".to_string() };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.1} | {trip} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            r.round + 1,
+            r.name,
+            r.threads,
+            r.test,
+            r.read,
+            r.ember,
+            r.llama,
+            r.ember / r.llama,
+            r.of_read
+        );
+    }
+    s
+}
+
+/// One round of one generation test, beside the probes timed just before it
+/// ([`Probe`]; NaN where there were none).
+struct Round {
+    round: usize,
+    model: usize,
+    threads: usize,
+    name: String,
+    test: String,
+    /// The plain read, GB/s.
+    read: f64,
+    /// The round trip between two threads, ns.
+    trip: f64,
+    /// Both tools' t/s.
+    ember: f64,
+    llama: f64,
+    /// ember's t/s × file size against the read.
+    of_read: f64,
+}
+
+/// Every round of every generation test in `t`, in the table's order (a
+/// test's rounds one after the other).
+fn tg_rounds(t: &Table, probes: &[Probe]) -> Vec<Round> {
     let mut rows = Vec::new();
     for ((mi, th, _, m, test), (e, l)) in t {
         if !test.starts_with("tg") {
             continue;
         }
         let mb = std::fs::metadata(m).map_or(0.0, |md| md.len() as f64 / 1e6);
-        for (round, (&e, &l)) in e.iter().zip(l).enumerate() {
+        for (round, (&ember, &llama)) in e.iter().zip(l).enumerate() {
             let probe = probes.iter().find(|p| p.round == round && p.model == *mi && p.threads == *th);
             let read = probe.map_or(f64::NAN, |p| p.read_gbs);
-            let trip = probe.map_or(f64::NAN, |p| p.round_trip_ns);
-            rows.push((round, *mi, *th, name_of(Path::new(m)), test.clone(), read, trip, e, l, e * mb / 1e3 / read));
+            rows.push(Round {
+                round,
+                model: *mi,
+                threads: *th,
+                name: name_of(Path::new(m)),
+                test: test.clone(),
+                read,
+                trip: probe.map_or(f64::NAN, |p| p.round_trip_ns),
+                ember,
+                llama,
+                of_read: ember * mb / 1e3 / read,
+            });
         }
     }
-    rows.sort_by_key(|r| (r.0, r.1, r.2));
-    for (round, _, th, name, test, read, trip, e, l, of_read) in rows {
-        let trip = if trip.is_finite() { format!("{trip:.0}") } else { "-".to_string() };
-        let _ = writeln!(
-            s,
-            "| {} | {name} | {th} | {test} | {read:.1} | {trip} | {e:.2} | {l:.2} | {:.2} | {of_read:.2} |",
-            round + 1,
-            e / l
-        );
-    }
-    s
+    rows
 }
 
 /// The round trip (ns) that tells the VM's two placements of its vCPUs
@@ -623,40 +666,33 @@ fn states_table(t: &Table, probes: &[Probe]) -> String {
         let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         format!("{lo:.digits$}-{hi:.digits$}")
     };
-    for ((mi, th, _, m, test), (e, l)) in t {
-        if !test.starts_with("tg") || *th < 2 {
+    let rounds = tg_rounds(t, probes);
+    for test in rounds.chunk_by(|a, b| (a.model, a.threads, &a.test) == (b.model, b.threads, &b.test)) {
+        let first = &test[0];
+        if first.threads < 2 {
             continue;
         }
-        let mb = std::fs::metadata(m).map_or(0.0, |md| md.len() as f64 / 1e6);
         for (state, close) in [("close", true), ("apart", false)] {
-            let (mut trips, mut reads, mut es, mut ls, mut of_read) = (vec![], vec![], vec![], vec![], vec![]);
-            for (round, (&e, &l)) in e.iter().zip(l).enumerate() {
-                let Some(p) = probes.iter().find(|p| p.round == round && p.model == *mi && p.threads == *th) else {
-                    continue;
-                };
-                if !p.round_trip_ns.is_finite() || (p.round_trip_ns < CLOSE_BELOW_NS) != close {
-                    continue;
-                }
-                trips.push(p.round_trip_ns);
-                reads.push(p.read_gbs);
-                es.push(e);
-                ls.push(l);
-                of_read.push(e * mb / 1e3 / p.read_gbs);
-            }
-            if es.is_empty() {
+            let group: Vec<&Round> =
+                test.iter().filter(|r| r.trip.is_finite() && (r.trip < CLOSE_BELOW_NS) == close).collect();
+            if group.is_empty() {
                 continue;
             }
+            let of = |f: fn(&Round) -> f64| group.iter().map(|r| f(r)).collect::<Vec<f64>>();
+            let (es, ls) = (of(|r| r.ember), of(|r| r.llama));
             let _ = writeln!(
                 s,
-                "| {} | {th} | {test} | {state} | {} | {} | {} | {:.2} | {:.2} | {} | {:.2} |",
-                name_of(Path::new(m)),
-                es.len(),
-                range(&trips, 0),
-                range(&reads, 1),
+                "| {} | {} | {} | {state} | {} | {} | {} | {:.2} | {:.2} | {} | {:.2} |",
+                first.name,
+                first.threads,
+                first.test,
+                group.len(),
+                range(&of(|r| r.trip), 0),
+                range(&of(|r| r.read), 1),
                 median_of(&es),
                 median_of(&ls),
                 ratio(&es, &ls),
-                median_of(&of_read)
+                median_of(&of(|r| r.of_read))
             );
         }
     }
