@@ -199,7 +199,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("turn {turn_no}"))?;
         if let Some(e) = write_err.or_else(|| run::write_flush(&mut out, "\n").err()) {
             // stdout is gone (nobody reads the replies any more), or failed.
-            return run::closed_or_failed(e);
+            return super::closed_or_failed(e);
         }
         drop(out);
         let gen_time = t1.elapsed();

@@ -16,8 +16,15 @@ pub mod tokenize;
 pub fn print_stdout(s: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => Ok(r.map_err(|e| anyhow::Error::new(e).context("writing to stdout"))?),
+    out.write_all(s.as_bytes()).and_then(|()| out.flush()).or_else(closed_or_failed)
+}
+
+/// `Ok` if stdout failed because its reader left (`ember run ... | head`):
+/// the command stops writing, quietly. Any other failure (a full disk) is an
+/// error, so lost output never exits 0.
+pub fn closed_or_failed(e: std::io::Error) -> anyhow::Result<()> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return Ok(());
     }
+    Err(anyhow::Error::new(e).context("writing to stdout"))
 }

@@ -302,7 +302,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         text.push_str(piece);
         if !args.json && !piece.is_empty() {
             if let Err(e) = write_flush(&mut out, piece) {
-                closed_or_failed(e)?;
+                super::closed_or_failed(e)?;
                 break Stop::OutputClosed;
             }
         }
@@ -341,13 +341,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             },
         });
         if let Err(e) = writeln!(out, "{}", serde_json::to_string_pretty(&obj)?).and_then(|()| out.flush()) {
-            closed_or_failed(e)?;
+            super::closed_or_failed(e)?;
         }
         return Ok(());
     }
     if stop != Stop::OutputClosed {
         if let Err(e) = write_flush(&mut out, &format!("{rest}\n")) {
-            closed_or_failed(e)?;
+            super::closed_or_failed(e)?;
         }
     }
     drop(out);
@@ -374,16 +374,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// `N tokens/s`, or `n/a` when there was nothing to time.
 pub fn rate(r: Option<f64>) -> String {
     r.map_or_else(|| "n/a tokens/s".to_string(), |r| format!("{r:.1} tokens/s"))
-}
-
-/// `Ok` if stdout failed because its reader left (`ember run ... | head`):
-/// generation stops quietly. Any other failure (a full disk) is an error, so
-/// lost output never exits 0.
-pub fn closed_or_failed(e: std::io::Error) -> anyhow::Result<()> {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        return Ok(());
-    }
-    Err(anyhow::Error::new(e).context("writing to stdout"))
 }
 
 /// Writes and flushes, so text appears as it is made.

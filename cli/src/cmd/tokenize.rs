@@ -80,11 +80,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             writeln!(out, "{id:>7} -> '{}'", show_piece(piece))
         })
     };
-    match written {
-        // `ember tokenize ... | head`: the reader left, which is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r.context("writing to stdout"),
-    }
+    // `ember tokenize ... | head`: the reader left, which is not an error.
+    written.or_else(super::closed_or_failed)
 }
 
 #[cfg(test)]
