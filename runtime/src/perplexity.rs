@@ -60,15 +60,21 @@ pub const fn scored_per_chunk(ctx: usize) -> usize {
 /// (`n_tokens / ctx`, as llama.cpp). Fails if `ctx` scores no token
 /// (`ctx < 3`) or the text has fewer than `2 * ctx` tokens (llama.cpp's rule).
 pub fn chunk_count(n_tokens: usize, ctx: usize) -> Result<usize, Error> {
+    scores_some(ctx)?;
+    if n_tokens < ctx.saturating_mul(2) {
+        return Err(Error::BadOption("perplexity needs a text of at least 2 x ctx tokens"));
+    }
+    Ok(n_tokens / ctx)
+}
+
+/// Fails if a chunk of `ctx` tokens scores no token (`ctx < 3`).
+fn scores_some(ctx: usize) -> Result<(), Error> {
     if scored_per_chunk(ctx) == 0 {
         return Err(Error::BadOption(
             "perplexity needs a context of at least 3 tokens (the second half of each chunk is scored)",
         ));
     }
-    if n_tokens < ctx.saturating_mul(2) {
-        return Err(Error::BadOption("perplexity needs a text of at least 2 x ctx tokens"));
-    }
-    Ok(n_tokens / ctx)
+    Ok(())
 }
 
 /// Negative log-likelihood of `target` under one row of `logits`, computed as
@@ -225,11 +231,7 @@ pub fn evaluate<E: Evaluator + ?Sized>(
     on_chunk: &mut dyn FnMut(&ChunkDone),
 ) -> Result<NllSum, Error> {
     let ctx = opts.ctx;
-    if scored_per_chunk(ctx) == 0 {
-        return Err(Error::BadOption(
-            "perplexity needs a context of at least 3 tokens (the second half of each chunk is scored)",
-        ));
-    }
+    scores_some(ctx)?;
     let n_chunks = tokens.len() / ctx;
     if n_chunks == 0 {
         return Err(Error::BadOption("perplexity needs at least one chunk of ctx tokens"));
