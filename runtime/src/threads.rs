@@ -436,11 +436,14 @@ mod pool {
         }
     }
 
+    /// How long an idle worker of [`ThreadPool::new`] spins before parking.
+    const SPIN: Duration = Duration::from_micros(100);
+
     impl ThreadPool {
         /// A pool running jobs on `threads` threads (the caller included).
         /// Idle workers spin for about 100 µs before parking.
         pub fn new(threads: usize) -> ThreadPool {
-            ThreadPool::with_spin(threads, Duration::from_micros(100))
+            ThreadPool::with_spin(threads, SPIN)
         }
 
         /// Like [`ThreadPool::new`] with a chosen spin time before an idle
@@ -452,7 +455,7 @@ mod pool {
         /// Like [`ThreadPool::new`], but a worker the OS refuses to start is
         /// an error (the workers already started are stopped), not a panic.
         pub fn try_new(threads: usize) -> std::io::Result<ThreadPool> {
-            ThreadPool::try_with_spin(threads, Duration::from_micros(100))
+            ThreadPool::try_with_spin(threads, SPIN)
         }
 
         fn try_with_spin(threads: usize, spin: Duration) -> std::io::Result<ThreadPool> {
