@@ -17,6 +17,14 @@ fn fails_with(out: &Output, needles: &[&str]) {
     }
 }
 
+/// A scratch folder named `name` holding a tiny llama model, and the model's path.
+fn tiny(name: &str) -> (common::Scratch, std::path::PathBuf) {
+    let dir = common::Scratch::new(name);
+    let m = dir.path("tiny.gguf");
+    common::write_tiny_llama(&m);
+    (dir, m)
+}
+
 /// `ember ARGS` with `input` on its stdin and its stdout sent to `stdout`.
 fn ember_fed(args: &[&str], input: &[u8], stdout: Stdio) -> Output {
     use std::io::Write;
@@ -97,9 +105,7 @@ fn a_device_is_not_a_model() {
 /// The window is now capped at the context length.
 #[test]
 fn a_huge_penalty_window_is_capped_at_the_context() {
-    let dir = common::Scratch::new("bad-files-last-n");
-    let m = dir.path("tiny.gguf");
-    common::write_tiny_llama(&m);
+    let (_dir, m) = tiny("bad-files-last-n"); // the folder lives to the end of the test
     let m = m.to_str().unwrap();
     let out = ember(&["run", m, "-p", "ab", "-n", "2", "--temp", "0", "--repeat-last-n", "99999999999"]);
     assert!(out.status.success(), "stderr:\n{}", stderr(&out));
@@ -113,9 +119,7 @@ fn a_huge_penalty_window_is_capped_at_the_context() {
 /// around it are answered.
 #[test]
 fn a_chat_turn_that_is_not_utf8_is_refused() {
-    let dir = common::Scratch::new("bad-files-chat-utf8");
-    let m = dir.path("tiny.gguf");
-    common::write_tiny_llama(&m);
+    let (_dir, m) = tiny("bad-files-chat-utf8"); // the folder lives to the end of the test
     let args = ["chat", m.to_str().unwrap(), "-n", "2", "--temp", "0"];
     let out = ember_fed(&args, b"ab\nc\xff\xfed\nab\n", Stdio::piped());
     fails_with(
@@ -131,9 +135,7 @@ fn a_chat_turn_that_is_not_utf8_is_refused() {
 #[test]
 fn tokenize_into_a_closed_pipe_is_not_an_error() {
     use std::io::BufRead;
-    let dir = common::Scratch::new("bad-files-tokenize-pipe");
-    let m = dir.path("tiny.gguf");
-    common::write_tiny_llama(&m);
+    let (dir, m) = tiny("bad-files-tokenize-pipe");
     // One token per letter: some 3 MB of output, far more than a pipe holds.
     let text = dir.path("text.txt");
     std::fs::write(&text, "abcdefghijklmn".repeat(15_000)).unwrap();
@@ -160,9 +162,7 @@ fn tokenize_into_a_closed_pipe_is_not_an_error() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_full_disk_on_stdout_is_an_error_not_a_panic() {
-    let dir = common::Scratch::new("bad-files-dev-full");
-    let m = dir.path("tiny.gguf");
-    common::write_tiny_llama(&m);
+    let (dir, m) = tiny("bad-files-dev-full");
     let m = m.to_str().unwrap();
     let home = dir.path("home");
     for args in [
@@ -189,9 +189,7 @@ fn a_full_disk_on_stdout_is_an_error_not_a_panic() {
 #[cfg(target_os = "linux")]
 #[test]
 fn run_and_chat_into_a_full_disk_fail() {
-    let dir = common::Scratch::new("bad-files-run-dev-full");
-    let m = dir.path("tiny.gguf");
-    common::write_tiny_llama(&m);
+    let (_dir, m) = tiny("bad-files-run-dev-full"); // the folder lives to the end of the test
     let m = m.to_str().unwrap();
     for args in [
         &["run", m, "-p", "ab", "-n", "3", "--temp", "0"][..],
