@@ -114,6 +114,30 @@ fn a_huge_penalty_window_is_capped_at_the_context() {
     assert!(out.status.success(), "stderr:\n{}", stderr(&out));
 }
 
+/// A tiny model whose token embeddings (also its output head) are all NaN
+/// ran and printed arbitrary tokens. Generation now stops at the first token
+/// with an error naming the NaN logit; perplexity refuses to report NaN.
+#[test]
+fn nan_weights_are_an_error_not_arbitrary_text() {
+    let (dir, m) = tiny("bad-files-nan");
+    let mut bytes = std::fs::read(&m).unwrap();
+    let embd = ember::gguf::File::parse(&bytes).unwrap().tensor("token_embd.weight").unwrap();
+    let start = embd.data.as_ptr() as usize - bytes.as_ptr() as usize;
+    let range = start..start + embd.data.len();
+    for v in bytes[range].chunks_exact_mut(4) {
+        v.copy_from_slice(&f32::NAN.to_le_bytes());
+    }
+    std::fs::write(&m, &bytes).unwrap();
+    let m = m.to_str().unwrap();
+    let nan = "is NaN or infinite: its weights or activations are not finite numbers";
+    fails_with(&ember(&["run", m, "-p", "ab", "-n", "4", "--temp", "0"]), &[nan]);
+    fails_with(&ember(&["run", m, "-p", "ab", "-n", "4"]), &[nan]);
+    fails_with(&ember_fed(&["chat", m, "-n", "4"], b"ab\n", Stdio::piped()), &[nan]);
+    let text = dir.path("text.txt");
+    std::fs::write(&text, "ab ".repeat(40)).unwrap();
+    fails_with(&ember(&["perplexity", m, "-f", text.to_str().unwrap(), "-c", "16"]), &[nan]);
+}
+
 /// A chat turn that is not UTF-8 was sent with U+FFFD in place of the bad
 /// bytes, silently. It is now a failed turn (exit 1 at the end); the turns
 /// around it are answered.

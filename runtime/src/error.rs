@@ -109,6 +109,14 @@ pub enum Error {
     },
     /// An option has an unusable value.
     BadOption(&'static str),
+    /// The model's logits for a position are unusable: one is NaN or
+    /// +infinity (weights or activations that are not finite numbers), or
+    /// none is above -infinity.
+    BadLogits {
+        /// The first NaN or +infinite logit's token id; `None` when every
+        /// logit is -infinity.
+        token: Option<u32>,
+    },
     /// The tokens do not fit in the context.
     ContextFull {
         /// Context length of the session.
@@ -152,6 +160,13 @@ impl fmt::Display for Error {
             }
             Error::OutOfMemory { bytes } => write!(f, "could not allocate {bytes} bytes for the arena"),
             Error::BadOption(msg) => f.write_str(msg),
+            Error::BadLogits { token: Some(t) } => write!(
+                f,
+                "the model's logit for token {t} is NaN or infinite: its weights or activations are not finite numbers"
+            ),
+            Error::BadLogits { token: None } => {
+                f.write_str("every logit of the model is -infinity: no token can be chosen")
+            }
             Error::ContextFull { ctx_len, needed } => {
                 write!(f, "the context holds {ctx_len} tokens but {needed} are needed")
             }

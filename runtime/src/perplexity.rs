@@ -96,6 +96,10 @@ pub fn token_nll(logits: &[f32], target: u32) -> Result<f64, Error> {
     for &l in logits {
         sum += math::expf(l - max) as f64;
     }
+    if sum.is_nan() || max == f32::INFINITY {
+        // A NaN or +infinite logit, or -infinity everywhere: an error naming it.
+        crate::sampler::check_logits(logits)?;
+    }
     Ok(-(((logit - max) as f64) - math64::ln(sum)))
 }
 
@@ -489,6 +493,14 @@ mod tests {
         // A target outside the vocabulary is an error, not a panic.
         let e = evaluate(&mut m, &[1, 2, 3, 99, 1, 2, 3, 4], &Options { ctx: 4, batch: 4, bos: None }, &mut |_| {});
         assert!(matches!(e, Err(Error::TokenOutOfRange { token: 99, .. })), "{e:?}");
+        // NaN or +infinite logits (a model with NaN weights) gave a NaN
+        // perplexity; they are an error. A -infinite target logit is an
+        // infinite loss, not an error.
+        assert_eq!(token_nll(&[0.0, f32::NAN, 1.0], 0), Err(Error::BadLogits { token: Some(1) }));
+        assert_eq!(token_nll(&[f32::NAN, 0.0], 1), Err(Error::BadLogits { token: Some(0) }));
+        assert_eq!(token_nll(&[0.0, f32::INFINITY], 0), Err(Error::BadLogits { token: Some(1) }));
+        assert_eq!(token_nll(&[f32::NEG_INFINITY; 2], 0), Err(Error::BadLogits { token: None }));
+        assert_eq!(token_nll(&[f32::NEG_INFINITY, 0.0], 0), Ok(f64::INFINITY));
     }
 
     #[test]

@@ -122,6 +122,24 @@ pub struct Sampler<'s> {
     recent_next: usize,
 }
 
+/// Refuses logits no token can be drawn from: a NaN or +infinity anywhere
+/// (every later step, softmax or comparison, would turn it into an arbitrary
+/// token), or -infinity everywhere. -infinity alone is a banned token.
+pub(crate) fn check_logits(logits: &[f32]) -> Result<(), Error> {
+    // One pass the compiler can vectorize; the index only on failure.
+    let unusable = |l: f32| l.is_nan() || l == f32::INFINITY;
+    let (bad, any_finite) =
+        logits.iter().fold((false, false), |(bad, fin), &l| (bad | unusable(l), fin | (l > f32::NEG_INFINITY)));
+    if bad {
+        let t = logits.iter().position(|&l| unusable(l)).unwrap_or(0);
+        return Err(Error::BadLogits { token: Some(t as u32) });
+    }
+    if !any_finite {
+        return Err(Error::BadLogits { token: None });
+    }
+    Ok(())
+}
+
 fn desc(a: &Candidate, b: &Candidate) -> core::cmp::Ordering {
     b.logit.total_cmp(&a.logit).then(a.id.cmp(&b.id))
 }
@@ -142,6 +160,9 @@ impl<'s> Sampler<'s> {
         }
         if params.repeat_penalty.is_nan() || params.repeat_penalty <= 0.0 || !params.temperature.is_finite() {
             return Err(Error::BadOption("the repetition penalty must be positive and the temperature finite"));
+        }
+        if !(params.frequency_penalty.is_finite() && params.presence_penalty.is_finite()) {
+            return Err(Error::BadOption("the frequency and presence penalties must be finite numbers"));
         }
         Ok(Sampler { params, rng: Rng::new(params.seed), cand, recent, recent_len: 0, recent_next: 0 })
     }
@@ -185,6 +206,7 @@ impl<'s> Sampler<'s> {
         if self.cand.len() < nv {
             return Err(Error::BadOption("the candidate buffer is smaller than the vocabulary"));
         }
+        check_logits(logits)?;
         let p = self.params;
         let cand = &mut self.cand[..nv];
         for (i, (c, &l)) in cand.iter_mut().zip(logits).enumerate() {
@@ -306,6 +328,30 @@ mod tests {
         }
         // ties: the lowest id
         assert_eq!(smp.sample(&[1.0, 3.0, 3.0, 2.0]).unwrap(), 1);
+    }
+
+    /// NaN or +infinite logits (a model with NaN weights) were turned into
+    /// an arbitrary token; they are an error naming the first bad token, for
+    /// greedy and sampled choices alike. -infinity bans a token, and only
+    /// -infinity everywhere is an error.
+    #[test]
+    fn nan_or_infinite_logits_are_an_error() {
+        let mut s = SamplerScratch::new(8, 64);
+        for params in [SamplerParams::greedy(), SamplerParams { seed: 3, ..Default::default() }] {
+            let mut smp = s.sampler(params).unwrap();
+            let mut l = [0.5f32, 1.0, -2.0, 0.0];
+            assert!(smp.sample(&l).is_ok());
+            l[1] = f32::NEG_INFINITY;
+            assert_ne!(smp.sample(&l).unwrap(), 1, "a -inf logit is a banned token");
+            l[2] = f32::NAN;
+            assert_eq!(smp.sample(&l), Err(Error::BadLogits { token: Some(2) }));
+            l[2] = 0.0;
+            l[3] = f32::INFINITY;
+            assert_eq!(smp.sample(&l), Err(Error::BadLogits { token: Some(3) }));
+            assert_eq!(smp.sample(&[f32::NEG_INFINITY; 4]), Err(Error::BadLogits { token: None }));
+        }
+        let nan_penalty = SamplerParams { frequency_penalty: f32::NAN, ..Default::default() };
+        assert!(matches!(s.sampler(nan_penalty), Err(Error::BadOption(_))));
     }
 
     #[test]
