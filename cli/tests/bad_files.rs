@@ -138,6 +138,32 @@ fn nan_weights_are_an_error_not_arbitrary_text() {
     fails_with(&ember(&["perplexity", m, "-f", text.to_str().unwrap(), "-c", "16"]), &[nan]);
 }
 
+/// `-c` past the model's training context (64 tokens for the tiny model)
+/// was taken silently. It still runs, as in llama.cpp, with a warning on
+/// stderr from run, chat and perplexity; none at or below 64.
+#[test]
+fn a_context_past_the_training_one_is_warned_about() {
+    let (dir, m) = tiny("bad-files-ctx");
+    let m = m.to_str().unwrap();
+    let text = dir.path("text.txt");
+    std::fs::write(&text, "ab ".repeat(150)).unwrap();
+    let text = text.to_str().unwrap();
+    let warning = "warning: the context (128 tokens) is longer than the model's training context (64)";
+    for (ctx, warned) in [("128", true), ("64", false)] {
+        let outs = [
+            ember(&["run", m, "-p", "ab", "-n", "2", "--temp", "0", "-c", ctx]),
+            ember_fed(&["chat", m, "-n", "2", "--temp", "0", "-c", ctx], b"ab\n", Stdio::piped()),
+            ember(&["perplexity", m, "-f", text, "-c", ctx]),
+        ];
+        for out in outs {
+            let err = stderr(&out);
+            assert!(out.status.success(), "-c {ctx}: {err}");
+            assert_eq!(err.contains("warning: the context"), warned, "-c {ctx}: {err}");
+            assert!(!warned || err.contains(warning), "-c {ctx}: {err}");
+        }
+    }
+}
+
 /// A chat turn that is not UTF-8 was sent with U+FFFD in place of the bad
 /// bytes, silently. It is now a failed turn (exit 1 at the end); the turns
 /// around it are answered.

@@ -15,7 +15,6 @@ use crate::model_arg::ModelArg;
 use anyhow::{bail, Context};
 use ember::chat::{Chat, ChatError, ChatTemplate, Message, StopReason, TemplateSource};
 use ember::sampler::SamplerScratch;
-use ember::session::Session;
 use std::io::{BufRead, IsTerminal};
 use std::time::Instant;
 
@@ -27,7 +26,7 @@ pub struct Args {
     /// System prompt (kept when old turns are dropped).
     #[arg(long, value_name = "TEXT")]
     system: Option<String>,
-    /// Most tokens per reply; -1: until the end of the turn or a full context.
+    /// Most tokens per reply; -1 (any negative): until the end of the turn or a full context.
     #[arg(short = 'n', long = "n-predict", value_name = "N", default_value_t = -1, allow_negative_numbers = true)]
     n_predict: i64,
     /// Use this template instead of the model's: a built-in name (`chatml`,
@@ -78,11 +77,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut params = args.sampling.params()?;
     let opts = args.session.options()?;
     let loaded = run::load(&args.model)?;
-    let session = Session::new(&loaded.model, opts).context("creating the session")?;
+    let session = run::session(&loaded.model, opts, &mut params)?;
     let ctx = session.ctx_len();
-    // A penalty window longer than the context sees no more tokens; capped,
-    // so a huge --repeat-last-n does not size a huge buffer.
-    params.penalty_last_n = params.penalty_last_n.min(ctx);
     let template = match &args.chat_template {
         Some(t) if ember::chat::builtin(t).is_some() => {
             ChatTemplate::given(t, &format!("`{t}` (built-in, --chat-template)"), &loaded.tokenizer)

@@ -94,6 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     let mut session = Session::new(&model, session_opts).context("creating the session")?;
+    super::run::warn_past_training(&session);
     eprintln!(
         "perplexity: calculating perplexity over {n_chunks} chunks, n_ctx={}, batch_size={batch}, threads={}, kernels {}",
         args.ctx,

@@ -32,7 +32,7 @@ pub struct Args {
     /// Read the prompt from a file.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
-    /// Tokens to generate; -1: until an end-of-generation token or a full context.
+    /// Tokens to generate; -1 (any negative): until an end-of-generation token or a full context.
     #[arg(short = 'n', long = "n-predict", value_name = "N", default_value_t = -1, allow_negative_numbers = true)]
     n_predict: i64,
     #[command(flatten)]
@@ -176,6 +176,36 @@ pub fn open(path: &Path) -> anyhow::Result<Loaded> {
     Ok(Loaded { path: path.to_path_buf(), model, tokenizer })
 }
 
+/// A session for `model` with `opts`, for generating with `params`: warns
+/// when its context is longer than the model was trained for
+/// ([`warn_past_training`]), and caps the penalty window at the context (a
+/// longer window sees no more tokens, and a huge `--repeat-last-n` would
+/// size a huge buffer).
+pub fn session<'m>(
+    model: &'m ember::Model,
+    opts: SessionOptions,
+    params: &mut SamplerParams,
+) -> anyhow::Result<Session<'m>> {
+    let session = Session::new(model, opts).context("creating the session")?;
+    warn_past_training(&session);
+    params.penalty_last_n = params.penalty_last_n.min(session.ctx_len());
+    Ok(session)
+}
+
+/// Warns on stderr, as llama.cpp does, when `-c` asks for a context longer
+/// than the model's training context: positions past it are outside what
+/// the model has seen, and what it writes there is often poor.
+pub fn warn_past_training(session: &Session<'_>) {
+    let train = session.config().ctx_train;
+    if session.ctx_len() > train {
+        eprintln!(
+            "ember: warning: the context ({} tokens) is longer than the model's training context ({train}); \
+             text past {train} tokens may be poor",
+            session.ctx_len()
+        );
+    }
+}
+
 /// The `-v` lines about a new session: kernels, sizes, threads.
 pub fn describe_session(session: &Session<'_>) -> String {
     let plan = session.plan();
@@ -243,12 +273,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if prompt_ids.is_empty() {
         bail!("the prompt is empty after tokenization");
     }
-    let mut session = Session::new(&loaded.model, opts).context("creating the session")?;
+    let mut session = session(&loaded.model, opts, &mut params)?;
     let load_time = t_load.elapsed();
     let ctx = session.ctx_len();
-    // A penalty window longer than the context sees no more tokens; capped,
-    // so a huge --repeat-last-n does not size a huge buffer.
-    params.penalty_last_n = params.penalty_last_n.min(ctx);
     if prompt_ids.len() >= ctx {
         bail!(
             "the prompt is {} tokens but the context holds {ctx} (-c {ctx}), and generating needs at least one \
