@@ -78,6 +78,8 @@ pub enum Error {
     BadHyperparameter {
         /// The key (or quantity) that is wrong.
         key: crate::gguf::ShortStr,
+        /// Its value, where it is a number.
+        value: Option<Number>,
         /// Why.
         reason: &'static str,
     },
@@ -126,6 +128,40 @@ pub enum Error {
     },
 }
 
+/// A number as a file's metadata held it, for error messages: integers of
+/// any GGUF width exactly, floats as `f64`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Number {
+    /// A signed integer.
+    Int(i64),
+    /// An unsigned integer (a `u64` past `i64::MAX` too).
+    UInt(u64),
+    /// A float.
+    Float(f64),
+}
+
+impl From<usize> for Number {
+    fn from(v: usize) -> Number {
+        Number::UInt(v as u64)
+    }
+}
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Number::Int(v) => write!(f, "{v}"),
+            Number::UInt(v) => write!(f, "{v}"),
+            Number::Float(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+impl From<f32> for Number {
+    fn from(v: f32) -> Number {
+        Number::Float(v.into())
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -151,7 +187,10 @@ impl fmt::Display for Error {
                 write!(f, "unsupported architecture `{name}`; ember runs: {}", crate::model::Arch::SUPPORTED_LIST)
             }
             Error::MissingKey { key } => write!(f, "metadata key `{key}` is missing or has the wrong type"),
-            Error::BadHyperparameter { key, reason } => write!(f, "hyperparameter `{key}`: {reason}"),
+            Error::BadHyperparameter { key, value: Some(v), reason } => {
+                write!(f, "hyperparameter `{key}` = {v}: {reason}")
+            }
+            Error::BadHyperparameter { key, value: None, reason } => write!(f, "hyperparameter `{key}`: {reason}"),
             Error::MissingTensor { name } => write!(f, "tensor `{name}` is missing"),
             Error::BadTensor { name, reason } => write!(f, "tensor `{name}`: {reason}"),
             Error::PlanTooLarge => f.write_str("the memory plan does not fit in the address space"),

@@ -29,5 +29,5 @@ pub mod session;
 pub mod threads;
 
 pub use ember_quant as quant;
-pub use error::Error;
+pub use error::{Error, Number};
 pub use loader::Model;

@@ -529,11 +529,16 @@ fn int_expect(suffix: &str, key: &str, v: &MetaValue) -> Expect {
     let bounded = ["embedding_length", "block_count", "feed_forward_length", "attention.head_count"];
     let sliding = suffix.starts_with("attention.sliding_window");
     match v {
-        MetaValue::U32(0) if suffix == "block_count" => err(&[key, "must be at least 1"]),
-        MetaValue::U32(3) if suffix == "attention.head_count_kv" => err(&[key, "must divide"]),
+        MetaValue::U32(0) if suffix == "block_count" => err(&[key, "= 0: must be at least 1"]),
+        MetaValue::U32(3) if suffix == "attention.head_count_kv" => err(&[key, "= 3: must divide"]),
         MetaValue::U64(u64::MAX) if bounded.contains(&suffix) => err(&[key]),
-        MetaValue::U64(u64::MAX) if suffix == "attention.value_length" => err(&[key, "implausibly large"]),
-        MetaValue::Str(_) if suffix == "embedding_length" => err(&[key, "non-negative integer"]),
+        MetaValue::U64(u64::MAX) if suffix == "attention.value_length" => {
+            err(&[key, "= 18446744073709551615: is implausibly large"])
+        }
+        MetaValue::Str(_) if suffix == "embedding_length" => {
+            err(&[&format!("hyperparameter `{key}`: must be a non-negative integer")])
+        }
+        MetaValue::I32(-1) if suffix == "embedding_length" => err(&[key, "= -1: must be a non-negative integer"]),
         MetaValue::Array(ValueType::U32, _) if !sliding => err(&[key, "per-layer values"]),
         _ => Expect::Any,
     }
@@ -631,9 +636,11 @@ fn hyperparameters(r: &mut Report, base: &Spec) {
             let base_key = suffix.starts_with("rope.freq_base");
             let expect = match v {
                 MetaValue::F32(x) if read && !x.is_finite() => err(&[&key, "must be a finite number"]),
-                MetaValue::F32(x) if read && base_key && x <= 0.0 => err(&[&key, "must be positive"]),
+                MetaValue::F32(x) if read && base_key && x <= 0.0 => {
+                    err(&[&key, &format!("= {}: must be positive", f64::from(x))])
+                }
                 MetaValue::F32(x) if suffix == "attention.layer_norm_rms_epsilon" && x < 0.0 => {
-                    err(&[&key, "must not be negative"])
+                    err(&[&key, &format!("= {}: must not be negative", f64::from(x))])
                 }
                 MetaValue::Str(_) if read => err(&[&key, "must be a finite number"]),
                 _ => Expect::Any,

@@ -23,7 +23,7 @@
 
 use crate::gguf::{File, ShortStr, Value};
 use crate::ops::RopeStyle;
-use crate::Error;
+use crate::{Error, Number};
 use core::fmt::Write;
 use ember_quant::GgmlType;
 
@@ -212,9 +212,23 @@ fn swa_pattern(m: &Meta<'_, '_>, n_layer: usize) -> Result<SwaPattern, Error> {
             Ok(SwaPattern::Mask(mask))
         }
         Some(v) => {
-            let p = v.as_u64().and_then(|p| u32::try_from(p).ok()).ok_or(Meta::bad(&key, "must be an integer"))?;
+            let p = v.as_u64().and_then(|p| u32::try_from(p).ok()).ok_or(Error::BadHyperparameter {
+                key: ShortStr::new(key.as_str()),
+                value: number(&v),
+                reason: "must be an integer",
+            })?;
             Ok(SwaPattern::Period(p))
         }
+    }
+}
+
+/// A metadata value as a number, if it is one.
+fn number(v: &Value<'_>) -> Option<Number> {
+    match *v {
+        Value::F32(x) => Some(Number::Float(x.into())),
+        Value::F64(x) => Some(Number::Float(x)),
+        Value::U64(x) => Some(Number::UInt(x)),
+        _ => v.as_i64().map(Number::Int),
     }
 }
 
@@ -254,8 +268,14 @@ struct Meta<'f, 'a> {
 }
 
 impl Meta<'_, '_> {
+    /// `key` is wrong for `reason`; its value is not a number, or says nothing more.
     fn bad(key: &Key, reason: &'static str) -> Error {
-        Error::BadHyperparameter { key: ShortStr::new(key.as_str()), reason }
+        Error::BadHyperparameter { key: ShortStr::new(key.as_str()), value: None, reason }
+    }
+
+    /// `key`, whose value is `value`, is wrong for `reason`.
+    fn bad_value(key: &Key, value: impl Into<Number>, reason: &'static str) -> Error {
+        Error::BadHyperparameter { key: ShortStr::new(key.as_str()), value: Some(value.into()), reason }
     }
 
     /// An integer key, `None` if absent; an array (per-layer values) is an error.
@@ -264,11 +284,11 @@ impl Meta<'_, '_> {
         match self.file.get(key.as_str()) {
             None => Ok(None),
             Some(Value::Array(_)) => Err(Self::bad(&key, "per-layer values are not supported")),
-            Some(v) => v
-                .as_u64()
-                .and_then(|n| usize::try_from(n).ok())
-                .map(Some)
-                .ok_or(Self::bad(&key, "must be a non-negative integer")),
+            Some(v) => v.as_u64().and_then(|n| usize::try_from(n).ok()).map(Some).ok_or(Error::BadHyperparameter {
+                key: ShortStr::new(key.as_str()),
+                value: number(&v),
+                reason: "must be a non-negative integer",
+            }),
         }
     }
 
@@ -280,7 +300,11 @@ impl Meta<'_, '_> {
         let key = Key::new(self.arch, suffix);
         match self.file.get(key.as_str()) {
             None => Ok(None),
-            Some(v) => v.as_f32().filter(|x| x.is_finite()).map(Some).ok_or(Self::bad(&key, "must be a finite number")),
+            Some(v) => v.as_f32().filter(|x| x.is_finite()).map(Some).ok_or(Error::BadHyperparameter {
+                key: ShortStr::new(key.as_str()),
+                value: number(&v),
+                reason: "must be a finite number",
+            }),
         }
     }
 
@@ -290,7 +314,7 @@ impl Meta<'_, '_> {
 
     fn positive(&self, suffix: &str, v: usize) -> Result<usize, Error> {
         if v == 0 {
-            return Err(Self::bad(&Key::new(self.arch, suffix), "must be at least 1"));
+            return Err(Self::bad_value(&Key::new(self.arch, suffix), v, "must be at least 1"));
         }
         Ok(v)
     }
@@ -319,8 +343,9 @@ impl Config {
         let key_length = m.opt_usize("attention.key_length")?;
         if key_length.is_none() && n_head > n_embd {
             // The default head size, n_embd / n_head, would be 0 (and the error name an absent key).
-            return Err(Meta::bad(
+            return Err(Meta::bad_value(
                 &Key::new(arch_name, "attention.head_count"),
+                n_head,
                 "exceeds embedding_length, and there is no attention.key_length",
             ));
         }
@@ -337,15 +362,20 @@ impl Config {
             ("attention.value_length", head_dim_v),
         ] {
             if v > MAX_DIM {
-                return Err(Meta::bad(&Key::new(arch_name, suffix), "is implausibly large"));
+                return Err(Meta::bad_value(&Key::new(arch_name, suffix), v, "is implausibly large"));
             }
         }
         if n_head % n_head_kv != 0 {
-            return Err(Meta::bad(&Key::new(arch_name, "attention.head_count_kv"), "must divide attention.head_count"));
+            return Err(Meta::bad_value(
+                &Key::new(arch_name, "attention.head_count_kv"),
+                n_head_kv,
+                "must divide attention.head_count",
+            ));
         }
         if n_rot % 2 != 0 || n_rot > head_dim_k {
-            return Err(Meta::bad(
+            return Err(Meta::bad_value(
                 &Key::new(arch_name, "rope.dimension_count"),
+                n_rot,
                 "must be even and at most the head size",
             ));
         }
@@ -353,12 +383,16 @@ impl Config {
             key: ShortStr::new(Key::new(arch_name, "attention.layer_norm_rms_epsilon").as_str()),
         })?;
         if norm_eps < 0.0 {
-            return Err(Meta::bad(&Key::new(arch_name, "attention.layer_norm_rms_epsilon"), "must not be negative"));
+            return Err(Meta::bad_value(
+                &Key::new(arch_name, "attention.layer_norm_rms_epsilon"),
+                norm_eps,
+                "must not be negative",
+            ));
         }
         // A base of 0 or below gives infinite or NaN rotation angles.
         let rope_base = m.opt_f32("rope.freq_base")?.unwrap_or(10000.0);
         if rope_base <= 0.0 {
-            return Err(Meta::bad(&Key::new(arch_name, "rope.freq_base"), "must be positive"));
+            return Err(Meta::bad_value(&Key::new(arch_name, "rope.freq_base"), rope_base, "must be positive"));
         }
         let ctx_train = m.opt_usize("context_length")?.unwrap_or(2048);
 
@@ -368,7 +402,11 @@ impl Config {
             Some("linear") => {
                 let factor = m.opt_f32("rope.scaling.factor")?.unwrap_or(1.0);
                 if factor <= 0.0 {
-                    return Err(Meta::bad(&Key::new(arch_name, "rope.scaling.factor"), "must be positive"));
+                    return Err(Meta::bad_value(
+                        &Key::new(arch_name, "rope.scaling.factor"),
+                        factor,
+                        "must be positive",
+                    ));
                 }
                 rope_freq_scale = 1.0 / factor;
             }
@@ -457,14 +495,22 @@ impl Config {
                 // Attention adds the window to positions (a window near
                 // usize::MAX overflowed there).
                 if window > MAX_DIM {
-                    return Err(Meta::bad(&Key::new(arch_name, "attention.sliding_window"), "is implausibly large"));
+                    return Err(Meta::bad_value(
+                        &Key::new(arch_name, "attention.sliding_window"),
+                        window,
+                        "is implausibly large",
+                    ));
                 }
                 if window > 0 {
                     c.sliding_window = window;
                     c.swa_pattern = swa_pattern(&m, n_layer)?;
                     c.rope_base_swa = m.opt_f32("rope.freq_base_swa")?.unwrap_or(10000.0);
                     if c.rope_base_swa <= 0.0 {
-                        return Err(Meta::bad(&Key::new(arch_name, "rope.freq_base_swa"), "must be positive"));
+                        return Err(Meta::bad_value(
+                            &Key::new(arch_name, "rope.freq_base_swa"),
+                            c.rope_base_swa,
+                            "must be positive",
+                        ));
                     }
                 }
             }
