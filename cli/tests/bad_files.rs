@@ -220,6 +220,7 @@ fn a_full_disk_on_stdout_is_an_error_not_a_panic() {
         &["info", m, "--json"],
         &["bench", "-m", m, "-p", "4", "-n", "1", "-r", "1", "--no-cold-start"],
         &["pull", "--list"],
+        &["dump", m, "-t", "token_embd.weight"],
     ] {
         let full = std::fs::File::create("/dev/full").expect("open /dev/full");
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))

@@ -4,7 +4,7 @@
 
 use crate::model_arg::ModelArg;
 use anyhow::{anyhow, bail, Context};
-use std::io::{BufWriter, ErrorKind, Write};
+use std::io::{BufWriter, Write};
 use std::ops::Range;
 
 /// Output encodings.
@@ -87,11 +87,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         out.flush()?;
         Ok(())
     })();
-    match result {
-        // `ember dump ... | head`: the reader left, which is not an error.
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == ErrorKind::BrokenPipe) => Ok(()),
-        r => r,
-    }
+    // A write error goes to the shared classifier: `ember dump ... | head`
+    // (the reader left) is not an error, a full disk is.
+    result.or_else(|e| e.downcast::<std::io::Error>().map_or_else(Err, super::closed_or_failed))
 }
 
 /// Parses `A..B`, `A..`, `..B`, `A..=B` or `A` against a tensor of `n_rows` rows.
