@@ -67,7 +67,7 @@
 //! prints every case's outcome.
 
 mod common;
-use common::{Arch, Rng, ARCHS};
+use common::{tiny_tensors, Arch, Rng, Shape, ARCHS};
 use ember::chat::{Chat, ChatTemplate};
 use ember::gguf::{File, MetaValue, ValueType, Writer};
 use ember::kv_cache::KvType;
@@ -126,17 +126,6 @@ static GLOBAL: Watch = Watch;
 
 /// Messages of the panics seen since the last case started (any thread).
 static PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-/// Sizes of a tiny model.
-#[derive(Clone, Copy)]
-struct Shape {
-    d: u64,
-    nh: u64,
-    nkv: u64,
-    hd: u64,
-    nff: u64,
-    nl: u64,
-}
 
 /// Rows of 64: every 32-value block type fits, the 256-value ones do not.
 const TINY: Shape = Shape { d: 64, nh: 4, nkv: 2, hd: 16, nff: 96, nl: 3 };
@@ -259,39 +248,10 @@ impl Spec {
         spec.set("tokenizer.ggml.unknown_token_id", MetaValue::U32(0));
         spec.set("tokenizer.chat_template", MetaValue::Str(TEMPLATE.into()));
 
-        let (qd, kd) = (s.nh * s.hd, s.nkv * s.hd);
-        let add = |spec: &mut Spec, name: String, dims: Vec<u64>, scale: f32, offset: f32| {
-            let mut rng = Rng(seed ^ (spec.tensors.len() as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let data = fill(GgmlType::F32, &dims, &mut rng, scale, offset);
-            spec.tensors.push(Tensor { name, ty: GgmlType::F32, dims, data });
-        };
-        add(&mut spec, "token_embd.weight".into(), vec![s.d, N_VOCAB], 1.0, 0.0);
-        add(&mut spec, "output_norm.weight".into(), vec![s.d], 0.2, 1.0);
-        if arch != Arch::Gemma3 {
-            add(&mut spec, "output.weight".into(), vec![s.d, N_VOCAB], 0.3, 0.0);
-        }
-        for il in 0..s.nl {
-            let b = |t: &str| format!("blk.{il}.{t}");
-            add(&mut spec, b("attn_norm.weight"), vec![s.d], 0.2, 1.0);
-            add(&mut spec, b("attn_q.weight"), vec![s.d, qd], 0.25, 0.0);
-            add(&mut spec, b("attn_k.weight"), vec![s.d, kd], 0.25, 0.0);
-            add(&mut spec, b("attn_v.weight"), vec![s.d, kd], 0.25, 0.0);
-            add(&mut spec, b("attn_output.weight"), vec![qd, s.d], 0.25, 0.0);
-            add(&mut spec, b("ffn_norm.weight"), vec![s.d], 0.2, 1.0);
-            add(&mut spec, b("ffn_gate.weight"), vec![s.d, s.nff], 0.25, 0.0);
-            add(&mut spec, b("ffn_up.weight"), vec![s.d, s.nff], 0.25, 0.0);
-            add(&mut spec, b("ffn_down.weight"), vec![s.nff, s.d], 0.25, 0.0);
-            if arch == Arch::Qwen2 {
-                add(&mut spec, b("attn_q.bias"), vec![qd], 0.5, 0.0);
-                add(&mut spec, b("attn_k.bias"), vec![kd], 0.5, 0.0);
-                add(&mut spec, b("attn_v.bias"), vec![kd], 0.5, 0.0);
-            }
-            if arch == Arch::Gemma3 {
-                add(&mut spec, b("attn_q_norm.weight"), vec![s.hd], 0.2, 1.0);
-                add(&mut spec, b("attn_k_norm.weight"), vec![s.hd], 0.2, 1.0);
-                add(&mut spec, b("post_attention_norm.weight"), vec![s.d], 0.2, 1.0);
-                add(&mut spec, b("post_ffw_norm.weight"), vec![s.d], 0.2, 1.0);
-            }
+        for (i, t) in tiny_tensors(arch, s, N_VOCAB).into_iter().enumerate() {
+            let mut rng = Rng(seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let data = fill(GgmlType::F32, &t.dims, &mut rng, t.scale, t.offset);
+            spec.tensors.push(Tensor { name: t.name, ty: GgmlType::F32, dims: t.dims, data });
         }
         spec
     }

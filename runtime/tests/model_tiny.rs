@@ -12,7 +12,7 @@ use ember::session::{Session, SessionOptions};
 use std::collections::HashMap;
 
 mod common;
-use common::{Arch, Rng};
+use common::{tiny_tensors, Arch, Rng, Shape};
 
 struct Tiny {
     arch: Arch,
@@ -55,40 +55,12 @@ impl Tiny {
             shapes: Vec::new(),
         };
         let mut r = Rng(seed);
-        let mut add = |t: &mut Tiny, name: String, dims: Vec<u64>, scale: f32, offset: f32| {
-            let n: u64 = dims.iter().product();
-            let v: Vec<f32> = (0..n).map(|_| r.f() * scale + offset).collect();
-            t.w.insert(name.clone(), v);
-            t.shapes.push((name, dims));
-        };
-        let (d64, qd, kd, ff) = (d as u64, (nh * hd) as u64, (nkv * hd) as u64, nff as u64);
-        add(&mut t, "token_embd.weight".into(), vec![d64, vocab as u64], 1.0, 0.0);
-        add(&mut t, "output_norm.weight".into(), vec![d64], 0.2, 1.0);
-        if arch != Arch::Gemma3 {
-            add(&mut t, "output.weight".into(), vec![d64, vocab as u64], 0.3, 0.0);
-        }
-        for il in 0..nl {
-            let b = |s: &str| format!("blk.{il}.{s}");
-            add(&mut t, b("attn_norm.weight"), vec![d64], 0.2, 1.0);
-            add(&mut t, b("attn_q.weight"), vec![d64, qd], 0.25, 0.0);
-            add(&mut t, b("attn_k.weight"), vec![d64, kd], 0.25, 0.0);
-            add(&mut t, b("attn_v.weight"), vec![d64, kd], 0.25, 0.0);
-            add(&mut t, b("attn_output.weight"), vec![qd, d64], 0.25, 0.0);
-            add(&mut t, b("ffn_norm.weight"), vec![d64], 0.2, 1.0);
-            add(&mut t, b("ffn_gate.weight"), vec![d64, ff], 0.25, 0.0);
-            add(&mut t, b("ffn_up.weight"), vec![d64, ff], 0.25, 0.0);
-            add(&mut t, b("ffn_down.weight"), vec![ff, d64], 0.25, 0.0);
-            if arch == Arch::Qwen2 {
-                add(&mut t, b("attn_q.bias"), vec![qd], 0.5, 0.0);
-                add(&mut t, b("attn_k.bias"), vec![kd], 0.5, 0.0);
-                add(&mut t, b("attn_v.bias"), vec![kd], 0.5, 0.0);
-            }
-            if arch == Arch::Gemma3 {
-                add(&mut t, b("attn_q_norm.weight"), vec![hd as u64], 0.2, 1.0);
-                add(&mut t, b("attn_k_norm.weight"), vec![hd as u64], 0.2, 1.0);
-                add(&mut t, b("post_attention_norm.weight"), vec![d64], 0.2, 1.0);
-                add(&mut t, b("post_ffw_norm.weight"), vec![d64], 0.2, 1.0);
-            }
+        let shape =
+            Shape { d: d as u64, nh: nh as u64, nkv: nkv as u64, hd: hd as u64, nff: nff as u64, nl: nl as u64 };
+        for tt in tiny_tensors(arch, shape, vocab as u64) {
+            let n: u64 = tt.dims.iter().product();
+            t.w.insert(tt.name.clone(), (0..n).map(|_| r.f() * tt.scale + tt.offset).collect());
+            t.shapes.push((tt.name, tt.dims));
         }
         t
     }

@@ -51,3 +51,70 @@ pub use ember::model::Arch;
 
 /// Every architecture the tiny test models are written in.
 pub const ARCHS: [Arch; 4] = [Arch::Llama, Arch::Mistral, Arch::Qwen2, Arch::Gemma3];
+
+/// Sizes of a tiny test model.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    /// Embedding width.
+    pub d: u64,
+    /// Query heads.
+    pub nh: u64,
+    /// Key/value heads.
+    pub nkv: u64,
+    /// Head size.
+    pub hd: u64,
+    /// Feed-forward width.
+    pub nff: u64,
+    /// Blocks.
+    pub nl: u64,
+}
+
+/// One tensor of a tiny test model: its name, its dims (ggml order), and
+/// the scale and offset of its random values (`Rng::f() * scale + offset`;
+/// norms sit near 1, matrices near 0).
+pub struct TinyTensor {
+    pub name: String,
+    pub dims: Vec<u64>,
+    pub scale: f32,
+    pub offset: f32,
+}
+
+/// The tensors of a tiny `arch` model of shape `s` and `vocab` tokens, in
+/// the order both tiny-model tests write them: the embeddings (also the
+/// output head for Gemma 3), the output norm and head, then each block's.
+pub fn tiny_tensors(arch: Arch, s: Shape, vocab: u64) -> Vec<TinyTensor> {
+    let mut out = Vec::new();
+    let mut add = |name: String, dims: Vec<u64>, scale: f32, offset: f32| {
+        out.push(TinyTensor { name, dims, scale, offset });
+    };
+    let (qd, kd) = (s.nh * s.hd, s.nkv * s.hd);
+    add("token_embd.weight".into(), vec![s.d, vocab], 1.0, 0.0);
+    add("output_norm.weight".into(), vec![s.d], 0.2, 1.0);
+    if arch != Arch::Gemma3 {
+        add("output.weight".into(), vec![s.d, vocab], 0.3, 0.0);
+    }
+    for il in 0..s.nl {
+        let b = |t: &str| format!("blk.{il}.{t}");
+        add(b("attn_norm.weight"), vec![s.d], 0.2, 1.0);
+        add(b("attn_q.weight"), vec![s.d, qd], 0.25, 0.0);
+        add(b("attn_k.weight"), vec![s.d, kd], 0.25, 0.0);
+        add(b("attn_v.weight"), vec![s.d, kd], 0.25, 0.0);
+        add(b("attn_output.weight"), vec![qd, s.d], 0.25, 0.0);
+        add(b("ffn_norm.weight"), vec![s.d], 0.2, 1.0);
+        add(b("ffn_gate.weight"), vec![s.d, s.nff], 0.25, 0.0);
+        add(b("ffn_up.weight"), vec![s.d, s.nff], 0.25, 0.0);
+        add(b("ffn_down.weight"), vec![s.nff, s.d], 0.25, 0.0);
+        if arch == Arch::Qwen2 {
+            add(b("attn_q.bias"), vec![qd], 0.5, 0.0);
+            add(b("attn_k.bias"), vec![kd], 0.5, 0.0);
+            add(b("attn_v.bias"), vec![kd], 0.5, 0.0);
+        }
+        if arch == Arch::Gemma3 {
+            add(b("attn_q_norm.weight"), vec![s.hd], 0.2, 1.0);
+            add(b("attn_k_norm.weight"), vec![s.hd], 0.2, 1.0);
+            add(b("post_attention_norm.weight"), vec![s.d], 0.2, 1.0);
+            add(b("post_ffw_norm.weight"), vec![s.d], 0.2, 1.0);
+        }
+    }
+    out
+}
