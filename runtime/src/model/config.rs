@@ -212,11 +212,11 @@ fn swa_pattern(m: &Meta<'_, '_>, n_layer: usize) -> Result<SwaPattern, Error> {
             Ok(SwaPattern::Mask(mask))
         }
         Some(v) => {
-            let p = v.as_u64().and_then(|p| u32::try_from(p).ok()).ok_or(Error::BadHyperparameter {
-                key: ShortStr::new(key.as_str()),
-                value: number(&v),
-                reason: "must be an integer",
-            })?;
+            let p = v.as_u64().and_then(|p| u32::try_from(p).ok()).ok_or(Meta::bad_number(
+                &key,
+                &v,
+                "must be an integer",
+            ))?;
             Ok(SwaPattern::Period(p))
         }
     }
@@ -273,6 +273,12 @@ impl Meta<'_, '_> {
         Error::BadHyperparameter { key: ShortStr::new(key.as_str()), value: None, reason }
     }
 
+    /// `key`, whose metadata value is `v`, is wrong for `reason`: the value
+    /// is named where it is a number.
+    fn bad_number(key: &Key, v: &Value<'_>, reason: &'static str) -> Error {
+        Error::BadHyperparameter { key: ShortStr::new(key.as_str()), value: number(v), reason }
+    }
+
     /// `key`, whose value is `value`, is wrong for `reason`.
     fn bad_value(key: &Key, value: impl Into<Number>, reason: &'static str) -> Error {
         Error::BadHyperparameter { key: ShortStr::new(key.as_str()), value: Some(value.into()), reason }
@@ -284,11 +290,11 @@ impl Meta<'_, '_> {
         match self.file.get(key.as_str()) {
             None => Ok(None),
             Some(Value::Array(_)) => Err(Self::bad(&key, "per-layer values are not supported")),
-            Some(v) => v.as_u64().and_then(|n| usize::try_from(n).ok()).map(Some).ok_or(Error::BadHyperparameter {
-                key: ShortStr::new(key.as_str()),
-                value: number(&v),
-                reason: "must be a non-negative integer",
-            }),
+            Some(v) => v.as_u64().and_then(|n| usize::try_from(n).ok()).map(Some).ok_or(Meta::bad_number(
+                &key,
+                &v,
+                "must be a non-negative integer",
+            )),
         }
     }
 
@@ -300,11 +306,11 @@ impl Meta<'_, '_> {
         let key = Key::new(self.arch, suffix);
         match self.file.get(key.as_str()) {
             None => Ok(None),
-            Some(v) => v.as_f32().filter(|x| x.is_finite()).map(Some).ok_or(Error::BadHyperparameter {
-                key: ShortStr::new(key.as_str()),
-                value: number(&v),
-                reason: "must be a finite number",
-            }),
+            Some(v) => v.as_f32().filter(|x| x.is_finite()).map(Some).ok_or(Meta::bad_number(
+                &key,
+                &v,
+                "must be a finite number",
+            )),
         }
     }
 
