@@ -184,23 +184,12 @@ fn a_chat_turn_that_is_not_utf8_is_refused() {
 /// does `tokenize` now.
 #[test]
 fn tokenize_into_a_closed_pipe_is_not_an_error() {
-    use std::io::BufRead;
     let (dir, m) = tiny("bad-files-tokenize-pipe");
     // One token per letter: some 3 MB of output, far more than a pipe holds.
     let text = dir.path("text.txt");
     std::fs::write(&text, "abcdefghijklmn".repeat(15_000)).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args(["tokenize", "-m", m.to_str().unwrap(), "-f", text.to_str().unwrap()])
-        .env("EMBER_HOME", common::ember_home())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run ember tokenize");
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let (first, out) = common::ember_first_line(&["tokenize", "-m", m.to_str().unwrap(), "-f", text.to_str().unwrap()]);
     assert!(first.contains("-> 'a'"), "{first}");
-    // The reader is dropped here, closing the pipe.
-    let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
     assert!(out.status.success(), "exit status {}; stderr:\n{err}", out.status);
     assert!(!err.contains("Broken pipe"), "{err}");

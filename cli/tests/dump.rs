@@ -184,19 +184,9 @@ fn bad_names_and_ranges_are_clear_errors() {
 /// goes through the same classifier as run's and tokenize's).
 #[test]
 fn dump_into_a_closed_pipe_is_not_an_error() {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ember"))
-        .args(["dump", smollm2().to_str().unwrap(), "-t", "token_embd.weight", "--format", "text"])
-        .env("EMBER_HOME", ember_home())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run ember dump");
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let (first, out) =
+        ember_first_line(&["dump", smollm2().to_str().unwrap(), "-t", "token_embd.weight", "--format", "text"]);
     assert!(first.trim().parse::<f32>().is_ok(), "{first}");
-    // The reader is dropped here, closing the pipe.
-    let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
     assert!(out.status.success(), "exit status {}; stderr:\n{err}", out.status);
     assert!(err.is_empty(), "{err}");

@@ -45,6 +45,23 @@ pub fn ember_in(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("run the ember binary")
 }
 
+/// `ember ARGS` whose reader leaves after the first line of its stdout (as
+/// `ember ... | head -1`): that line, and the output once ember has ended.
+pub fn ember_first_line(args: &[&str]) -> (String, Output) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ember"))
+        .args(args)
+        .env("EMBER_HOME", ember_home())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the ember binary");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    // The reader is dropped here, closing the pipe.
+    (first, child.wait_with_output().unwrap())
+}
+
 /// stdout as text, after checking the command succeeded.
 pub fn ok_stdout(out: &Output) -> String {
     assert!(
