@@ -378,12 +378,19 @@ impl Config {
                 "must divide attention.head_count",
             ));
         }
-        if n_rot % 2 != 0 || n_rot > head_dim_k {
+        // Every architecture ember runs rotates whole heads; llama.cpp
+        // refuses another value ("invalid n_rot") rather than rotate part of
+        // each head, or none of it (0).
+        if n_rot != head_dim_k {
             return Err(Meta::bad_value(
                 &Key::new(arch_name, "rope.dimension_count"),
                 n_rot,
-                "must be even and at most the head size",
+                "must equal the head size (these architectures rotate whole heads)",
             ));
+        }
+        if n_rot % 2 != 0 {
+            // RoPE turns pairs of values: an odd head size has no rotation.
+            return Err(Meta::bad_value(&Key::new(arch_name, "rope.dimension_count"), n_rot, "must be even"));
         }
         let norm_eps = m.opt_f32("attention.layer_norm_rms_epsilon")?.ok_or(Error::MissingKey {
             key: ShortStr::new(Key::new(arch_name, "attention.layer_norm_rms_epsilon").as_str()),

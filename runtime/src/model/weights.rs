@@ -74,6 +74,23 @@ pub struct Weights<'a> {
     layers: &'a [Option<LayerWeights<'a>>],
 }
 
+/// Refuses a file with tensors of a block past `block_count` (`blk.N.*`
+/// with N at or above it): its metadata undercounts its blocks, and running
+/// the first ones alone gives a different model (llama.cpp refuses such a
+/// file: "wrong number of tensors").
+fn no_blocks_past(file: &File<'_>, cfg: &Config) -> Result<(), Error> {
+    for t in file.tensors() {
+        let block = t.name.strip_prefix("blk.").and_then(|r| r.split('.').next()).and_then(|n| n.parse::<usize>().ok());
+        if block.is_some_and(|b| b >= cfg.n_layer) {
+            return Err(bad(
+                t.name,
+                "belongs to a block past block_count: the file has more blocks than its metadata says",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A tensor name built on the stack (`blk.12.attn_q.weight`).
 struct Name {
     buf: [u8; 96],
@@ -207,6 +224,7 @@ impl<'a> Weights<'a> {
 type Globals<'a> = (Mat<'a>, &'a [f32], Mat<'a>, bool, Option<&'a [f32]>);
 
 fn globals<'a>(file: &File<'a>, cfg: &Config) -> Result<Globals<'a>, Error> {
+    no_blocks_past(file, cfg)?;
     let t = need(file, &Name::new(format_args!("token_embd.weight")))?;
     if t.dims[0] != cfg.n_embd as u64 || t.dims[1] != cfg.n_vocab as u64 || t.dims[2] != 1 || t.dims[3] != 1 {
         return Err(bad(t.name, "has the wrong shape for this model's hyperparameters"));
