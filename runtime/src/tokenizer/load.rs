@@ -174,7 +174,20 @@ impl Tokenizer {
                 .filter(|(k, _)| k.starts_with("tokenizer.") || *k == "general.name" || *k == "general.architecture")
                 .collect(),
         };
-        Self::from_meta(&meta)
+        let tok = Self::from_meta(&meta)?;
+        // A model's ids index its embeddings: a vocabulary of another size
+        // tokenizes into ids the model does not mean (llama.cpp refuses the
+        // file: token_embd.weight "has wrong shape"). A vocabulary-only file
+        // has no embeddings to check.
+        if let Some(embd) = file.tensor("token_embd.weight") {
+            if embd.dims[1] != tok.vocab_size() as u64 {
+                return Err(Error::Tokenizer {
+                    key: KEY_TOKENS,
+                    problem: "has a different number of tokens than token_embd.weight has rows",
+                });
+            }
+        }
+        Ok(tok)
     }
 
     fn from_meta(meta: &Meta<'_>) -> Result<Tokenizer, Error> {
