@@ -33,7 +33,8 @@ use ember_quant::Kernels;
 /// Choices made when a session is created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionOptions {
-    /// Context length in tokens; 0 means the model's training context capped at 4096.
+    /// Context length in tokens; 0 means the model's training context capped
+    /// at 4096 (an error if the model gives none).
     pub ctx_len: usize,
     /// Prompt tokens per forward call (capped at the context length).
     pub batch: usize,
@@ -53,8 +54,13 @@ impl Default for SessionOptions {
 }
 
 impl SessionOptions {
-    fn resolve(&self, cfg: &Config) -> PlanOptions {
-        let ctx_len = if self.ctx_len == 0 { cfg.ctx_train.clamp(1, 4096) } else { self.ctx_len };
+    fn resolve(&self, cfg: &Config) -> Result<PlanOptions, Error> {
+        let ctx_len = match (self.ctx_len, cfg.ctx_train) {
+            // As llama.cpp: "n_ctx and n_ctx_train cannot both be zero".
+            (0, 0) => return Err(Error::BadOption("the model's context_length is 0: give a context length")),
+            (0, train) => train.min(4096),
+            (asked, _) => asked,
+        };
         #[cfg(feature = "std")]
         let threads = if self.threads == 0 {
             crate::threads::physical_cores().min(crate::threads::MAX_THREADS)
@@ -63,7 +69,7 @@ impl SessionOptions {
         };
         #[cfg(not(feature = "std"))]
         let threads = 1;
-        PlanOptions { ctx_len, batch: self.batch, kv_type: self.kv_type, threads, logits_all: self.logits_all }
+        Ok(PlanOptions { ctx_len, batch: self.batch, kv_type: self.kv_type, threads, logits_all: self.logits_all })
     }
 }
 
@@ -71,7 +77,7 @@ impl SessionOptions {
 /// (what `ember info --plan` prints).
 pub fn plan_for(file: &File<'_>, opts: &SessionOptions) -> Result<Plan, Error> {
     let cfg = Config::from_gguf(file)?;
-    Plan::with_options(&cfg, opts.resolve(&cfg))
+    Plan::with_options(&cfg, opts.resolve(&cfg)?)
 }
 
 #[cfg(feature = "std")]
@@ -114,7 +120,7 @@ impl<'m> Session<'m> {
     pub fn with_kernels(file: File<'m>, opts: SessionOptions, kernels: Kernels) -> Result<Session<'m>, Error> {
         let cfg = Config::from_gguf(&file)?;
         let weights = Weights::from_gguf(&file, &cfg)?;
-        let popts = opts.resolve(&cfg);
+        let popts = opts.resolve(&cfg)?;
         let plan = Plan::with_options(&cfg, popts)?;
         let mut arena = Arena::new(&plan)?;
         {

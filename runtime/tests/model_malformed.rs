@@ -490,6 +490,8 @@ fn int_expect(suffix: &str, key: &str, v: &MetaValue) -> Expect {
     let sliding = suffix.starts_with("attention.sliding_window");
     match v {
         MetaValue::U32(0) if suffix == "block_count" => err(&[key, "= 0: must be at least 1"]),
+        // The sessions ask for the model's context (ctx_len 0), which it does not give.
+        MetaValue::U32(0) if suffix == "context_length" => err(&["context_length is 0: give a context length"]),
         // The tiny models have 2 or 3 blocks: the file holds blocks past the count.
         MetaValue::U32(1) if suffix == "block_count" => err(&["tensor `blk.1.", "past block_count"]),
         MetaValue::U32(0 | 1 | 3 | 7) if suffix == "rope.dimension_count" => err(&[key, "must equal the head size"]),

@@ -197,7 +197,8 @@ pub fn session<'m>(
 /// the model has seen, and what it writes there is often poor.
 pub fn warn_past_training(session: &Session<'_>) {
     let train = session.config().ctx_train;
-    if session.ctx_len() > train {
+    // A model that gives no training context (0) has nothing to warn against.
+    if train > 0 && session.ctx_len() > train {
         eprintln!(
             "ember: warning: the context ({} tokens) is longer than the model's training context ({train}); \
              text past {train} tokens may be poor",
