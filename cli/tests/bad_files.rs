@@ -164,6 +164,28 @@ fn a_context_past_the_training_one_is_warned_about() {
     }
 }
 
+/// llama.cpp's negative defaults were refused with clap's "unexpected
+/// argument '-1'": `--seed -1` (random), `--top-k -1` (all tokens), `-t -1`
+/// (one thread per core); and `perplexity -t 0` was refused where `run -t
+/// 0` means one per core. All run now.
+#[test]
+fn llama_cpp_negative_defaults_and_zero_threads_are_taken() {
+    let (dir, m) = tiny("bad-files-negatives");
+    let m = m.to_str().unwrap();
+    let text = dir.path("text.txt");
+    std::fs::write(&text, "ab ".repeat(40)).unwrap();
+    let text = text.to_str().unwrap();
+    for extra in [&["--seed", "-1"][..], &["--top-k", "-1"], &["-t", "-1"], &["-t", "0"]] {
+        let args: Vec<&str> = ["run", m, "-p", "ab", "-n", "2"].iter().copied().chain(extra.iter().copied()).collect();
+        let out = ember(&args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    for t in ["0", "-1"] {
+        let out = ember(&["perplexity", m, "-f", text, "-c", "16", "-t", t]);
+        assert!(out.status.success(), "perplexity -t {t}: {}", stderr(&out));
+    }
+}
+
 /// A chat turn that is not UTF-8 was sent with U+FFFD in place of the bad
 /// bytes, silently. It is now a failed turn (exit 1 at the end); the turns
 /// around it are answered.

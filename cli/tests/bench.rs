@@ -116,7 +116,6 @@ fn bad_flags_are_clear_errors() {
     fails_with(&ember(&["bench", "-m", m, "-r", "99999999999999999"]), &["--repetitions must be at most 100000"]);
     fails_with(&ember(&["bench", "-m", m, "-p", "16,,32"]), &["-p/--n-prompt", "empty item"]);
     fails_with(&ember(&["bench", "-m", m, "-n", "sixty"]), &["-n/--n-gen", "\"sixty\" is not"]);
-    fails_with(&ember(&["bench", "-m", m, "-t", "1,0"]), &["-t/--threads", "at least 1"]);
     fails_with(&ember(&["bench", "-m", m, "-t", "-2"]), &["-2"]);
     fails_with(&ember(&["bench", "-m", m, "-b", "0"]), &["--batch-size must be at least 1"]);
     fails_with(&ember(&["bench", "-m", m, "-p", "0", "-n", "0", "--no-cold-start"]), &["nothing to measure"]);
@@ -190,4 +189,23 @@ fn markdown_table() {
     }
     assert!(out.contains("| model | threads | cold start to first token (ms) | peak RSS |"), "{out}");
     assert!(out.contains("kernels: "), "{out}");
+}
+
+/// `-t 0` was refused ("values must be at least 1"); it is one thread per
+/// physical core, as in `ember run -t 0` and llama.cpp, and a list that
+/// names that count twice measures it once.
+#[test]
+fn zero_threads_is_one_per_physical_core() {
+    let dir = Scratch::new("bench-zero-threads");
+    let (a, _) = tiny_models(&dir);
+    let cores = ember::threads::physical_cores().to_string();
+    let out = ember(
+        &["bench", "-m", a.to_str().unwrap(), "-p", "4", "-n", "0", "-r", "1", "--no-cold-start", "--json", "-t"]
+            .into_iter()
+            .chain([format!("0,{cores}").as_str()])
+            .collect::<Vec<_>>(),
+    );
+    let j: serde_json::Value = serde_json::from_str(&ok_stdout(&out)).unwrap();
+    let threads: Vec<u64> = j["results"].as_array().unwrap().iter().map(|r| r["n_threads"].as_u64().unwrap()).collect();
+    assert_eq!(threads, vec![ember::threads::physical_cores() as u64], "{j}");
 }

@@ -34,7 +34,6 @@ fn bad_input_is_an_error() {
     fails_with(&["perplexity", "-m", m, "-f", binary.to_str().unwrap()], "not UTF-8");
     fails_with(&["perplexity", "-m", m, "-f", &apache(), "-c", "2"], "at least 3");
     fails_with(&["perplexity", "-m", m, "-f", &apache(), "-b", "0"], "--batch-size");
-    fails_with(&["perplexity", "-m", m, "-f", &apache(), "-t", "0"], "--threads");
 }
 
 #[cfg(feature = "e2e")]

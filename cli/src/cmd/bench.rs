@@ -48,7 +48,7 @@ pub struct Args {
     /// Generation lengths, comma-separated (0: no generation test).
     #[arg(short = 'n', long = "n-gen", value_name = "N,..", default_value = "64")]
     n_gen: String,
-    /// Thread counts, comma-separated [default: one per physical core].
+    /// Thread counts, comma-separated (0: one per physical core) [default: one per physical core].
     #[arg(short = 't', long = "threads", value_name = "N,..")]
     threads: Option<String>,
     /// Repetitions of each test (after one warm-up run).
@@ -242,7 +242,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let n_prompt = parse_list("-p/--n-prompt", &args.n_prompt, true)?;
     let n_gen = parse_list("-n/--n-gen", &args.n_gen, true)?;
     let threads = match &args.threads {
-        Some(s) => parse_list("-t/--threads", s, false)?,
+        // 0 is one thread per physical core, as in `ember run -t 0`.
+        Some(s) => {
+            let mut out: Vec<usize> = Vec::new();
+            for t in parse_list("-t/--threads", s, true)? {
+                let t = if t == 0 { ember::threads::physical_cores() } else { t };
+                if !out.contains(&t) {
+                    out.push(t);
+                }
+            }
+            out
+        }
         None => vec![ember::threads::physical_cores()],
     };
     let tests: Vec<Test> = n_prompt

@@ -31,9 +31,9 @@ pub struct Args {
     /// Tokens per forward call (capped at CTX).
     #[arg(short = 'b', long = "batch-size", value_name = "BATCH", default_value_t = 2048)]
     batch: usize,
-    /// Threads for matrix work [default: one per physical core].
-    #[arg(short = 't', long = "threads", value_name = "N")]
-    threads: Option<usize>,
+    /// Threads for matrix work (0 or less: one per physical core).
+    #[arg(short = 't', long = "threads", value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
+    threads: i64,
     /// Score at most N chunks [default: all].
     #[arg(long = "chunks", value_name = "N")]
     chunks: Option<usize>,
@@ -46,9 +46,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if perplexity::scored_per_chunk(args.ctx) == 0 {
         bail!("--ctx-size must be at least 3 (the second half of each chunk is scored), got {}", args.ctx);
-    }
-    if args.threads == Some(0) {
-        bail!("--threads must be at least 1");
     }
     let raw = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let raw = String::from_utf8(raw).map_err(|e| {
@@ -89,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let session_opts = SessionOptions {
         ctx_len: args.ctx,
         batch,
-        threads: args.threads.unwrap_or(0),
+        threads: usize::try_from(args.threads).unwrap_or(0),
         logits_all: true,
         ..Default::default()
     };

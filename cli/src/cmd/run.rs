@@ -53,9 +53,9 @@ pub struct SamplingArgs {
     /// Temperature; 0 (or less) is greedy decoding.
     #[arg(long = "temp", value_name = "T", default_value_t = 0.8, allow_negative_numbers = true)]
     temp: f32,
-    /// Keep only the K most likely tokens (0: all).
-    #[arg(long = "top-k", value_name = "K", default_value_t = 40)]
-    top_k: usize,
+    /// Keep only the K most likely tokens (0 or less: all).
+    #[arg(long = "top-k", value_name = "K", default_value_t = 40, allow_negative_numbers = true)]
+    top_k: i64,
     /// Keep the most likely tokens up to probability P (1: all).
     #[arg(long = "top-p", value_name = "P", default_value_t = 0.95, allow_negative_numbers = true)]
     top_p: f32,
@@ -74,9 +74,9 @@ pub struct SamplingArgs {
     /// Subtracted once if the token is in the window (0: none).
     #[arg(long = "presence-penalty", value_name = "P", default_value_t = 0.0, allow_negative_numbers = true)]
     presence_penalty: f32,
-    /// Random seed [default: random].
-    #[arg(short = 's', long = "seed", value_name = "S")]
-    seed: Option<u64>,
+    /// Random seed; -1 (any negative): random, as llama.cpp [default: random].
+    #[arg(short = 's', long = "seed", value_name = "S", allow_negative_numbers = true)]
+    seed: Option<i64>,
 }
 
 impl SamplingArgs {
@@ -97,10 +97,11 @@ impl SamplingArgs {
         if !self.frequency_penalty.is_finite() || !self.presence_penalty.is_finite() {
             bail!("--frequency-penalty and --presence-penalty must be finite numbers");
         }
-        let seed = self.seed.unwrap_or_else(random_seed);
+        // As llama.cpp: a negative seed (its default, -1) is a random one.
+        let seed = self.seed.and_then(|s| u64::try_from(s).ok()).unwrap_or_else(random_seed);
         Ok(SamplerParams {
             temperature: self.temp.max(0.0),
-            top_k: self.top_k,
+            top_k: usize::try_from(self.top_k).unwrap_or(0),
             top_p: self.top_p,
             min_p: self.min_p,
             repeat_penalty: self.repeat_penalty,
@@ -125,9 +126,9 @@ pub struct SessionArgs {
     /// Context length in tokens (0: the model's, capped at 4096).
     #[arg(short = 'c', long = "ctx-size", value_name = "N", default_value_t = 0)]
     ctx: usize,
-    /// Threads for matrix work (0: one per physical core).
-    #[arg(short = 't', long = "threads", value_name = "N", default_value_t = 0)]
-    threads: usize,
+    /// Threads for matrix work (0 or less: one per physical core).
+    #[arg(short = 't', long = "threads", value_name = "N", default_value_t = 0, allow_negative_numbers = true)]
+    threads: i64,
     /// Prompt tokens per forward pass.
     #[arg(short = 'b', long = "batch-size", value_name = "N", default_value_t = 256)]
     batch: usize,
@@ -146,7 +147,9 @@ impl SessionArgs {
             "f32" => KvType::F32,
             _ => KvType::F16,
         };
-        Ok(SessionOptions { ctx_len: self.ctx, batch: self.batch, kv_type, threads: self.threads, logits_all: false })
+        // As llama.cpp's -t -1: zero or less is the default, one per physical core.
+        let threads = usize::try_from(self.threads).unwrap_or(0);
+        Ok(SessionOptions { ctx_len: self.ctx, batch: self.batch, kv_type, threads, logits_all: false })
     }
 }
 
