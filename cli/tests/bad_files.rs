@@ -186,6 +186,19 @@ fn llama_cpp_negative_defaults_and_zero_threads_are_taken() {
     }
 }
 
+/// `quantize` into a folder that does not exist said only "cannot quantize
+/// IN to Q8_0: create failed: entity not found", as if the input were at
+/// fault; the message now names the output and what failed on it.
+#[test]
+fn quantize_names_an_output_it_cannot_create() {
+    let (dir, m) = tiny("bad-files-quantize-out");
+    let out = dir.path("no-such-folder/q.gguf");
+    fails_with(
+        &ember(&["quantize", m.to_str().unwrap(), out.to_str().unwrap(), "Q8_0"]),
+        &[&format!("into {}", out.display()), "creating the output file failed"],
+    );
+}
+
 /// A chat turn that is not UTF-8 was sent with U+FFFD in place of the bad
 /// bytes, silently. It is now a failed turn (exit 1 at the end); the turns
 /// around it are answered.

@@ -386,12 +386,12 @@ pub fn quantize_file(
     tmp_name.push(".partial");
     let tmp = output.with_file_name(tmp_name);
     let result = (|| {
-        let f = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &e))?;
+        let f = std::fs::File::create(&tmp).map_err(|e| Error::io("creating the output file", &e))?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
         let sum = plan.write(&mut w, progress)?;
-        let f = w.into_inner().map_err(|e| Error::io("write", e.error()))?;
-        f.sync_all().map_err(|e| Error::io("sync", &e))?;
-        std::fs::rename(&tmp, output).map_err(|e| Error::io("rename", &e))?;
+        let f = w.into_inner().map_err(|e| Error::io("writing the output file", e.error()))?;
+        f.sync_all().map_err(|e| Error::io("syncing the output file", &e))?;
+        std::fs::rename(&tmp, output).map_err(|e| Error::io("renaming the output file into place", &e))?;
         Ok(sum)
     })();
     if result.is_err() {

@@ -59,8 +59,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             p.bytes_out as f64 / MIB,
         );
     };
-    let sum = ember::quantize::quantize_file(&input, &args.output, options, show)
-        .with_context(|| format!("cannot quantize {} to {file_type}", input.display()))?;
+    let sum = ember::quantize::quantize_file(&input, &args.output, options, show).with_context(|| {
+        format!("cannot quantize {} to {file_type} into {}", input.display(), args.output.display())
+    })?;
     eprintln!(
         "{} tensors ({} converted, {} fallbacks): {:.2} MiB -> {:.2} MiB of tensor data, file {} bytes, {:.1} s",
         sum.tensors,
