@@ -199,6 +199,19 @@ fn quantize_names_an_output_it_cannot_create() {
     );
 }
 
+/// `--chat-template llama3` (no such built-in, no such file) said only
+/// "reading the chat template llama3: No such file or directory"; it now
+/// says it is neither, and lists the built-in names.
+#[test]
+fn an_unknown_chat_template_name_lists_the_built_in_ones() {
+    let (_dir, m) = tiny("bad-files-template-name");
+    let out = ember_fed(&["chat", m.to_str().unwrap(), "--chat-template", "llama3"], b"ab\n", Stdio::piped());
+    fails_with(
+        &out,
+        &["--chat-template \"llama3\" is not a built-in template (chatml, gemma) and cannot be read as a file"],
+    );
+}
+
 /// A chat turn that is not UTF-8 was sent with U+FFFD in place of the bad
 /// bytes, silently. It is now a failed turn (exit 1 at the end); the turns
 /// around it are answered.

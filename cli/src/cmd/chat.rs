@@ -84,7 +84,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ChatTemplate::given(t, &format!("`{t}` (built-in, --chat-template)"), &loaded.tokenizer)
         }
         Some(file) => {
-            let text = std::fs::read_to_string(file).with_context(|| format!("reading the chat template {file}"))?;
+            let text = std::fs::read_to_string(file).with_context(|| {
+                let names: Vec<&str> = ember::chat::BUILTIN_TEMPLATES.iter().map(|(n, _)| *n).collect();
+                format!(
+                    "--chat-template {file:?} is not a built-in template ({}) and cannot be read as a file",
+                    names.join(", ")
+                )
+            })?;
             ChatTemplate::given(&text, &format!("from {file} (--chat-template)"), &loaded.tokenizer)
         }
         None => ChatTemplate::for_model(&loaded.model.gguf(), &loaded.tokenizer),
