@@ -109,11 +109,12 @@ fn parse_rows(spec: &str, n_rows: u64) -> anyhow::Result<Range<u64>> {
         let r = num(spec, "row")?;
         r..r.saturating_add(1)
     };
+    // Out of range first: row u64::MAX alone is an empty range once saturated.
+    if range.start >= n_rows || range.end > n_rows {
+        bail!("--rows {spec}: out of range, the tensor has {n_rows} rows (0..{n_rows})");
+    }
     if range.start >= range.end {
         bail!("--rows {spec}: the range is empty (start must be below end)");
-    }
-    if range.end > n_rows {
-        bail!("--rows {spec}: out of range, the tensor has {n_rows} rows (0..{n_rows})");
     }
     Ok(range)
 }
@@ -133,6 +134,8 @@ mod tests {
         let err = |s: &str| parse_rows(s, 10).unwrap_err().to_string();
         assert_eq!(err("5..11"), "--rows 5..11: out of range, the tensor has 10 rows (0..10)");
         assert_eq!(err("10"), "--rows 10: out of range, the tensor has 10 rows (0..10)");
+        let max = u64::MAX.to_string();
+        assert_eq!(err(&max), format!("--rows {max}: out of range, the tensor has 10 rows (0..10)"));
         assert_eq!(err("5..5"), "--rows 5..5: the range is empty (start must be below end)");
         assert_eq!(err("6..2"), "--rows 6..2: the range is empty (start must be below end)");
         assert_eq!(err("a..2"), "--rows a..2: start `a` is not a row number");
