@@ -212,6 +212,19 @@ fn an_unknown_chat_template_name_lists_the_built_in_ones() {
     );
 }
 
+/// With EMBER_HOME naming a file, the cache error printed its I/O error
+/// twice ("...: Not a directory (os error 20): Not a directory (os error
+/// 20)"): once in the message and once as its source.
+#[test]
+fn a_cache_io_error_is_printed_once() {
+    let (dir, _m) = tiny("bad-files-home-file");
+    let home = dir.path("home-is-a-file");
+    std::fs::write(&home, b"").unwrap();
+    let out = common::ember_in(&home, &["pull", "smollm2-135m-instruct"], &[("EMBER_PYTHON", "/nonexistent")]);
+    fails_with(&out, &["Not a directory"]);
+    assert_eq!(stderr(&out).matches("Not a directory").count(), 1, "{}", stderr(&out));
+}
+
 /// A chat turn that is not UTF-8 was sent with U+FFFD in place of the bad
 /// bytes, silently. It is now a failed turn (exit 1 at the end); the turns
 /// around it are answered.

@@ -77,14 +77,10 @@ impl fmt::Display for CacheError {
     }
 }
 
-impl std::error::Error for CacheError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            CacheError::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+/// No `source()`: `Io`'s message already ends with its I/O error, and a
+/// reporter that prints the chain (`anyhow`'s `{:#}`) printed it twice
+/// ("...: Not a directory (os error 20): Not a directory (os error 20)").
+impl std::error::Error for CacheError {}
 
 pub(super) fn io_err(what: impl fmt::Display, path: &Path) -> impl FnOnce(io::Error) -> CacheError {
     let what = format!("{what} {}", path.display());
