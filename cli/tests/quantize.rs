@@ -67,7 +67,7 @@ fn unknown_type_is_an_error_listing_the_types() {
     let o = ember(&["quantize", inp.to_str().unwrap(), out.to_str().unwrap(), "Q3_K_XL"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
-    assert!(err.contains("unknown quantization type `Q3_K_XL`") && err.contains("Q4_K (= Q4_K_M)"), "{err}");
+    assert!(err.contains("`Q3_K_XL` is not a type ember quantizes to") && err.contains("Q4_K (= Q4_K_M)"), "{err}");
     assert!(!out.exists());
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -30,8 +30,9 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 /// Runs `ember quantize`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let file_type = FileType::from_name(&args.file_type)
-        .ok_or_else(|| anyhow!("unknown quantization type `{}`; choose one of {}", args.file_type, FileType::NAMES))?;
+    let file_type = FileType::from_name(&args.file_type).ok_or_else(|| {
+        anyhow!("`{}` is not a type ember quantizes to; choose one of {}", args.file_type, FileType::NAMES)
+    })?;
     let input = crate::model_arg::resolve(&args.input)?;
     let options = Options { file_type, allow_requantize: args.allow_requantize, threads: args.threads.unwrap_or(0) };
 
