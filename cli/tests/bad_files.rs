@@ -225,6 +225,30 @@ fn a_cache_io_error_is_printed_once() {
     assert_eq!(stderr(&out).matches("Not a directory").count(), 1, "{}", stderr(&out));
 }
 
+/// `ember info` on a model ember cannot run (here an architecture it does
+/// not know) printed the file with exit 0 and no word that it would not
+/// run; it now says why, in the text and in the JSON.
+#[test]
+fn info_says_whether_ember_runs_the_model() {
+    let (dir, m) = tiny("bad-files-info-runs");
+    let out = ember(&["info", m.to_str().unwrap()]);
+    assert!(common::ok_stdout(&out).contains("ember runs it: yes"));
+    // `general.architecture` = "llama" becomes "bloom" (same length).
+    let mut bytes = std::fs::read(&m).unwrap();
+    let key = b"general.architecture";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len() + 4 + 8;
+    assert_eq!(&bytes[at..at + 5], b"llama");
+    bytes[at..at + 5].copy_from_slice(b"bloom");
+    let bloom = dir.path("bloom.gguf");
+    std::fs::write(&bloom, &bytes).unwrap();
+    let text = common::ok_stdout(&ember(&["info", bloom.to_str().unwrap()]));
+    assert!(text.contains("ember runs it: no: unsupported architecture `bloom`"), "{text}");
+    let j: serde_json::Value =
+        serde_json::from_str(&common::ok_stdout(&ember(&["info", bloom.to_str().unwrap(), "--json"]))).unwrap();
+    assert_eq!(j["runnable"], false);
+    assert!(j["unrunnable_because"].as_str().unwrap().contains("unsupported architecture `bloom`"));
+}
+
 /// A chat turn that is not UTF-8 was sent with U+FFFD in place of the bad
 /// bytes, silently. It is now a failed turn (exit 1 at the end); the turns
 /// around it are answered.

@@ -88,6 +88,22 @@ struct Info {
     kernel_tier: String,
     kernels: String,
     board: Option<(String, String)>,
+    /// Why ember cannot run the model, if it cannot: its config, weights
+    /// or tokenizer refused (what `ember run` would say).
+    unrunnable: Option<String>,
+}
+
+/// What stops ember from running the model in `f`, if anything: the checks
+/// a session makes before it sizes any memory.
+fn unrunnable(f: &File<'_>) -> Option<String> {
+    let cfg = match ember::model::Config::from_gguf(f) {
+        Ok(c) => c,
+        Err(e) => return Some(e.to_string()),
+    };
+    let checks = ember::model::Weights::from_gguf(f, &cfg)
+        .map(drop)
+        .and_then(|()| ember::tokenizer::Tokenizer::from_gguf(f).map(drop));
+    checks.err().map(|e| e.to_string())
 }
 
 impl Info {
@@ -133,6 +149,7 @@ impl Info {
             kernel_tier: kernels.tier().name().to_string(),
             kernels: kernels.describe().to_string(),
             board: ember_targets::detect_host().map(|d| (d.profile.name.to_string(), d.reason)),
+            unrunnable: unrunnable(&f),
         }
     }
 
@@ -158,6 +175,8 @@ impl Info {
             self.version, self.alignment, self.data_offset
         );
         let _ = writeln!(s, "architecture:  {}", self.architecture.as_deref().unwrap_or(none));
+        let runs = self.unrunnable.as_ref().map_or("yes".to_string(), |why| format!("no: {why}"));
+        let _ = writeln!(s, "ember runs it: {runs}");
         if let Some(n) = &self.name {
             let _ = writeln!(s, "name:          {n}");
         }
@@ -233,6 +252,8 @@ impl Info {
             "types": types,
             "kernels": {"tier": self.kernel_tier, "describe": self.kernels},
             "board": self.board.as_ref().map(|(p, why)| json!({"profile": p, "reason": why})),
+            "runnable": self.unrunnable.is_none(),
+            "unrunnable_because": self.unrunnable,
         })
     }
 }
