@@ -25,6 +25,13 @@ fn tiny(name: &str) -> (common::Scratch, std::path::PathBuf) {
     (dir, m)
 }
 
+/// A text of `n` words "ab" in `dir` (for perplexity), and its path.
+fn ab_text(dir: &common::Scratch, n: usize) -> String {
+    let text = dir.path("text.txt");
+    std::fs::write(&text, "ab ".repeat(n)).unwrap();
+    text.to_str().unwrap().to_string()
+}
+
 /// `ember ARGS` with `input` on its stdin and its stdout sent to `stdout`.
 fn ember_fed(args: &[&str], input: &[u8], stdout: Stdio) -> Output {
     use std::io::Write;
@@ -133,9 +140,7 @@ fn nan_weights_are_an_error_not_arbitrary_text() {
     fails_with(&ember(&["run", m, "-p", "ab", "-n", "4", "--temp", "0"]), &[nan]);
     fails_with(&ember(&["run", m, "-p", "ab", "-n", "4"]), &[nan]);
     fails_with(&ember_fed(&["chat", m, "-n", "4"], b"ab\n", Stdio::piped()), &[nan]);
-    let text = dir.path("text.txt");
-    std::fs::write(&text, "ab ".repeat(40)).unwrap();
-    fails_with(&ember(&["perplexity", m, "-f", text.to_str().unwrap(), "-c", "16"]), &[nan]);
+    fails_with(&ember(&["perplexity", m, "-f", &ab_text(&dir, 40), "-c", "16"]), &[nan]);
 }
 
 /// `-c` past the model's training context (64 tokens for the tiny model)
@@ -145,9 +150,7 @@ fn nan_weights_are_an_error_not_arbitrary_text() {
 fn a_context_past_the_training_one_is_warned_about() {
     let (dir, m) = tiny("bad-files-ctx");
     let m = m.to_str().unwrap();
-    let text = dir.path("text.txt");
-    std::fs::write(&text, "ab ".repeat(150)).unwrap();
-    let text = text.to_str().unwrap();
+    let text = &ab_text(&dir, 150);
     let warning = "warning: the context (128 tokens) is longer than the model's training context (64)";
     for (ctx, warned) in [("128", true), ("64", false)] {
         let outs = [
@@ -172,9 +175,7 @@ fn a_context_past_the_training_one_is_warned_about() {
 fn llama_cpp_negative_defaults_and_zero_threads_are_taken() {
     let (dir, m) = tiny("bad-files-negatives");
     let m = m.to_str().unwrap();
-    let text = dir.path("text.txt");
-    std::fs::write(&text, "ab ".repeat(40)).unwrap();
-    let text = text.to_str().unwrap();
+    let text = &ab_text(&dir, 40);
     for extra in [&["--seed", "-1"][..], &["--top-k", "-1"], &["-t", "-1"], &["-t", "0"]] {
         let args: Vec<&str> = ["run", m, "-p", "ab", "-n", "2"].iter().copied().chain(extra.iter().copied()).collect();
         let out = ember(&args);
