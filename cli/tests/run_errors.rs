@@ -78,7 +78,7 @@ fn bad_flags() {
     fails_with(&ember(&["tokenize", "-m", m]), &["required", "<TEXT>"]);
     fails_with(
         &ember(&["chat", "-m", m, "--chat-template", "/nonexistent/template.jinja"]),
-        &["reading the chat template"],
+        &["--chat-template \"/nonexistent/template.jinja\"", "cannot be read as a file", "No such file"],
     );
 }
 
