@@ -122,12 +122,16 @@ pub struct Sampler<'s> {
     recent_next: usize,
 }
 
+/// A logit no token can be drawn by: NaN or +infinity.
+fn unusable(l: f32) -> bool {
+    l.is_nan() || l == f32::INFINITY
+}
+
 /// Refuses logits no token can be drawn from: a NaN or +infinity anywhere
 /// (every later step, softmax or comparison, would turn it into an arbitrary
 /// token), or -infinity everywhere. -infinity alone is a banned token.
 pub(crate) fn check_logits(logits: &[f32]) -> Result<(), Error> {
     // One pass the compiler can vectorize; the index only on failure.
-    let unusable = |l: f32| l.is_nan() || l == f32::INFINITY;
     let (bad, any_finite) =
         logits.iter().fold((false, false), |(bad, fin), &l| (bad | unusable(l), fin | (l > f32::NEG_INFINITY)));
     if bad {
@@ -206,11 +210,18 @@ impl<'s> Sampler<'s> {
         if self.cand.len() < nv {
             return Err(Error::BadOption("the candidate buffer is smaller than the vocabulary"));
         }
-        check_logits(logits)?;
         let p = self.params;
         let cand = &mut self.cand[..nv];
+        // The candidates are built and the logits checked in one pass; the
+        // error (which token) is found only on failure.
+        let (mut bad, mut any_finite) = (false, false);
         for (i, (c, &l)) in cand.iter_mut().zip(logits).enumerate() {
             *c = Candidate { id: i as u32, logit: l };
+            bad |= unusable(l);
+            any_finite |= l > f32::NEG_INFINITY;
+        }
+        if bad || !any_finite {
+            check_logits(logits)?;
         }
         if p.penalties_on() {
             let window = &self.recent[..self.recent_len];
