@@ -86,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let session_opts = SessionOptions {
         ctx_len: args.ctx,
         batch,
-        threads: usize::try_from(args.threads).unwrap_or(0),
+        threads: super::run::threads(args.threads),
         logits_all: true,
         ..Default::default()
     };

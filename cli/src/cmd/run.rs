@@ -147,10 +147,20 @@ impl SessionArgs {
             "f32" => KvType::F32,
             _ => KvType::F16,
         };
-        // As llama.cpp's -t -1: zero or less is the default, one per physical core.
-        let threads = usize::try_from(self.threads).unwrap_or(0);
-        Ok(SessionOptions { ctx_len: self.ctx, batch: self.batch, kv_type, threads, logits_all: false })
+        Ok(SessionOptions {
+            ctx_len: self.ctx,
+            batch: self.batch,
+            kv_type,
+            threads: threads(self.threads),
+            logits_all: false,
+        })
     }
+}
+
+/// A `-t` value as `SessionOptions::threads`: as llama.cpp's `-t -1`, zero
+/// or less is 0, the default (one per physical core).
+pub fn threads(t: i64) -> usize {
+    usize::try_from(t).unwrap_or(0)
 }
 
 /// A model file opened and its tokenizer built.
