@@ -71,9 +71,10 @@ pub struct Args {
     json: bool,
 }
 
-/// Parses a comma-separated list of integers (`128,512`); `allow_zero`
-/// admits 0 (meaning "no such test"). Errors name the flag.
-pub fn parse_list(flag: &str, s: &str, allow_zero: bool) -> anyhow::Result<Vec<usize>> {
+/// Parses a comma-separated list of whole numbers (`128,512`), repeats
+/// dropped; 0 is a value like any other (no such test for `-p`/`-n`, one
+/// thread per core for `-t`). Errors name the flag.
+pub fn parse_list(flag: &str, s: &str) -> anyhow::Result<Vec<usize>> {
     let mut out = Vec::new();
     for item in s.split(',') {
         let item = item.trim();
@@ -83,9 +84,6 @@ pub fn parse_list(flag: &str, s: &str, allow_zero: bool) -> anyhow::Result<Vec<u
         let v: usize = item
             .parse()
             .map_err(|_| anyhow::anyhow!("{flag}: {item:?} is not a non-negative whole number (in {s:?})"))?;
-        if v == 0 && !allow_zero {
-            bail!("{flag}: values must be at least 1, got 0");
-        }
         if !out.contains(&v) {
             out.push(v);
         }
@@ -239,13 +237,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.batch == 0 {
         bail!("-b/--batch-size must be at least 1");
     }
-    let n_prompt = parse_list("-p/--n-prompt", &args.n_prompt, true)?;
-    let n_gen = parse_list("-n/--n-gen", &args.n_gen, true)?;
+    let n_prompt = parse_list("-p/--n-prompt", &args.n_prompt)?;
+    let n_gen = parse_list("-n/--n-gen", &args.n_gen)?;
     let threads = match &args.threads {
         // 0 is one thread per physical core, as in `ember run -t 0`.
         Some(s) => {
             let mut out: Vec<usize> = Vec::new();
-            for t in parse_list("-t/--threads", s, true)? {
+            for t in parse_list("-t/--threads", s)? {
                 let t = if t == 0 { ember::threads::physical_cores() } else { t };
                 if !out.contains(&t) {
                     out.push(t);
@@ -467,13 +465,12 @@ mod tests {
 
     #[test]
     fn lists() {
-        assert_eq!(parse_list("-p", "128,512", true).unwrap(), vec![128, 512]);
-        assert_eq!(parse_list("-p", " 1 , 2,1", true).unwrap(), vec![1, 2]);
-        assert_eq!(parse_list("-p", "0", true).unwrap(), vec![0]);
-        assert!(parse_list("-t", "0", false).unwrap_err().to_string().contains("at least 1"));
-        assert!(parse_list("-p", "1,,2", true).unwrap_err().to_string().contains("empty item"));
-        assert!(parse_list("-p", "x", true).unwrap_err().to_string().contains("\"x\" is not"));
-        assert!(parse_list("-p", "-3", true).is_err());
+        assert_eq!(parse_list("-p", "128,512").unwrap(), vec![128, 512]);
+        assert_eq!(parse_list("-p", " 1 , 2,1").unwrap(), vec![1, 2]);
+        assert_eq!(parse_list("-p", "0").unwrap(), vec![0]);
+        assert!(parse_list("-p", "1,,2").unwrap_err().to_string().contains("empty item"));
+        assert!(parse_list("-p", "x").unwrap_err().to_string().contains("\"x\" is not"));
+        assert!(parse_list("-p", "-3").is_err());
     }
 
     #[test]
