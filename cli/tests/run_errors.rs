@@ -63,6 +63,23 @@ fn not_a_gguf_file() {
     fails_with(&ember(&["tokenize", "-m", p.to_str().unwrap(), "hi"]), &["not a GGUF file"]);
 }
 
+/// A prompt file (or chat template) that is not UTF-8 said only "stream
+/// did not contain valid UTF-8"; it names the first bad byte and how to
+/// convert the file.
+#[test]
+fn a_text_file_that_is_not_utf8() {
+    let m = common::smollm2();
+    let m = m.to_str().unwrap();
+    let dir = common::Scratch::new("run-latin1");
+    let p = dir.path("latin1.txt");
+    std::fs::write(&p, b"caf\xe9 au lait").unwrap();
+    let f = p.to_str().unwrap();
+    let needles = ["latin1.txt is not UTF-8 text (invalid byte at offset 3)", "iconv"];
+    fails_with(&ember(&["run", "-m", m, "-f", f]), &[&["reading the prompt (-f)"], &needles[..]].concat());
+    fails_with(&ember(&["tokenize", "-m", m, "-f", f]), &needles);
+    fails_with(&ember(&["chat", "-m", m, "--chat-template", f]), &needles);
+}
+
 #[test]
 fn bad_flags() {
     let m = common::smollm2();

@@ -84,7 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ChatTemplate::given(t, &format!("`{t}` (built-in, --chat-template)"), &loaded.tokenizer)
         }
         Some(file) => {
-            let text = std::fs::read_to_string(file).with_context(|| {
+            let text = super::read_text(file.as_ref()).with_context(|| {
                 let names: Vec<&str> = ember::chat::BUILTIN_TEMPLATES.iter().map(|(n, _)| *n).collect();
                 format!(
                     "--chat-template {file:?} is not a built-in template ({}) and cannot be read as a file",

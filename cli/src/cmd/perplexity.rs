@@ -47,14 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if perplexity::scored_per_chunk(args.ctx) == 0 {
         bail!("--ctx-size must be at least 3 (the second half of each chunk is scored), got {}", args.ctx);
     }
-    let raw = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let raw = String::from_utf8(raw).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not UTF-8 text (invalid byte at offset {})",
-            args.file.display(),
-            e.utf8_error().valid_up_to()
-        )
-    })?;
+    let raw = super::read_text(&args.file)?;
     let text = perplexity::strip_final_newline(&raw);
 
     let path = args.model.resolve()?;

@@ -268,9 +268,7 @@ fn ms(d: Duration) -> f64 {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let prompt = match (&args.prompt, &args.file) {
         (Some(p), _) => p.clone(),
-        (None, Some(f)) => {
-            std::fs::read_to_string(f).with_context(|| format!("reading the prompt from {}", f.display()))?
-        }
+        (None, Some(f)) => super::read_text(f).context("reading the prompt (-f)")?,
         (None, None) => bail!("no prompt: give one with -p PROMPT or -f FILE"),
     };
     if prompt.is_empty() {

@@ -63,7 +63,7 @@ fn show_piece(bytes: &[u8]) -> String {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let text = match (&args.text, &args.file) {
         (Some(t), _) => t.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        (None, Some(f)) => super::read_text(f)?,
         (None, None) => bail!("no text: give TEXT or -f FILE"),
     };
     let path = model_arg::resolve(args.model.as_deref().unwrap_or(cache::DEFAULT_MODEL))?;
