@@ -1,8 +1,10 @@
 //! `ember quantize` as a user runs it, on small GGUF files built with the
 //! writer: progress on stderr, the file written, unknown types and
 //! requantization without `--allow-requantize` refused with a clear message
-//! and no file left behind. (The rules and bytes are tested in the `ember`
+//! and no file left behind, a warning where ember cannot run the result. (The rules and bytes are tested in the `ember`
 //! crate: `runtime/tests/quantize*.rs`.)
+
+mod common;
 
 use ember::gguf::{File, Writer};
 use ember::quant::GgmlType;
@@ -56,6 +58,23 @@ fn quantizes_with_progress_on_stderr() {
     assert_eq!(f.tensor("blk.0.attn_norm.weight").unwrap().ty, GgmlType::F32);
     assert_eq!(f.tensor("blk.0.attn_q.weight").unwrap().ty, GgmlType::Q4_0);
     assert_eq!(f.tensor("token_embd.weight").unwrap().ty, GgmlType::Q6_K, "tied embedding");
+    // A few tensors, no hyperparameters: written, with a warning.
+    assert!(err.contains("warning: ember cannot run") && err.contains("out.gguf"), "{err}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A model ember runs quantizes without the warning, and the result runs.
+#[test]
+fn a_runnable_model_quantizes_without_a_warning() {
+    let d = dir("runnable");
+    let (inp, out) = (d.join("in.gguf"), d.join("out.gguf"));
+    common::write_tiny_llama(&inp);
+    let o = ember(&["quantize", inp.to_str().unwrap(), out.to_str().unwrap(), "q8_0"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    let o = ember(&["run", "-m", out.to_str().unwrap(), "-p", "ab", "-n", "2", "--temp", "0"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     std::fs::remove_dir_all(&d).unwrap();
 }
 

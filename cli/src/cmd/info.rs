@@ -95,7 +95,7 @@ struct Info {
 
 /// What stops ember from running the model in `f`, if anything: the checks
 /// a session makes before it sizes any memory.
-fn unrunnable(f: &File<'_>) -> Option<String> {
+pub(crate) fn unrunnable(f: &File<'_>) -> Option<String> {
     let cfg = match ember::model::Config::from_gguf(f) {
         Ok(c) => c,
         Err(e) => return Some(e.to_string()),

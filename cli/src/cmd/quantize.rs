@@ -73,5 +73,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         sum.file_size,
         start.elapsed().as_secs_f64(),
     );
+    // A file ember cannot run (an architecture it lacks, a tensor missing)
+    // is written all the same, as llama-quantize writes it: llama.cpp may
+    // run it. Said now, not first at `ember run`.
+    if let Some(why) = ember::Model::open(&args.output).ok().and_then(|m| super::info::unrunnable(&m.gguf())) {
+        eprintln!("warning: ember cannot run {}: {why}", args.output.display());
+    }
     Ok(())
 }
