@@ -433,25 +433,25 @@ impl<'s> Sampler<'s> {
         };
         let window = &self.recent[..if p.penalties_on() { self.recent_len } else { 0 }];
         let fits = |k: usize| k <= SCAN_MAX_K && k + window.len() <= nv;
+        // The top k, most likely first, in `cand[..k]`.
+        let top = |k: usize, cand: &mut [Candidate]| {
+            if fits(k) {
+                top_by_scan(&p, logits, window, k, cand).map(|(len, _)| len)
+            } else {
+                top_by_sort(&p, logits, window, k, cand)
+            }
+        };
         let cand = &mut self.cand[..nv];
         if greedy {
-            let len = if fits(1) {
-                top_by_scan(&p, logits, window, 1, cand)?.0
-            } else {
-                top_by_sort(&p, logits, window, 1, cand)?
-            };
-            return Ok(cand[..len][0].id);
+            top(1, cand)?;
+            return Ok(cand[0].id);
         }
         if k == nv && (p.top_p < 1.0 || p.min_p > 0.0) && fits(PREFIX_START) {
             if let Some(keep) = cut_within_best(&p, logits, window, cand)? {
                 return Ok(draw(&mut self.rng, &cand[..keep], p.temperature));
             }
         }
-        let len = if fits(k) {
-            top_by_scan(&p, logits, window, k, cand)?.0
-        } else {
-            top_by_sort(&p, logits, window, k, cand)?
-        };
+        let len = top(k, cand)?;
         // The top k, most likely first: every token's share of the softmax
         // is among them.
         let cand = &cand[..len];
