@@ -483,9 +483,10 @@ fn cut_within_best(
     let max = best[0].logit;
     let floor = if p.min_p > 0.0 { max + math::logf(p.min_p) } else { f32::INFINITY };
     let by_min = best.iter().take_while(|c| c.logit >= floor).count();
+    // The best ones' share of the softmax, in units of the best one's.
+    let share: f32 = best.iter().map(|c| math::expf(c.logit - max)).sum();
     if p.min_p > 0.0 && by_min < len {
         let keep = by_min.max(1);
-        let share: f32 = best.iter().map(|c| math::expf(c.logit - max)).sum();
         let before: f32 = best[..keep - 1].iter().map(|c| math::expf(c.logit - max)).sum();
         // A margin for rounding: the cut proper divides term by term.
         if p.top_p >= 1.0 || before < p.top_p * share * (1.0 - 1e-4) {
@@ -493,15 +494,14 @@ fn cut_within_best(
         }
     }
     let pen = &cand[nv - window_len..][..n_pen];
-    let (total, above) = mass(logits, pen, cand[0].logit, floor);
-    if let Some(keep) = truncation(p, &cand[..len], total, false) {
+    let (total, above) = mass(logits, pen, max, floor);
+    if let Some(keep) = truncation(p, best, total, false) {
         return Ok(Some(keep));
     }
     // Too few: every further candidate has at most the last one's share,
     // which bounds how many top-p needs; min-p needs `above`.
-    let last = math::expf(cand[len - 1].logit - cand[0].logit);
-    let have: f32 = cand[..len].iter().map(|c| math::expf(c.logit - cand[0].logit)).sum();
-    let by_p = if p.top_p < 1.0 { len as f32 + (p.top_p * total - have) / last } else { f32::INFINITY };
+    let last = math::expf(best[len - 1].logit - max);
+    let by_p = if p.top_p < 1.0 { len as f32 + (p.top_p * total - share) / last } else { f32::INFINITY };
     let by_min = if p.min_p > 0.0 { above as f32 } else { f32::INFINITY };
     if by_min.min(by_p) >= SCAN_MAX_K as f32 || SCAN_MAX_K + window_len > nv {
         return Ok(None);
@@ -814,7 +814,7 @@ mod tests {
         assert!(compared > 150 && errors > 5, "{compared} lists and {errors} errors compared");
     }
 
-    /// Without a top-k, the sampler sorts only the best 256 (2048) candidates
+    /// Without a top-k, the sampler sorts only the best 256 (4096) candidates
     /// when top-p or min-p cut within them; it draws what sorting every
     /// candidate draws, for peaked and flat logits, with and without a
     /// penalty window.
