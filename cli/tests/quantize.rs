@@ -1,23 +1,15 @@
 //! `ember quantize` as a user runs it, on small GGUF files built with the
 //! writer: progress on stderr, the file written, unknown types and
 //! requantization without `--allow-requantize` refused with a clear message
-//! and no file left behind, a warning where ember cannot run the result. (The rules and bytes are tested in the `ember`
-//! crate: `runtime/tests/quantize*.rs`.)
+//! and no file left behind, a warning where ember cannot run the result.
+//! (The rules and bytes are tested in the `ember` crate:
+//! `runtime/tests/quantize*.rs`.)
 
 mod common;
 
 use ember::gguf::{File, Writer};
 use ember::quant::GgmlType;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-/// A fresh directory for one test.
-fn dir(test: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ember-cli-quantize-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use std::path::Path;
 
 /// A tiny llama-like GGUF: a norm (F32), a weight of type `ty`, a tied embedding.
 fn write_model(path: &Path, ty: GgmlType) {
@@ -38,16 +30,12 @@ fn write_model(path: &Path, ty: GgmlType) {
     std::fs::write(path, w.to_bytes()).unwrap();
 }
 
-fn ember(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ember")).args(args).output().expect("run ember")
-}
-
 #[test]
 fn quantizes_with_progress_on_stderr() {
-    let d = dir("ok");
-    let (inp, out) = (d.join("in.gguf"), d.join("out.gguf"));
+    let d = common::Scratch::new("quantize-ok");
+    let (inp, out) = (d.path("in.gguf"), d.path("out.gguf"));
     write_model(&inp, GgmlType::F32);
-    let o = ember(&["quantize", inp.to_str().unwrap(), out.to_str().unwrap(), "q4_0"]);
+    let o = common::ember(&["quantize", inp.to_str().unwrap(), out.to_str().unwrap(), "q4_0"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("[   1/   3]") && err.contains("[   3/   3]"), "a progress line per tensor:\n{err}");
@@ -60,53 +48,49 @@ fn quantizes_with_progress_on_stderr() {
     assert_eq!(f.tensor("token_embd.weight").unwrap().ty, GgmlType::Q6_K, "tied embedding");
     // A few tensors, no hyperparameters: written, with a warning.
     assert!(err.contains("warning: ember cannot run") && err.contains("out.gguf"), "{err}");
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// A model ember runs quantizes without the warning, and the result runs.
 #[test]
 fn a_runnable_model_quantizes_without_a_warning() {
-    let d = dir("runnable");
-    let (inp, out) = (d.join("in.gguf"), d.join("out.gguf"));
+    let d = common::Scratch::new("quantize-runnable");
+    let (inp, out) = (d.path("in.gguf"), d.path("out.gguf"));
     common::write_tiny_llama(&inp);
-    let o = ember(&["quantize", inp.to_str().unwrap(), out.to_str().unwrap(), "q8_0"]);
+    let o = common::ember(&["quantize", inp.to_str().unwrap(), out.to_str().unwrap(), "q8_0"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(!err.contains("warning"), "{err}");
-    let o = ember(&["run", "-m", out.to_str().unwrap(), "-p", "ab", "-n", "2", "--temp", "0"]);
+    let o = common::ember(&["run", "-m", out.to_str().unwrap(), "-p", "ab", "-n", "2", "--temp", "0"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
 fn unknown_type_is_an_error_listing_the_types() {
-    let d = dir("unknown");
-    let (inp, out) = (d.join("in.gguf"), d.join("out.gguf"));
+    let d = common::Scratch::new("quantize-unknown");
+    let (inp, out) = (d.path("in.gguf"), d.path("out.gguf"));
     write_model(&inp, GgmlType::F32);
-    let o = ember(&["quantize", inp.to_str().unwrap(), out.to_str().unwrap(), "Q3_K_XL"]);
+    let o = common::ember(&["quantize", inp.to_str().unwrap(), out.to_str().unwrap(), "Q3_K_XL"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(err.contains("`Q3_K_XL` is not a type ember quantizes to") && err.contains("Q4_K (= Q4_K_M)"), "{err}");
     assert!(!out.exists());
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
 fn requantizing_needs_the_flag() {
-    let d = dir("requant");
-    let (inp, out) = (d.join("in.gguf"), d.join("out.gguf"));
+    let d = common::Scratch::new("quantize-requant");
+    let (inp, out) = (d.path("in.gguf"), d.path("out.gguf"));
     write_model(&inp, GgmlType::Q4_1);
-    let o = ember(&["quantize", inp.to_str().unwrap(), out.to_str().unwrap(), "Q8_0"]);
+    let o = common::ember(&["quantize", inp.to_str().unwrap(), out.to_str().unwrap(), "Q8_0"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(err.contains("blk.0.attn_q.weight") && err.contains("--allow-requantize"), "{err}");
-    assert!(!out.exists() && !d.join("out.gguf.partial").exists(), "no file left behind");
+    assert!(!out.exists() && !d.path("out.gguf.partial").exists(), "no file left behind");
 
-    let o = ember(&["quantize", "--allow-requantize", inp.to_str().unwrap(), out.to_str().unwrap(), "Q8_0"]);
+    let o = common::ember(&["quantize", "--allow-requantize", inp.to_str().unwrap(), out.to_str().unwrap(), "Q8_0"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let bytes = std::fs::read(&out).unwrap();
     assert_eq!(File::parse(&bytes).unwrap().tensor("blk.0.attn_q.weight").unwrap().ty, GgmlType::Q8_0);
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// `ember quantize in.gguf in.gguf Q8_0` succeeded and replaced the model
@@ -114,30 +98,29 @@ fn requantizing_needs_the_flag() {
 /// after all the work. Both are refused before anything is written.
 #[test]
 fn output_onto_the_input_or_a_folder_is_refused() {
-    let d = dir("onto-input");
-    let inp = d.join("in.gguf");
+    let d = common::Scratch::new("quantize-onto-input");
+    let inp = d.path("in.gguf");
     write_model(&inp, GgmlType::F32);
     let before = std::fs::read(&inp).unwrap();
-    let same = d.join(".").join("in.gguf");
+    let same = d.path(".").join("in.gguf");
     for out in [inp.to_str().unwrap(), same.to_str().unwrap()] {
-        let o = ember(&["quantize", inp.to_str().unwrap(), out, "q8_0"]);
+        let o = common::ember(&["quantize", inp.to_str().unwrap(), out, "q8_0"]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{err}");
         assert!(err.contains("the output path is the input file"), "{err}");
         assert!(!err.contains("panicked"), "{err}");
     }
     assert_eq!(std::fs::read(&inp).unwrap(), before, "the input is unchanged");
-    let folder = d.join("sub");
+    let folder = d.path("sub");
     std::fs::create_dir(&folder).unwrap();
-    let o = ember(&["quantize", inp.to_str().unwrap(), folder.to_str().unwrap(), "q8_0"]);
+    let o = common::ember(&["quantize", inp.to_str().unwrap(), folder.to_str().unwrap(), "q8_0"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("the output path is a folder") && !err.contains("[   1/"), "{err}");
     // A hard link to the input is another name: replacing it keeps the input.
-    let link = d.join("link.gguf");
+    let link = d.path("link.gguf");
     std::fs::hard_link(&inp, &link).unwrap();
-    let o = ember(&["quantize", inp.to_str().unwrap(), link.to_str().unwrap(), "q8_0"]);
+    let o = common::ember(&["quantize", inp.to_str().unwrap(), link.to_str().unwrap(), "q8_0"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read(&inp).unwrap(), before, "the input is unchanged");
-    std::fs::remove_dir_all(&d).unwrap();
 }
